@@ -1,0 +1,113 @@
+//! The `vodup` command. It only wires: parsing arguments, calling the crates that do the work, and
+//! turning outcomes into output and exit codes.
+//!
+//! Today it offers the wire-level tools that need no service: `vodup crc64` (the CRC-64 OSS reports for
+//! a file) and `vodup decode` (read an `UploadAddress` or `UploadAuth` with its secrets redacted).
+//! `upload`, `serve` and `keys` arrive with their issues.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use vodup_proto::crc64::Crc64;
+use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
+
+/// Upload media to ApsaraVideo VOD, or run a self-hosted VOD upload service.
+#[derive(Debug, Parser)]
+#[command(name = "vodup", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CRC-64 of files as OSS reports it in x-oss-hash-crc64ecma (unsigned decimal).
+    Crc64 {
+        /// Files to checksum; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Decode a Base64 UploadAddress or UploadAuth and print it as JSON, secrets redacted.
+    Decode {
+        /// The Base64 value as a VOD Create*/Refresh* call returned it.
+        value: String,
+    },
+}
+
+/// Exit codes (the full table is in the README).
+mod exit {
+    pub const INPUT: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Crc64 { files } => crc64(&files),
+        Command::Decode { value } => decode(&value),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vodup: {error:#}");
+            ExitCode::from(exit::INPUT)
+        }
+    }
+}
+
+fn crc64(files: &[PathBuf]) -> Result<()> {
+    let mut stdout = io::stdout().lock();
+    let mut buffer = vec![0u8; 1 << 20];
+    for path in files {
+        let mut reader: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+        };
+        let mut crc = Crc64::new();
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
+            crc.update(&buffer[..n]);
+        }
+        writeln!(stdout, "{}  {}  {}", crc.value(), crc.len(), path.display())?;
+    }
+    Ok(())
+}
+
+fn decode(value: &str) -> Result<()> {
+    let json = match UploadAuth::decode(value) {
+        Ok(auth) => serde_json::json!({
+            "UploadAuth": {
+                "AccessKeyId": auth.access_key_id,
+                "AccessKeySecret": auth.access_key_secret.to_string(),
+                "SecurityToken": auth.security_token.to_string(),
+                "Expiration": auth.expiration,
+                "ExpireUTCTime": auth.expire_utc_time,
+                "Region": auth.region,
+            }
+        }),
+        Err(_) => {
+            let address = UploadAddress::decode(value)
+                .context("the value is neither an UploadAuth nor an UploadAddress (Base64 of VOD's JSON)")?;
+            serde_json::json!({ "UploadAddress": address })
+        }
+    };
+    writeln!(io::stdout().lock(), "{}", serde_json::to_string_pretty(&json)?)?;
+    Ok(())
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,275 @@
+//! OSS error codes with their HTTP statuses and default messages, and the `<Error>` body
+//! (oss-api.md §6.7, §7).
+//!
+//! HEAD responses carry no body, so the same XML goes Base64-encoded into `x-oss-err`; both official
+//! clients decode it from there.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! codes {
+    ($($variant:ident = ($status:literal, $message:literal),)+) => {
+        /// An OSS error code vodup sends or recognizes. The wire spelling is the variant name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum OssErrorCode {
+            $(
+                #[doc = concat!("HTTP ", stringify!($status), ": ", $message)]
+                $variant,
+            )+
+        }
+
+        impl OssErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [OssErrorCode] = &[$(OssErrorCode::$variant),+];
+
+            /// The `<Code>` on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(OssErrorCode::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// The HTTP status this code is sent with.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(OssErrorCode::$variant => $status,)+
+                }
+            }
+
+            /// The message OSS sends with this code.
+            pub fn default_message(self) -> &'static str {
+                match self {
+                    $(OssErrorCode::$variant => $message,)+
+                }
+            }
+
+            /// The code for a wire string, if vodup knows it.
+            pub fn from_wire(code: &str) -> Option<Self> {
+                match code {
+                    $(stringify!($variant) => Some(OssErrorCode::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    AccessDenied = (403, "You have no right to access this object because of bucket acl."),
+    InvalidAccessKeyId = (403, "The OSS Access Key Id you provided does not exist in our records."),
+    SignatureDoesNotMatch = (403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."),
+    SecurityTokenExpired = (403, "The security token you provided has expired."),
+    InvalidSecurityToken = (403, "The security token you provided is invalid."),
+    RequestTimeTooSkewed = (403, "The difference between the request time and the current time is too large."),
+    NoSuchBucket = (404, "The specified bucket does not exist."),
+    NoSuchKey = (404, "The specified key does not exist."),
+    NoSuchUpload = (404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."),
+    InvalidPart = (400, "One or more of the specified parts could not be found or the specified entity tag might not have matched the part's entity tag."),
+    InvalidPartOrder = (400, "The list of parts was not in ascending order. The parts list must be specified in order by part number."),
+    EntityTooSmall = (400, "Your proposed upload is smaller than the minimum allowed size."),
+    EntityTooLarge = (400, "Your proposed upload exceeds the maximum allowed size."),
+    InvalidArgument = (400, "An argument is invalid."),
+    InvalidDigest = (400, "The Content-MD5 you specified did not match what we received."),
+    MalformedXML = (400, "The XML you provided was not well-formed or did not validate against our published schema."),
+    InvalidObjectName = (400, "The specified object name is invalid."),
+    InvalidBucketName = (400, "The specified bucket is not valid."),
+    InvalidRequest = (400, "The request is invalid."),
+    IncompleteBody = (400, "You did not provide the number of bytes specified by the Content-Length HTTP header."),
+    RequestTimeout = (400, "Your socket connection to the server was not read from or written to within the timeout period."),
+    MissingContentLength = (411, "You must provide the Content-Length HTTP header."),
+    MethodNotAllowed = (405, "The specified method is not allowed against this resource."),
+    FileAlreadyExists = (409, "The object you specified already exists and can not be overwritten."),
+    PreconditionFailed = (412, "At least one of the pre-conditions you specified did not hold."),
+    InvalidRange = (416, "The requested range cannot be satisfied."),
+    NotImplemented = (501, "A header or operation you provided implies functionality that is not implemented."),
+    InternalError = (500, "We encountered an internal error. Please try again."),
+    ServiceUnavailable = (503, "The service is unavailable. Please try again."),
+}
+
+impl OssErrorCode {
+    /// Whether a client may retry: server faults, and clock skew once the clock is re-read
+    /// (alibabacloud-oss-v2's retryer does the same).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::InternalError
+                | Self::ServiceUnavailable
+                | Self::RequestTimeout
+                | Self::RequestTimeTooSkewed
+        )
+    }
+}
+
+impl fmt::Display for OssErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `<Error>` body. `Code` stays a string so that codes vodup does not know still reach the caller.
+/// The optional elements are the ones OSS adds for particular errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "Error")]
+pub struct OssError {
+    /// The error code (see [`OssErrorCode`]).
+    #[serde(rename = "Code")]
+    pub code: String,
+    /// A human-readable message.
+    #[serde(rename = "Message", default)]
+    pub message: String,
+    /// The request id, also in `x-oss-request-id`.
+    #[serde(rename = "RequestId", default)]
+    pub request_id: String,
+    /// The host that answered.
+    #[serde(rename = "HostId", default)]
+    pub host_id: String,
+    /// The bucket, for bucket errors.
+    #[serde(rename = "BucketName", default, skip_serializing_if = "Option::is_none")]
+    pub bucket_name: Option<String>,
+    /// The key, for `NoSuchKey` and key errors.
+    #[serde(rename = "Key", default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The upload id, for `NoSuchUpload`.
+    #[serde(rename = "UploadId", default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// The part number, for `InvalidPart`.
+    #[serde(rename = "PartNumber", default, skip_serializing_if = "Option::is_none")]
+    pub part_number: Option<String>,
+    /// The ETag, for `InvalidPart`.
+    #[serde(rename = "ETag", default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The argument at fault, for `InvalidArgument`.
+    #[serde(rename = "ArgumentName", default, skip_serializing_if = "Option::is_none")]
+    pub argument_name: Option<String>,
+    /// Its value.
+    #[serde(rename = "ArgumentValue", default, skip_serializing_if = "Option::is_none")]
+    pub argument_value: Option<String>,
+    /// For `SignatureDoesNotMatch`: the AccessKeyId used.
+    #[serde(rename = "OSSAccessKeyId", default, skip_serializing_if = "Option::is_none")]
+    pub oss_access_key_id: Option<String>,
+    /// For `SignatureDoesNotMatch`: the signature as sent.
+    #[serde(
+        rename = "SignatureProvided",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub signature_provided: Option<String>,
+    /// For `SignatureDoesNotMatch`: what the server signed.
+    #[serde(rename = "StringToSign", default, skip_serializing_if = "Option::is_none")]
+    pub string_to_sign: Option<String>,
+    /// For `SignatureDoesNotMatch`: the same, as space-separated hex bytes.
+    #[serde(
+        rename = "StringToSignBytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub string_to_sign_bytes: Option<String>,
+    /// The EC code, e.g. `0042-00000002`.
+    #[serde(rename = "EC", default, skip_serializing_if = "Option::is_none")]
+    pub ec: Option<String>,
+}
+
+impl OssError {
+    /// An error with the code's default message.
+    pub fn new(code: OssErrorCode, request_id: impl Into<String>, host_id: impl Into<String>) -> Self {
+        Self {
+            code: code.as_str().to_owned(),
+            message: code.default_message().to_owned(),
+            request_id: request_id.into(),
+            host_id: host_id.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Replaces the message.
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Fills in the `SignatureDoesNotMatch` details.
+    #[must_use]
+    pub fn with_string_to_sign(mut self, string_to_sign: &str, provided: &str, access_key_id: &str) -> Self {
+        self.string_to_sign_bytes = Some(
+            string_to_sign
+                .bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        self.string_to_sign = Some(string_to_sign.to_owned());
+        self.signature_provided = Some(provided.to_owned());
+        self.oss_access_key_id = Some(access_key_id.to_owned());
+        self
+    }
+
+    /// The known code, if any.
+    pub fn known_code(&self) -> Option<OssErrorCode> {
+        OssErrorCode::from_wire(&self.code)
+    }
+
+    /// The XML body, with declaration.
+    pub fn to_xml(&self) -> String {
+        super::xml::to_xml(self)
+    }
+
+    /// The `x-oss-err` header value for HEAD responses: Base64 of the XML body.
+    pub fn to_header(&self) -> String {
+        crate::mac::base64_encode(self.to_xml().as_bytes())
+    }
+
+    /// Parses an `<Error>` body.
+    pub fn from_xml(text: &str) -> Result<Self, super::xml::XmlError> {
+        super::xml::from_xml(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_with_error_statuses() {
+        for code in OssErrorCode::ALL {
+            assert_eq!(OssErrorCode::from_wire(code.as_str()), Some(*code));
+            assert!((400..600).contains(&code.http_status()), "{code}");
+        }
+        assert_eq!(OssErrorCode::MalformedXML.as_str(), "MalformedXML");
+        assert_eq!(OssErrorCode::NoSuchUpload.http_status(), 404);
+        assert_eq!(OssErrorCode::SecurityTokenExpired.http_status(), 403);
+        assert_eq!(OssErrorCode::MissingContentLength.http_status(), 411);
+    }
+
+    #[test]
+    fn error_xml_matches_the_spec_shape() {
+        let mut error = OssError::new(
+            OssErrorCode::NoSuchUpload,
+            "5F09E53B25D95C3235741737",
+            "vodbkt.oss-cn-shanghai.aliyuncs.com",
+        );
+        error.upload_id = Some("0004B9895DBBB6EC98E36".into());
+        error.ec = Some("0042-00000002".into());
+        assert_eq!(
+            error.to_xml(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.</Message><RequestId>5F09E53B25D95C3235741737</RequestId><HostId>vodbkt.oss-cn-shanghai.aliyuncs.com</HostId><UploadId>0004B9895DBBB6EC98E36</UploadId><EC>0042-00000002</EC></Error>"
+        );
+        assert_eq!(OssError::from_xml(&error.to_xml()).unwrap(), error);
+    }
+
+    #[test]
+    fn head_errors_travel_base64_encoded() {
+        let error = OssError::new(OssErrorCode::NoSuchKey, "r", "h");
+        let decoded = crate::mac::base64_decode_strict(&error.to_header()).unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), error.to_xml());
+    }
+
+    #[test]
+    fn signature_details_list_bytes_in_hex() {
+        let error = OssError::new(OssErrorCode::SignatureDoesNotMatch, "r", "h")
+            .with_string_to_sign("PUT\n", "sig", "ak");
+        assert_eq!(error.string_to_sign_bytes.as_deref(), Some("50 55 54 0a"));
+        assert!(error.to_xml().contains("<StringToSign>PUT\n</StringToSign>"));
+    }
+}

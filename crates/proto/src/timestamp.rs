@@ -1,0 +1,107 @@
+//! The date formats on the wire, each formatted from and parsed to [`SystemTime`].
+//!
+//! | format | where |
+//! |---|---|
+//! | `2024-01-01T12:00:00Z` ([`iso8601`]) | VOD `Timestamp`, `x-acs-date`, `ExpireUTCTime`, catalogue times |
+//! | `Wed, 25 Nov 2026 08:00:00 GMT` ([`http_date`]) | HTTP `Date`, OSS V1 string to sign, `Last-Modified` |
+//! | `20261125T080000Z` ([`oss_v4_date`]) | OSS V4 `x-oss-date`, with the scope date `20261125` |
+//! | `2026-11-25T20:36:49.000Z` ([`iso8601_millis`]) | OSS XML (`LastModified`, `Initiated`) |
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+const ISO8601: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+const ISO8601_MILLIS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+const OSS_V4_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
+
+fn utc(at: SystemTime) -> OffsetDateTime {
+    OffsetDateTime::from(at)
+}
+
+fn format(at: SystemTime, description: &[FormatItem<'static>]) -> String {
+    // Formatting a UTC date with numeric fields cannot fail for years 0..=9999.
+    utc(at)
+        .format(description)
+        .expect("a numeric date format always formats")
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` in UTC.
+pub fn iso8601(at: SystemTime) -> String {
+    format(at, ISO8601)
+}
+
+/// `YYYY-MM-DDThh:mm:ss.mmmZ` in UTC.
+pub fn iso8601_millis(at: SystemTime) -> String {
+    format(at, ISO8601_MILLIS)
+}
+
+/// RFC 1123 date in GMT, as HTTP `Date` and OSS V1 use it.
+pub fn http_date(at: SystemTime) -> String {
+    httpdate::fmt_http_date(at)
+}
+
+/// `YYYYMMDDTHHMMSSZ` in UTC, the OSS V4 `x-oss-date`.
+pub fn oss_v4_date(at: SystemTime) -> String {
+    format(at, OSS_V4_DATE)
+}
+
+/// Parses `YYYY-MM-DDThh:mm:ssZ`.
+pub fn parse_iso8601(text: &str) -> Option<SystemTime> {
+    time::PrimitiveDateTime::parse(text, ISO8601)
+        .ok()
+        .map(|t| t.assume_utc().into())
+}
+
+/// Parses an HTTP date (RFC 1123, and the obsolete forms HTTP allows).
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(text).ok()
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ`.
+pub fn parse_oss_v4_date(text: &str) -> Option<SystemTime> {
+    time::PrimitiveDateTime::parse(text, OSS_V4_DATE)
+        .ok()
+        .map(|t| t.assume_utc().into())
+}
+
+/// Seconds since the Unix epoch (0 for earlier times).
+pub fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The instant `seconds` after the Unix epoch.
+pub fn from_unix_seconds(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: u64 = 1_795_593_600; // 2026-11-25 08:00:00 UTC
+
+    #[test]
+    fn formats_match_the_wire() {
+        let at = from_unix_seconds(AT);
+        assert_eq!(iso8601(at), "2026-11-25T08:00:00Z");
+        assert_eq!(http_date(at), "Wed, 25 Nov 2026 08:00:00 GMT");
+        assert_eq!(oss_v4_date(at), "20261125T080000Z");
+        assert_eq!(
+            iso8601_millis(at + Duration::from_millis(7)),
+            "2026-11-25T08:00:00.007Z"
+        );
+    }
+
+    #[test]
+    fn parsers_invert_formatters() {
+        let at = from_unix_seconds(AT);
+        assert_eq!(parse_iso8601(&iso8601(at)), Some(at));
+        assert_eq!(parse_http_date(&http_date(at)), Some(at));
+        assert_eq!(parse_oss_v4_date(&oss_v4_date(at)), Some(at));
+        assert_eq!(parse_iso8601("2026-11-25 08:00:00"), None);
+    }
+}

@@ -1,0 +1,24 @@
+//! Test-only helpers shared by the integration tests of every vodup crate.
+//!
+//! For now it holds the skip rule: a test whose component is absent says why and skips, unless
+//! `VODUP_REQUIRE_ALL=1` (set by `.ci/run`), in which case the skip is a failure, so CI never passes by
+//! running less than everything. Loopback servers and fixtures join it with the service.
+
+/// The environment variable that turns skips into failures.
+pub const REQUIRE_ALL: &str = "VODUP_REQUIRE_ALL";
+
+/// Whether skips are failures in this run.
+pub fn require_all() -> bool {
+    std::env::var(REQUIRE_ALL).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Skips the calling test with `reason` (printed to stderr) or, under `VODUP_REQUIRE_ALL=1`, fails it.
+/// Returns so the caller can `return` right after.
+#[track_caller]
+pub fn skip(reason: &str) {
+    assert!(
+        !require_all(),
+        "{REQUIRE_ALL}=1 and this test would skip: {reason}"
+    );
+    eprintln!("SKIPPED: {reason}");
+}
