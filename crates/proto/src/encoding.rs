@@ -30,7 +30,9 @@ pub fn percent_encode_path(text: &str) -> String {
 /// Decodes `%XX` escapes (no `+` rule), as for a URL path. Invalid UTF-8 is an error, since object
 /// keys and parameters must be UTF-8.
 pub fn percent_decode(text: &str) -> Result<String, std::str::Utf8Error> {
-    percent_decode_str(text).decode_utf8().map(std::borrow::Cow::into_owned)
+    percent_decode_str(text)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Decodes an `application/x-www-form-urlencoded` string (a URL query or a form body) into ordered

@@ -399,16 +399,20 @@ fn check_scope_date(scope: &V4Scope, oss_date: &str) -> Result<(), SignatureErro
     Ok(())
 }
 
-/// `a;b` into names; an empty list is an error in OSS (EC 0002-00000209).
+/// `a;b` into names, lower-cased and sorted: both official clients build the canonical request from
+/// the sorted list, whatever order oss2 writes into the header (it sorts by first letter only). An
+/// empty name is an error, as in OSS (EC 0002-00000209).
 fn parse_additional_headers(value: Option<&str>) -> Result<Vec<String>, SignatureError> {
     let Some(value) = value else { return Ok(Vec::new()) };
-    let names: Vec<String> = value.split(';').map(|n| n.trim().to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = value.split(';').map(|n| n.trim().to_ascii_lowercase()).collect();
     if names.iter().any(String::is_empty) {
         return Err(SignatureError::malformed(
             "AdditionalHeaders",
             "empty header name",
         ));
     }
+    names.sort_unstable();
+    names.dedup();
     Ok(names)
 }
 
@@ -474,6 +478,20 @@ mod tests {
             assert_eq!(scope.region, "cn-shanghai");
             assert_eq!(additional_headers, vec!["host".to_owned()]);
         }
+    }
+
+    // oss2 writes AdditionalHeaders sorted by first letter only; the signature covers the sorted list.
+    #[test]
+    fn additional_headers_are_sorted_for_signing() {
+        assert_eq!(
+            parse_additional_headers(Some("host;Cache-Control;content-disposition")).unwrap(),
+            vec![
+                "cache-control".to_owned(),
+                "content-disposition".to_owned(),
+                "host".to_owned()
+            ]
+        );
+        assert!(parse_additional_headers(Some("host;")).is_err());
     }
 
     #[test]

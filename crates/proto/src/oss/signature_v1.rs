@@ -107,6 +107,61 @@ pub const SUB_RESOURCES: &[&str] = &[
     "x-oss-write-get-object-response",
 ];
 
+/// alibabacloud-oss-v2 1.4.1's own, shorter list. It signs only these (plus per-operation extras), so
+/// for example its GetObject with `x-oss-process` leaves that parameter out of the string to sign
+/// where oss2 puts it in. The verifier accepts either reading ([`verify`]).
+pub const SUB_RESOURCES_V2: &[&str] = &[
+    "acl",
+    "append",
+    "bucketInfo",
+    "callback",
+    "callback-var",
+    "cloudboxes",
+    "continuation-token",
+    "delete",
+    "location",
+    "objectMeta",
+    "partNumber",
+    "position",
+    "regionList",
+    "resourceGroup",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "restore",
+    "security-token",
+    "sequential",
+    "stat",
+    "symlink",
+    "tagging",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+];
+
+/// Which sub-resource list a string to sign is built over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubResourceList {
+    /// [`SUB_RESOURCES`]: what OSS documents and oss2 signs; vodup's SDK signs with it.
+    Full,
+    /// [`SUB_RESOURCES_V2`]: what alibabacloud-oss-v2 1.4.1 signs.
+    OssV2Client,
+}
+
+impl SubResourceList {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Self::Full => SUB_RESOURCES,
+            Self::OssV2Client => SUB_RESOURCES_V2,
+        }
+    }
+}
+
 /// Whether `name` is a signed sub-resource.
 pub fn is_sub_resource(name: &str) -> bool {
     SUB_RESOURCES.binary_search(&name).is_ok()
@@ -115,11 +170,16 @@ pub fn is_sub_resource(name: &str) -> bool {
 /// `/{bucket}/{key}` (decoded) plus `?` and the signed sub-resources sorted by name, `k=v` or `k` when
 /// the value is empty.
 pub fn canonical_resource(request: &OssRequest<'_>) -> String {
+    canonical_resource_over(request, SubResourceList::Full)
+}
+
+fn canonical_resource_over(request: &OssRequest<'_>, list: SubResourceList) -> String {
+    let sub_resources = list.names();
     let mut resource = request.resource_path();
     let mut signed: Vec<(&str, &str)> = request
         .query
         .iter()
-        .filter(|(k, _)| is_sub_resource(k))
+        .filter(|(k, _)| sub_resources.binary_search(&k.as_str()).is_ok())
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     signed.sort_unstable();
@@ -151,6 +211,11 @@ fn canonical_oss_headers(request: &OssRequest<'_>) -> String {
 
 /// The string to sign, with `date` in the Date slot.
 pub fn string_to_sign(request: &OssRequest<'_>, date: &str) -> String {
+    string_to_sign_over(request, date, SubResourceList::Full)
+}
+
+/// The string to sign over a chosen sub-resource list.
+pub fn string_to_sign_over(request: &OssRequest<'_>, date: &str, list: SubResourceList) -> String {
     format!(
         "{}\n{}\n{}\n{}\n{}{}",
         request.method,
@@ -158,7 +223,7 @@ pub fn string_to_sign(request: &OssRequest<'_>, date: &str) -> String {
         request.header_joined("content-type").unwrap_or_default(),
         date,
         canonical_oss_headers(request),
-        canonical_resource(request)
+        canonical_resource_over(request, list)
     )
 }
 
@@ -204,13 +269,31 @@ pub fn presign_query(
 }
 
 /// Verifies `signature` (Base64, as sent) with `date` in the Date slot.
+///
+/// The full sub-resource list is tried first. If that fails and the query holds a parameter that only
+/// the full list signs, the reading of alibabacloud-oss-v2 is tried too: both official clients must
+/// work. Such parameters (`x-oss-process`, `x-oss-traffic-limit`…) change nothing on the upload path.
+/// A failure reports the full-list string to sign.
 pub fn verify(
     request: &OssRequest<'_>,
     date: &str,
     signature: &str,
     secret: &AccessKeySecret,
 ) -> Result<(), SignatureError> {
-    verify_string(secret, &string_to_sign(request, date), signature)
+    let full = verify_string(secret, &string_to_sign(request, date), signature);
+    let differs = request
+        .query
+        .iter()
+        .any(|(k, _)| is_sub_resource(k) && SUB_RESOURCES_V2.binary_search(&k.as_str()).is_err());
+    if full.is_ok() || !differs {
+        return full;
+    }
+    verify_string(
+        secret,
+        &string_to_sign_over(request, date, SubResourceList::OssV2Client),
+        signature,
+    )
+    .or(full)
 }
 
 /// Verifies `signature` over an already built string to sign.
@@ -252,6 +335,8 @@ mod tests {
     #[test]
     fn sub_resources_are_sorted_for_binary_search() {
         assert!(SUB_RESOURCES.windows(2).all(|w| w[0] < w[1]));
+        assert!(SUB_RESOURCES_V2.windows(2).all(|w| w[0] < w[1]));
+        assert!(SUB_RESOURCES_V2.iter().all(|name| is_sub_resource(name)));
         assert!(is_sub_resource("uploadId") && is_sub_resource("security-token"));
         assert!(!is_sub_resource("encoding-type") && !is_sub_resource("max-parts"));
     }

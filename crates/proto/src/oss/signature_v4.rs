@@ -32,8 +32,8 @@ pub fn scope(date: &str, region: &str, product: &str) -> String {
     format!("{date}/{region}/{product}/{TERMINATOR}")
 }
 
-/// The canonical request. `additional_headers` are lower-case names in the order the client listed
-/// them; `payload_hash` is the `x-oss-content-sha256` value (`UNSIGNED-PAYLOAD` for presigned URLs).
+/// The canonical request. `additional_headers` are lower-case names, sorted (as both official clients
+/// sign them); `payload_hash` is the `x-oss-content-sha256` value (`UNSIGNED-PAYLOAD` for presigned URLs).
 pub fn canonical_request(
     request: &OssRequest<'_>,
     additional_headers: &[String],
@@ -109,13 +109,19 @@ pub fn authorization(
     at: SystemTime,
     additional_headers: &[String],
 ) -> String {
+    let mut additional_headers: Vec<String> = additional_headers
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    additional_headers.sort_unstable();
+    additional_headers.dedup();
     let oss_date = timestamp::oss_v4_date(at);
     let day = &oss_date[..8];
     let scope = scope(day, region, PRODUCT);
     let payload_hash = request
         .header_joined(X_OSS_CONTENT_SHA256)
         .unwrap_or_else(|| UNSIGNED_PAYLOAD.to_owned());
-    let canonical = canonical_request(request, additional_headers, &payload_hash);
+    let canonical = canonical_request(request, &additional_headers, &payload_hash);
     let signature = sign(
         &signing_key(secret, day, region, PRODUCT),
         &string_to_sign(&oss_date, &scope, &canonical),
