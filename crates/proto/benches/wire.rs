@@ -40,9 +40,7 @@ fn buffer() -> Vec<u8> {
 #[divan::bench(min_time = Duration::from_secs(2))]
 fn crc64_one_shot(bencher: Bencher) {
     let data = buffer();
-    bencher
-        .counter(BytesCount::new(data.len()))
-        .bench(|| crc64::checksum(black_box(&data)));
+    bencher.counter(BytesCount::new(data.len())).bench(|| crc64::checksum(black_box(&data)));
 }
 
 #[divan::bench(args = [4 << 10, 1 << 20], min_time = Duration::from_secs(2))]
@@ -60,9 +58,7 @@ fn crc64_streamed(bencher: Bencher, chunk: usize) {
 #[divan::bench(min_time = Duration::from_secs(2))]
 fn md5(bencher: Bencher) {
     let data = buffer();
-    bencher
-        .counter(BytesCount::new(data.len()))
-        .bench(|| mac::md5(black_box(&data)));
+    bencher.counter(BytesCount::new(data.len())).bench(|| mac::md5(black_box(&data)));
 }
 
 fn vod_params() -> Vec<(String, String)> {
@@ -104,10 +100,7 @@ fn sign_vod_acs3(bencher: Bencher) {
         ("x-acs-version", "2017-03-21"),
         ("x-acs-date", "2024-01-01T12:00:00Z"),
         ("x-acs-signature-nonce", "3ee8c1b883d344afa94f4e0ad82fd6cf"),
-        (
-            "x-acs-content-sha256",
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        ),
+        ("x-acs-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
     ] {
         headers.insert(k, HeaderValue::from_static(v));
     }
@@ -129,22 +122,13 @@ fn oss_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("date", HeaderValue::from_static("Wed, 25 Nov 2026 08:00:00 GMT"));
     headers.insert("x-oss-date", HeaderValue::from_static("20261125T080000Z"));
-    headers.insert(
-        "x-oss-content-sha256",
-        HeaderValue::from_static("UNSIGNED-PAYLOAD"),
-    );
-    headers.insert(
-        "x-oss-security-token",
-        HeaderValue::from_static("CAIS-example-token"),
-    );
+    headers.insert("x-oss-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
+    headers.insert("x-oss-security-token", HeaderValue::from_static("CAIS-example-token"));
     headers
 }
 
 fn part_query() -> Vec<(String, String)> {
-    vec![
-        ("partNumber".into(), "1".into()),
-        ("uploadId".into(), "0004B9895DBBB6EC98E36".into()),
-    ]
+    vec![("partNumber".into(), "1".into()), ("uploadId".into(), "0004B9895DBBB6EC98E36".into())]
 }
 
 #[divan::bench]
@@ -227,9 +211,6 @@ fn decode_upload_auth(bencher: Bencher) {
     )
     .encode();
     bencher.bench(|| {
-        (
-            UploadAuth::decode(black_box(&auth)).unwrap(),
-            UploadAddress::decode(black_box(&address)).unwrap(),
-        )
+        (UploadAuth::decode(black_box(&auth)).unwrap(), UploadAddress::decode(black_box(&address)).unwrap())
     });
 }

@@ -32,10 +32,7 @@ pub struct Crc64 {
 impl Crc64 {
     /// A CRC over zero bytes so far.
     pub fn new() -> Self {
-        Self {
-            digest: Digest::new(ALGORITHM),
-            len: 0,
-        }
+        Self { digest: Digest::new(ALGORITHM), len: 0 }
     }
 
     /// Adds `chunk` to the checksum.
@@ -68,10 +65,7 @@ impl Default for Crc64 {
 
 impl std::fmt::Debug for Crc64 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Crc64")
-            .field("value", &self.value())
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("Crc64").field("value", &self.value()).field("len", &self.len).finish()
     }
 }
 
@@ -99,14 +93,8 @@ mod tests {
     fn combine_matches_the_spec_example() {
         let combined = combine(checksum(b"hello "), checksum(b"world"), 5);
         assert_eq!(combined, 5_981_764_153_023_615_706);
-        assert_eq!(
-            combine(checksum(b"hello world"), checksum(b""), 0),
-            5_981_764_153_023_615_706
-        );
-        assert_eq!(
-            combine(0, checksum(b"hello world"), 11),
-            5_981_764_153_023_615_706
-        );
+        assert_eq!(combine(checksum(b"hello world"), checksum(b""), 0), 5_981_764_153_023_615_706);
+        assert_eq!(combine(0, checksum(b"hello world"), 11), 5_981_764_153_023_615_706);
     }
 
     #[test]
@@ -121,10 +109,7 @@ mod tests {
 
     #[test]
     fn header_parsing_is_strict() {
-        assert_eq!(
-            parse_header("5981764153023615706"),
-            Some(5_981_764_153_023_615_706)
-        );
+        assert_eq!(parse_header("5981764153023615706"), Some(5_981_764_153_023_615_706));
         assert_eq!(parse_header("18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_header("18446744073709551616"), None);
         assert_eq!(parse_header("-1"), None);

@@ -8,11 +8,7 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 /// Every byte except the RFC 3986 unreserved characters.
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Like [`RFC3986`] but keeping `/`, for paths.
 const RFC3986_PATH: &AsciiSet = &RFC3986.remove(b'/');
@@ -30,17 +26,13 @@ pub fn percent_encode_path(text: &str) -> String {
 /// Decodes `%XX` escapes (no `+` rule), as for a URL path. Invalid UTF-8 is an error, since object
 /// keys and parameters must be UTF-8.
 pub fn percent_decode(text: &str) -> Result<String, std::str::Utf8Error> {
-    percent_decode_str(text)
-        .decode_utf8()
-        .map(std::borrow::Cow::into_owned)
+    percent_decode_str(text).decode_utf8().map(std::borrow::Cow::into_owned)
 }
 
 /// Decodes an `application/x-www-form-urlencoded` string (a URL query or a form body) into ordered
 /// pairs: `+` is a space, `%XX` is a UTF-8 byte, a pair without `=` has an empty value.
 pub fn form_decode(text: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(text.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    form_urlencoded::parse(text.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 /// Encodes pairs as a query string with [`percent_encode`] on names and values (`k=v&k2=v2`). Pairs keep
@@ -82,10 +74,7 @@ mod tests {
 
     #[test]
     fn path_decoding_keeps_plus() {
-        assert_eq!(
-            percent_decode("video%20file+1%2F.mp4").unwrap(),
-            "video file+1/.mp4"
-        );
+        assert_eq!(percent_decode("video%20file+1%2F.mp4").unwrap(), "video file+1/.mp4");
         assert!(percent_decode("%FF").is_err());
     }
 }

@@ -97,9 +97,7 @@ fn check_mac(provided: &[u8], expected: &[u8], string_to_sign: &str) -> Result<(
     if bool::from(provided.ct_eq(expected)) {
         Ok(())
     } else {
-        Err(SignatureError::Mismatch {
-            string_to_sign: string_to_sign.to_owned(),
-        })
+        Err(SignatureError::Mismatch { string_to_sign: string_to_sign.to_owned() })
     }
 }
 
@@ -114,10 +112,7 @@ mod tests {
 
     #[test]
     fn sha256_hex_of_empty_body_matches_acs3() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]

@@ -28,9 +28,6 @@ pub enum SignatureError {
 
 impl SignatureError {
     pub(crate) fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
-        Self::Malformed {
-            what,
-            detail: detail.into(),
-        }
+        Self::Malformed { what, detail: detail.into() }
     }
 }

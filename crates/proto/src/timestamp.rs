@@ -24,9 +24,7 @@ fn utc(at: SystemTime) -> OffsetDateTime {
 
 fn format(at: SystemTime, description: &[FormatItem<'static>]) -> String {
     // Formatting a UTC date with numeric fields cannot fail for years 0..=9999.
-    utc(at)
-        .format(description)
-        .expect("a numeric date format always formats")
+    utc(at).format(description).expect("a numeric date format always formats")
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` in UTC.
@@ -51,9 +49,7 @@ pub fn oss_v4_date(at: SystemTime) -> String {
 
 /// Parses `YYYY-MM-DDThh:mm:ssZ`.
 pub fn parse_iso8601(text: &str) -> Option<SystemTime> {
-    time::PrimitiveDateTime::parse(text, ISO8601)
-        .ok()
-        .map(|t| t.assume_utc().into())
+    time::PrimitiveDateTime::parse(text, ISO8601).ok().map(|t| t.assume_utc().into())
 }
 
 /// Parses an HTTP date (RFC 1123, and the obsolete forms HTTP allows).
@@ -63,9 +59,7 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 
 /// Parses `YYYYMMDDTHHMMSSZ`.
 pub fn parse_oss_v4_date(text: &str) -> Option<SystemTime> {
-    time::PrimitiveDateTime::parse(text, OSS_V4_DATE)
-        .ok()
-        .map(|t| t.assume_utc().into())
+    time::PrimitiveDateTime::parse(text, OSS_V4_DATE).ok().map(|t| t.assume_utc().into())
 }
 
 /// Seconds since the Unix epoch (0 for earlier times).
@@ -90,10 +84,7 @@ mod tests {
         assert_eq!(iso8601(at), "2026-11-25T08:00:00Z");
         assert_eq!(http_date(at), "Wed, 25 Nov 2026 08:00:00 GMT");
         assert_eq!(oss_v4_date(at), "20261125T080000Z");
-        assert_eq!(
-            iso8601_millis(at + Duration::from_millis(7)),
-            "2026-11-25T08:00:00.007Z"
-        );
+        assert_eq!(iso8601_millis(at + Duration::from_millis(7)), "2026-11-25T08:00:00.007Z");
     }
 
     #[test]

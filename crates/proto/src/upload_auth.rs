@@ -65,12 +65,7 @@ impl UploadAddress {
     pub fn new(endpoint: impl Into<String>, bucket: impl Into<String>, file_name: impl Into<String>) -> Self {
         let file_name = file_name.into();
         let object_prefix = is_playlist(&file_name).then(|| directory_of(&file_name));
-        Self {
-            endpoint: endpoint.into(),
-            bucket: bucket.into(),
-            file_name,
-            object_prefix,
-        }
+        Self { endpoint: endpoint.into(), bucket: bucket.into(), file_name, object_prefix }
     }
 
     /// Base64(JSON), as the `UploadAddress` response field.
@@ -85,19 +80,11 @@ impl UploadAddress {
         let mut address: Self = decode_json(FIELD, text)?;
         for (name, value) in [("Endpoint", &address.endpoint), ("Bucket", &address.bucket)] {
             if value.is_empty() {
-                return Err(UploadAuthError::Invalid {
-                    field: FIELD,
-                    name,
-                    detail: "empty".into(),
-                });
+                return Err(UploadAuthError::Invalid { field: FIELD, name, detail: "empty".into() });
             }
         }
         if address.file_name.is_empty() {
-            return Err(UploadAuthError::Invalid {
-                field: FIELD,
-                name: "FileName",
-                detail: "empty".into(),
-            });
+            return Err(UploadAuthError::Invalid { field: FIELD, name: "FileName", detail: "empty".into() });
         }
         if address.object_prefix.is_none() && is_playlist(&address.file_name) {
             address.object_prefix = Some(directory_of(&address.file_name));
@@ -201,8 +188,7 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
 }
 
 fn is_playlist(key: &str) -> bool {
-    key.rsplit_once('.')
-        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("m3u8"))
+    key.rsplit_once('.').is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("m3u8"))
 }
 
 fn directory_of(key: &str) -> String {
@@ -222,10 +208,7 @@ mod tests {
         let address = UploadAddress::decode(ADDRESS_B64).unwrap();
         assert_eq!(address.endpoint, "https://oss-cn-shanghai.aliyuncs.com");
         assert_eq!(address.bucket, "outin-0123456789abcdef0123456789abcdef");
-        assert_eq!(
-            address.file_name,
-            "sv/1a2b3c4d-18f2a3b4c5d/1a2b3c4d-18f2a3b4c5d.mp4"
-        );
+        assert_eq!(address.file_name, "sv/1a2b3c4d-18f2a3b4c5d/1a2b3c4d-18f2a3b4c5d.mp4");
         assert_eq!(address.object_prefix, None);
     }
 
@@ -274,10 +257,7 @@ mod tests {
         let decoded = UploadAuth::decode(&auth.encode()).unwrap();
         assert_eq!(decoded, auth);
         assert_eq!(decoded.lifetime(), Some(Duration::from_secs(3600)));
-        assert_eq!(
-            decoded.expires_at(),
-            timestamp::parse_iso8601("2030-01-01T01:00:00Z")
-        );
+        assert_eq!(decoded.expires_at(), timestamp::parse_iso8601("2030-01-01T01:00:00Z"));
     }
 
     #[test]
@@ -292,16 +272,9 @@ mod tests {
     #[test]
     fn bad_input_says_which_field() {
         let err = UploadAuth::decode("not base64!").unwrap_err();
-        assert!(
-            err.to_string().starts_with("UploadAuth is not valid Base64"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("UploadAuth is not valid Base64"), "{err}");
         let err = UploadAddress::decode(&base64_encode(b"[1,2]")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("UploadAddress is not the expected JSON"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("UploadAddress is not the expected JSON"), "{err}");
     }
 
     #[test]

@@ -22,15 +22,8 @@ use vodup_proto::timestamp;
 use vodup_proto::vod::{signature_acs3, signature_v1 as vod_v1};
 use vodup_proto::{Secret, SignatureError};
 
-const SCHEMES: &[&str] = &[
-    "vod_v1",
-    "vod_acs3",
-    "oss_v1_header",
-    "oss_v1_presign",
-    "oss_v4_header",
-    "oss_v4_presign",
-    "crc64",
-];
+const SCHEMES: &[&str] =
+    &["vod_v1", "vod_acs3", "oss_v1_header", "oss_v1_presign", "oss_v4_header", "oss_v4_presign", "crc64"];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -40,10 +33,7 @@ fn repo_root() -> PathBuf {
 fn official_clients_agree_on_random_cases() {
     let Some(python) = std::env::var_os("VODUP_PYTHON") else {
         let reason = "VODUP_PYTHON is not set (run scripts/test, which builds the pinned venv)";
-        assert!(
-            std::env::var("VODUP_REQUIRE_ALL").as_deref() != Ok("1"),
-            "VODUP_REQUIRE_ALL=1 and {reason}"
-        );
+        assert!(std::env::var("VODUP_REQUIRE_ALL").as_deref() != Ok("1"), "VODUP_REQUIRE_ALL=1 and {reason}");
         eprintln!("SKIPPED: {reason}");
         return;
     };
@@ -51,9 +41,7 @@ fn official_clients_agree_on_random_cases() {
         .ok()
         .map(|s| s.parse().expect("VODUP_DIFF_SEED is a number"))
         .unwrap_or_else(rand::random);
-    let count: usize = std::env::var("VODUP_DIFF_COUNT")
-        .ok()
-        .map_or(500, |s| s.parse().expect("a number"));
+    let count: usize = std::env::var("VODUP_DIFF_COUNT").ok().map_or(500, |s| s.parse().expect("a number"));
     eprintln!("differential seed: {seed} ({count} cases per scheme; replay with VODUP_DIFF_SEED={seed})");
 
     let output = Command::new(&python)
@@ -72,17 +60,12 @@ fn official_clients_agree_on_random_cases() {
     let mut per_scheme = BTreeMap::<String, usize>::new();
     for line in text.lines() {
         let case: Value = serde_json::from_str(line).expect("generator prints JSON lines");
-        *per_scheme
-            .entry(case["scheme"].as_str().unwrap_or("?").to_owned())
-            .or_default() += 1;
+        *per_scheme.entry(case["scheme"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
     }
     eprintln!("cases per scheme: {per_scheme:?}");
     for scheme in SCHEMES {
         let n = per_scheme.get(*scheme).copied().unwrap_or(0);
-        assert!(
-            n >= count,
-            "scheme {scheme}: only {n} cases of {count} (seed {seed})"
-        );
+        assert!(n >= count, "scheme {scheme}: only {n} cases of {count} (seed {seed})");
     }
     report(&failures, &format!("seed {seed}"));
 }
@@ -143,35 +126,25 @@ fn check(case: &Value) -> Result<(), String> {
 }
 
 fn str_field<'a>(case: &'a Value, name: &str) -> Result<&'a str, String> {
-    case[name]
-        .as_str()
-        .ok_or_else(|| format!("case has no string field {name}"))
+    case[name].as_str().ok_or_else(|| format!("case has no string field {name}"))
 }
 
 fn same(what: &str, ours: &str, theirs: &str) -> Result<(), String> {
     if ours == theirs {
         Ok(())
     } else {
-        Err(format!(
-            "{what} differs:\n  ours:   {ours:?}\n  theirs: {theirs:?}"
-        ))
+        Err(format!("{what} differs:\n  ours:   {ours:?}\n  theirs: {theirs:?}"))
     }
 }
 
 fn header_map(case: &Value) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
     for pair in case["headers"].as_array().ok_or("headers is not a list")? {
-        let (name, value) = (
-            pair[0].as_str().ok_or("header name")?,
-            pair[1].as_str().ok_or("header value")?,
-        );
+        let (name, value) = (pair[0].as_str().ok_or("header name")?, pair[1].as_str().ok_or("header value")?);
         let name =
             HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header name {name:?}: {e}"))?;
         // The Python clients send header values encoded as Latin-1.
-        let bytes: Vec<u8> = value
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-            .collect();
+        let bytes: Vec<u8> = value.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect();
         map.append(
             name,
             HeaderValue::from_bytes(&bytes).map_err(|e| format!("header value {value:?}: {e}"))?,
@@ -189,16 +162,8 @@ fn check_vod_v1(case: &Value) -> Result<(), String> {
     let method = str_field(case, "method")?;
     let mut params = form_decode(str_field(case, "query")?);
     params.extend(form_decode(str_field(case, "body")?));
-    same(
-        "string to sign",
-        &vod_v1::string_to_sign(method, &params),
-        str_field(case, "string_to_sign")?,
-    )?;
-    same(
-        "signature",
-        &vod_v1::sign_params(method, &params, &secret),
-        str_field(case, "signature")?,
-    )?;
+    same("string to sign", &vod_v1::string_to_sign(method, &params), str_field(case, "string_to_sign")?)?;
+    same("signature", &vod_v1::sign_params(method, &params, &secret), str_field(case, "signature")?)?;
     vod_v1::verify(method, &params, &secret).map_err(mismatch)
 }
 
@@ -209,10 +174,8 @@ fn check_vod_acs3(case: &Value) -> Result<(), String> {
     let query = form_decode(str_field(case, "query")?);
     let headers = header_map(case)?;
     let body = str_field(case, "body")?.as_bytes();
-    let header = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no authorization header")?;
+    let header =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or("no authorization header")?;
     let auth = signature_acs3::Acs3Authorization::parse(header).map_err(mismatch)?;
     let hashed = vodup_proto::mac::sha256_hex(body);
     let request = signature_acs3::Acs3Request {
@@ -223,29 +186,13 @@ fn check_vod_acs3(case: &Value) -> Result<(), String> {
         hashed_payload: &hashed,
     };
     let canonical = signature_acs3::canonical_request(&request, &auth.signed_headers).map_err(mismatch)?;
-    same(
-        "canonical request",
-        &canonical,
-        str_field(case, "canonical_request")?,
-    )?;
+    same("canonical request", &canonical, str_field(case, "canonical_request")?)?;
     let string_to_sign = signature_acs3::string_to_sign(&canonical);
-    same(
-        "string to sign",
-        &string_to_sign,
-        str_field(case, "string_to_sign")?,
-    )?;
-    same(
-        "signature",
-        &signature_acs3::sign(&secret, &string_to_sign),
-        str_field(case, "signature")?,
-    )?;
-    let ours = signature_acs3::authorization(
-        &request,
-        &auth.access_key_id,
-        &secret,
-        auth.signed_headers.clone(),
-    )
-    .map_err(mismatch)?;
+    same("string to sign", &string_to_sign, str_field(case, "string_to_sign")?)?;
+    same("signature", &signature_acs3::sign(&secret, &string_to_sign), str_field(case, "signature")?)?;
+    let ours =
+        signature_acs3::authorization(&request, &auth.access_key_id, &secret, auth.signed_headers.clone())
+            .map_err(mismatch)?;
     same("authorization", &ours.to_header_value(), header)?;
     signature_acs3::verify(method, path, &query, &headers, body, &auth, &secret).map_err(mismatch)
 }
@@ -255,10 +202,8 @@ fn bucket_and_key(host: &str, path: &str, bucket: &str) -> Result<(String, Optio
     let rest = if host.starts_with(&format!("{bucket}.")) {
         path.strip_prefix('/').ok_or("path does not start with /")?
     } else {
-        let rest = path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(bucket))
-            .ok_or("path lacks the bucket")?;
+        let rest =
+            path.strip_prefix('/').and_then(|p| p.strip_prefix(bucket)).ok_or("path lacks the bucket")?;
         rest.strip_prefix('/').unwrap_or(rest)
     };
     let key = percent_decode(rest).map_err(|e| format!("path is not UTF-8: {e}"))?;
@@ -273,11 +218,8 @@ fn check_oss_header(case: &Value, v4: bool) -> Result<(), String> {
     let secret = Secret::new(str_field(case, "secret")?);
     let method = str_field(case, "method")?;
     let headers = header_map(case)?;
-    let (bucket, key) = bucket_and_key(
-        str_field(case, "host")?,
-        str_field(case, "path")?,
-        str_field(case, "bucket")?,
-    )?;
+    let (bucket, key) =
+        bucket_and_key(str_field(case, "host")?, str_field(case, "path")?, str_field(case, "bucket")?)?;
     if key != expected_key(case) {
         return Err(format!(
             "key decoded from the path is {key:?}, the client meant {:?}",
@@ -285,23 +227,14 @@ fn check_oss_header(case: &Value, v4: bool) -> Result<(), String> {
         ));
     }
     let query = form_decode(str_field(case, "query")?);
-    let request = OssRequest {
-        method,
-        bucket: Some(&bucket),
-        key: key.as_deref(),
-        query: &query,
-        headers: &headers,
-    };
+    let request =
+        OssRequest { method, bucket: Some(&bucket), key: key.as_deref(), query: &query, headers: &headers };
     let credential = OssCredential::from_request(&request).map_err(mismatch)?;
     let access_key_id = credential.access_key_id().ok_or("anonymous")?.to_owned();
     same("access key id", &access_key_id, str_field(case, "access_key_id")?)?;
     if v4 {
         let OssCredential::V4Header {
-            ref scope,
-            ref additional_headers,
-            ref oss_date,
-            ref signature,
-            ..
+            ref scope, ref additional_headers, ref oss_date, ref signature, ..
         } = credential
         else {
             return Err(format!("not parsed as V4: {credential:?}"));
@@ -309,17 +242,9 @@ fn check_oss_header(case: &Value, v4: bool) -> Result<(), String> {
         same("region", &scope.region, str_field(case, "region")?)?;
         let payload = request.header("x-oss-content-sha256");
         let canonical = signature_v4::canonical_request(&request, additional_headers, payload);
-        same(
-            "canonical request",
-            &canonical,
-            str_field(case, "canonical_request")?,
-        )?;
+        same("canonical request", &canonical, str_field(case, "canonical_request")?)?;
         let string_to_sign = signature_v4::string_to_sign(oss_date, &scope.to_string(), &canonical);
-        same(
-            "string to sign",
-            &string_to_sign,
-            str_field(case, "string_to_sign")?,
-        )?;
+        same("string to sign", &string_to_sign, str_field(case, "string_to_sign")?)?;
         same("signature", signature, str_field(case, "signature")?)?;
         let at = timestamp::from_unix_seconds(case["time"].as_u64().ok_or("time")?);
         let ours = signature_v4::authorization(
@@ -330,24 +255,12 @@ fn check_oss_header(case: &Value, v4: bool) -> Result<(), String> {
             at,
             additional_headers,
         );
-        same(
-            "our signature",
-            ours.rsplit_once("Signature=").map_or("", |(_, s)| s),
-            signature,
-        )?;
+        same("our signature", ours.rsplit_once("Signature=").map_or("", |(_, s)| s), signature)?;
     } else {
         let date = signature_v1::header_date(&request);
         let string_to_sign = signature_v1::string_to_sign_over(&request, &date, v1_reading(case)?);
-        same(
-            "string to sign",
-            &string_to_sign,
-            str_field(case, "string_to_sign")?,
-        )?;
-        same(
-            "our signature",
-            &signature_v1::sign(&secret, &string_to_sign),
-            str_field(case, "signature")?,
-        )?;
+        same("string to sign", &string_to_sign, str_field(case, "string_to_sign")?)?;
+        same("our signature", &signature_v1::sign(&secret, &string_to_sign), str_field(case, "signature")?)?;
         if v1_reading(case)? == signature_v1::SubResourceList::Full {
             let ours = signature_v1::authorization(&request, &access_key_id, &secret);
             same(
@@ -389,23 +302,15 @@ fn check_oss_presign(case: &Value, v4: bool) -> Result<(), String> {
         ));
     }
     let query = form_decode(raw_query);
-    let request = OssRequest {
-        method,
-        bucket: Some(&bucket),
-        key: key.as_deref(),
-        query: &query,
-        headers: &headers,
-    };
+    let request =
+        OssRequest { method, bucket: Some(&bucket), key: key.as_deref(), query: &query, headers: &headers };
     let credential = OssCredential::from_request(&request).map_err(mismatch)?;
     if !credential.is_presigned() {
         return Err(format!("not parsed as a presigned URL: {credential:?}"));
     }
     let expires = case["expires"].as_u64().ok_or("expires")?;
     if credential.expires_at() != Some(timestamp::from_unix_seconds(expires)) {
-        return Err(format!(
-            "expiry {:?} differs from the client's {expires}",
-            credential.expires_at()
-        ));
+        return Err(format!("expiry {:?} differs from the client's {expires}", credential.expires_at()));
     }
     let token = vodup_proto::oss::authorization::security_token(&request).map(Secret::new);
     let access_key_id = credential.access_key_id().ok_or("anonymous")?.to_owned();
@@ -421,36 +326,15 @@ fn check_oss_presign(case: &Value, v4: bool) -> Result<(), String> {
         "x-oss-signature",
         "x-oss-security-token",
     ];
-    let own: Vec<(String, String)> = query
-        .iter()
-        .filter(|(k, _)| !presign_params.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    let unsigned = OssRequest {
-        query: &own,
-        ..request
-    };
+    let own: Vec<(String, String)> =
+        query.iter().filter(|(k, _)| !presign_params.contains(&k.as_str())).cloned().collect();
+    let unsigned = OssRequest { query: &own, ..request };
     match &credential {
-        OssCredential::V4Presign {
-            scope,
-            additional_headers,
-            oss_date,
-            expires_in,
-            signature,
-            ..
-        } if v4 => {
+        OssCredential::V4Presign { scope, additional_headers, oss_date, expires_in, signature, .. } if v4 => {
             let canonical = signature_v4::canonical_request(&request, additional_headers, "UNSIGNED-PAYLOAD");
-            same(
-                "canonical request",
-                &canonical,
-                str_field(case, "canonical_request")?,
-            )?;
+            same("canonical request", &canonical, str_field(case, "canonical_request")?)?;
             let string_to_sign = signature_v4::string_to_sign(oss_date, &scope.to_string(), &canonical);
-            same(
-                "string to sign",
-                &string_to_sign,
-                str_field(case, "string_to_sign")?,
-            )?;
+            same("string to sign", &string_to_sign, str_field(case, "string_to_sign")?)?;
             same("signature", signature, str_field(case, "signature")?)?;
             if additional_headers.is_empty() {
                 let at = timestamp::parse_oss_v4_date(oss_date).ok_or("x-oss-date")?;
@@ -463,34 +347,19 @@ fn check_oss_presign(case: &Value, v4: bool) -> Result<(), String> {
                     at,
                     *expires_in,
                 );
-                let ours = ours
-                    .iter()
-                    .find(|(k, _)| k == "x-oss-signature")
-                    .map_or("", |(_, v)| v.as_str());
+                let ours = ours.iter().find(|(k, _)| k == "x-oss-signature").map_or("", |(_, v)| v.as_str());
                 same("our signature", ours, signature)?;
             }
         }
-        OssCredential::V1Presign {
-            expires, signature, ..
-        } if !v4 => {
+        OssCredential::V1Presign { expires, signature, .. } if !v4 => {
             let string_to_sign = signature_v1::string_to_sign_over(&request, expires, v1_reading(case)?);
-            same(
-                "string to sign",
-                &string_to_sign,
-                str_field(case, "string_to_sign")?,
-            )?;
+            same("string to sign", &string_to_sign, str_field(case, "string_to_sign")?)?;
             same("signature", signature, str_field(case, "signature")?)?;
             // `security-token` is a signed sub-resource, so it stays in the request we sign.
-            let with_token: Vec<(String, String)> = query
-                .iter()
-                .filter(|(k, _)| !presign_params[..3].contains(&k.as_str()))
-                .cloned()
-                .collect();
+            let with_token: Vec<(String, String)> =
+                query.iter().filter(|(k, _)| !presign_params[..3].contains(&k.as_str())).cloned().collect();
             if v1_reading(case)? == signature_v1::SubResourceList::Full {
-                let unsigned = OssRequest {
-                    query: &with_token,
-                    ..request
-                };
+                let unsigned = OssRequest { query: &with_token, ..request };
                 let expires = expires.parse().map_err(|_| "Expires")?;
                 let ours = signature_v1::presign_query(&unsigned, &access_key_id, &secret, expires, None);
                 same("our signature", &ours.last().ok_or("no signature")?.1, signature)?;

@@ -26,10 +26,7 @@ fn assert_every_flip_refused(what: &str, original: &str, verifies: impl Fn(&str)
     let mut flips = 0;
     for flipped in bit_flips(original) {
         assert_ne!(flipped, original);
-        assert!(
-            !verifies(&flipped),
-            "{what}: a flipped value verified: {flipped:?}"
-        );
+        assert!(!verifies(&flipped), "{what}: a flipped value verified: {flipped:?}");
         flips += 1;
     }
     assert_eq!(flips, original.len() * 8);
@@ -84,17 +81,10 @@ fn acs3_refuses_every_flipped_bit() {
         headers: &headers,
         hashed_payload: &hashed,
     };
-    let names = vec![
-        "host".to_owned(),
-        "x-acs-action".to_owned(),
-        "x-acs-date".to_owned(),
-    ];
+    let names = vec!["host".to_owned(), "x-acs-action".to_owned(), "x-acs-date".to_owned()];
     let auth = signature_acs3::authorization(&request, "testid", &secret, names).unwrap();
     assert_every_flip_refused("ACS3 signature", &auth.signature, |sig| {
-        let tampered = signature_acs3::Acs3Authorization {
-            signature: sig.to_owned(),
-            ..auth.clone()
-        };
+        let tampered = signature_acs3::Acs3Authorization { signature: sig.to_owned(), ..auth.clone() };
         signature_acs3::verify("POST", "/", &query, &headers, b"", &tampered, &secret).is_ok()
     });
     let canonical = signature_acs3::canonical_request(&request, &auth.signed_headers).unwrap();
@@ -107,32 +97,22 @@ fn acs3_refuses_every_flipped_bit() {
 fn oss_headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
-        map.insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
+        map.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
     }
     map
 }
 
 /// Verifies through the same path the service takes: the credential parsed out of the request.
 fn oss_verifies(request: &OssRequest<'_>, secret: &Secret) -> bool {
-    OssCredential::from_request(request)
-        .and_then(|c| c.verify(request, secret))
-        .is_ok()
+    OssCredential::from_request(request).and_then(|c| c.verify(request, secret)).is_ok()
 }
 
 #[test]
 fn oss_v1_header_refuses_every_flipped_bit() {
     let secret = Secret::new("ExampleSecretKey123");
-    let query = vec![
-        ("partNumber".to_owned(), "1".to_owned()),
-        ("uploadId".to_owned(), "0004B98".to_owned()),
-    ];
-    let base = [
-        ("date", "Wed, 25 Nov 2026 08:00:00 GMT"),
-        ("x-oss-security-token", "CAIS-example-token"),
-    ];
+    let query =
+        vec![("partNumber".to_owned(), "1".to_owned()), ("uploadId".to_owned(), "0004B98".to_owned())];
+    let base = [("date", "Wed, 25 Nov 2026 08:00:00 GMT"), ("x-oss-security-token", "CAIS-example-token")];
     let headers = oss_headers(&base);
     let request = OssRequest {
         method: "PUT",
@@ -149,13 +129,7 @@ fn oss_v1_header_refuses_every_flipped_bit() {
         };
         let mut headers = headers.clone();
         headers.insert("authorization", value);
-        oss_verifies(
-            &OssRequest {
-                headers: &headers,
-                ..request
-            },
-            &secret,
-        )
+        oss_verifies(&OssRequest { headers: &headers, ..request }, &secret)
     });
     let string_to_sign = signature_v1::string_to_sign(&request, &signature_v1::header_date(&request));
     assert_every_flip_refused("OSS V1 string to sign", &string_to_sign, |sts| {
@@ -167,25 +141,18 @@ fn oss_v1_header_refuses_every_flipped_bit() {
 fn oss_v1_presign_refuses_every_flipped_bit() {
     let secret = Secret::new("ExampleSecretKey123");
     let headers = HeaderMap::new();
-    let request = OssRequest {
-        method: "GET",
-        bucket: Some("b"),
-        key: Some("a b.mp4"),
-        query: &[],
-        headers: &headers,
-    };
+    let request =
+        OssRequest { method: "GET", bucket: Some("b"), key: Some("a b.mp4"), query: &[], headers: &headers };
     let params = signature_v1::presign_query(&request, "ak", &secret, 1_795_680_000, None);
     let signature = params.last().unwrap().1.clone();
     assert_every_flip_refused("OSS V1 presigned signature", &signature, |sig| {
         let mut query = params.clone();
         query.last_mut().unwrap().1 = sig.to_owned();
-        oss_verifies(
-            &OssRequest {
-                query: &query,
-                ..request
-            },
-            &secret,
-        )
+        oss_verifies(&OssRequest { query: &query, ..request }, &secret)
+    });
+    let string_to_sign = signature_v1::string_to_sign(&request, "1795680000");
+    assert_every_flip_refused("OSS V1 presigned string to sign", &string_to_sign, |sts| {
+        signature_v1::verify_string(&secret, sts, &signature).is_ok()
     });
 }
 
@@ -214,13 +181,7 @@ fn oss_v4_header_and_presign_refuse_every_flipped_bit() {
         };
         let mut headers = headers.clone();
         headers.insert("authorization", value);
-        oss_verifies(
-            &OssRequest {
-                headers: &headers,
-                ..request
-            },
-            &secret,
-        )
+        oss_verifies(&OssRequest { headers: &headers, ..request }, &secret)
     });
     let canonical = signature_v4::canonical_request(&request, &[], "UNSIGNED-PAYLOAD");
     let scope = signature_v4::scope("20261125", "cn-hangzhou", "oss");
@@ -231,19 +192,19 @@ fn oss_v4_header_and_presign_refuse_every_flipped_bit() {
     });
 
     let empty = HeaderMap::new();
-    let get = OssRequest {
-        method: "GET",
-        bucket: Some("b"),
-        key: Some("k"),
-        query: &[],
-        headers: &empty,
-    };
+    let get = OssRequest { method: "GET", bucket: Some("b"), key: Some("k"), query: &[], headers: &empty };
     let params = signature_v4::presign_query(&get, "ak", &secret, None, "cn-hangzhou", at, 900);
     let signature = params.last().unwrap().1.clone();
     assert_every_flip_refused("OSS V4 presigned signature", &signature, |sig| {
         let mut query = params.clone();
         query.last_mut().unwrap().1 = sig.to_owned();
         oss_verifies(&OssRequest { query: &query, ..get }, &secret)
+    });
+    let signed = OssRequest { query: &params, ..get };
+    let canonical = signature_v4::canonical_request(&signed, &[], "UNSIGNED-PAYLOAD");
+    let string_to_sign = signature_v4::string_to_sign("20261125T080000Z", &scope, &canonical);
+    assert_every_flip_refused("OSS V4 presigned string to sign", &string_to_sign, |sts| {
+        signature_v4::sign(&key, sts) == signature
     });
 }
 

@@ -16,9 +16,6 @@ pub fn require_all() -> bool {
 /// Returns so the caller can `return` right after.
 #[track_caller]
 pub fn skip(reason: &str) {
-    assert!(
-        !require_all(),
-        "{REQUIRE_ALL}=1 and this test would skip: {reason}"
-    );
+    assert!(!require_all(), "{REQUIRE_ALL}=1 and this test would skip: {reason}");
     eprintln!("SKIPPED: {reason}");
 }

@@ -53,11 +53,7 @@ impl FromStr for V4Scope {
                 format!("{text:?} is not date/region/product/{}", signature_v4::TERMINATOR),
             ));
         }
-        Ok(Self {
-            date: (*date).to_owned(),
-            region: (*region).to_owned(),
-            product: (*product).to_owned(),
-        })
+        Ok(Self { date: (*date).to_owned(), region: (*region).to_owned(), product: (*product).to_owned() })
     }
 }
 
@@ -123,9 +119,8 @@ impl OssCredential {
     /// scheme, a presigned URL missing a parameter) is an error rather than anonymous.
     pub fn from_request(request: &OssRequest<'_>) -> Result<Self, SignatureError> {
         if let Some(value) = request.headers.get(http::header::AUTHORIZATION) {
-            let value = value
-                .to_str()
-                .map_err(|_| SignatureError::malformed("Authorization", "not ASCII"))?;
+            let value =
+                value.to_str().map_err(|_| SignatureError::malformed("Authorization", "not ASCII"))?;
             return Self::from_authorization_header(value, request);
         }
         if request.query_value(X_OSS_SIGNATURE_VERSION).is_some()
@@ -155,10 +150,7 @@ impl OssCredential {
                 signature: signature.trim().to_owned(),
             });
         }
-        if let Some(rest) = value
-            .strip_prefix(signature_v4::ALGORITHM)
-            .and_then(|r| r.strip_prefix(' '))
-        {
+        if let Some(rest) = value.strip_prefix(signature_v4::ALGORITHM).and_then(|r| r.strip_prefix(' ')) {
             let (mut credential, mut signature, mut additional) = (None, None, None);
             for field in rest.split(',') {
                 let (name, value) = field.trim().split_once('=').ok_or_else(|| {
@@ -176,10 +168,7 @@ impl OssCredential {
                     }
                 };
                 if slot.replace(value.to_owned()).is_some() {
-                    return Err(SignatureError::malformed(
-                        "Authorization",
-                        format!("{name} given twice"),
-                    ));
+                    return Err(SignatureError::malformed("Authorization", format!("{name} given twice")));
                 }
             }
             let (access_key_id, scope) =
@@ -197,29 +186,24 @@ impl OssCredential {
                 signature: signature.ok_or(SignatureError::Missing("Signature"))?,
             });
         }
-        Err(SignatureError::malformed(
-            "Authorization",
-            "unknown scheme (expected OSS or OSS4-HMAC-SHA256)",
-        ))
+        Err(SignatureError::malformed("Authorization", "unknown scheme (expected OSS or OSS4-HMAC-SHA256)"))
     }
 
     fn v4_presign(request: &OssRequest<'_>) -> Result<Self, SignatureError> {
         let required = |name: &'static str| request.query_value(name).ok_or(SignatureError::Missing(name));
         if required(X_OSS_SIGNATURE_VERSION)? != signature_v4::ALGORITHM {
-            return Err(SignatureError::malformed(
-                X_OSS_SIGNATURE_VERSION,
-                "expected OSS4-HMAC-SHA256",
-            ));
+            return Err(SignatureError::malformed(X_OSS_SIGNATURE_VERSION, "expected OSS4-HMAC-SHA256"));
         }
         let (access_key_id, scope) = split_credential(required(X_OSS_CREDENTIAL)?)?;
         let oss_date = required(X_OSS_DATE)?;
         check_scope_date(&scope, oss_date)?;
         let expires_in = required(X_OSS_EXPIRES)?;
-        let expires_in = expires_in
-            .parse()
-            .ok()
-            .filter(|_| expires_in.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| SignatureError::malformed(X_OSS_EXPIRES, "not a number of seconds"))?;
+        let expires_in =
+            expires_in
+                .parse()
+                .ok()
+                .filter(|_| expires_in.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| SignatureError::malformed(X_OSS_EXPIRES, "not a number of seconds"))?;
         Ok(Self::V4Presign {
             access_key_id,
             scope,
@@ -278,9 +262,9 @@ impl OssCredential {
                 .then(|| expires.parse().ok())
                 .flatten()
                 .map(timestamp::from_unix_seconds),
-            Self::V4Presign {
-                oss_date, expires_in, ..
-            } => timestamp::parse_oss_v4_date(oss_date).map(|t| t + Duration::from_secs(*expires_in)),
+            Self::V4Presign { oss_date, expires_in, .. } => {
+                timestamp::parse_oss_v4_date(oss_date).map(|t| t + Duration::from_secs(*expires_in))
+            }
             _ => None,
         }
     }
@@ -293,25 +277,13 @@ impl OssCredential {
             Self::V1Header { signature, .. } => {
                 signature_v1::verify(request, &signature_v1::header_date(request), signature, secret)
             }
-            Self::V1Presign {
-                expires, signature, ..
-            } => {
+            Self::V1Presign { expires, signature, .. } => {
                 // The presign parameters themselves are not sub-resources, except `security-token`.
                 signature_v1::verify(request, expires, signature, secret)
             }
-            Self::V4Header {
-                scope,
-                additional_headers,
-                oss_date,
-                signature,
-                ..
-            } => {
+            Self::V4Header { scope, additional_headers, oss_date, signature, .. } => {
                 let payload_hash = request.header(X_OSS_CONTENT_SHA256);
-                let payload_hash = if payload_hash.is_empty() {
-                    UNSIGNED_PAYLOAD
-                } else {
-                    payload_hash
-                };
+                let payload_hash = if payload_hash.is_empty() { UNSIGNED_PAYLOAD } else { payload_hash };
                 signature_v4::verify(
                     request,
                     oss_date,
@@ -322,13 +294,7 @@ impl OssCredential {
                     secret,
                 )
             }
-            Self::V4Presign {
-                scope,
-                additional_headers,
-                oss_date,
-                signature,
-                ..
-            } => signature_v4::verify(
+            Self::V4Presign { scope, additional_headers, oss_date, signature, .. } => signature_v4::verify(
                 request,
                 oss_date,
                 scope,
@@ -346,13 +312,7 @@ impl OssCredential {
 /// `security-token` / `x-oss-security-token` query parameter of a presigned URL.
 pub fn security_token<'a>(request: &OssRequest<'a>) -> Option<&'a str> {
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
-    let query = |name: &str| {
-        request
-            .query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = |name: &str| request.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     header(X_OSS_SECURITY_TOKEN)
         .or_else(|| header(SECURITY_TOKEN))
         .or_else(|| query(SECURITY_TOKEN))
@@ -361,11 +321,7 @@ pub fn security_token<'a>(request: &OssRequest<'a>) -> Option<&'a str> {
 }
 
 fn non_empty(value: &str, what: &'static str) -> Result<String, SignatureError> {
-    if value.is_empty() {
-        Err(SignatureError::Missing(what))
-    } else {
-        Ok(value.to_owned())
-    }
+    if value.is_empty() { Err(SignatureError::Missing(what)) } else { Ok(value.to_owned()) }
 }
 
 /// `AK/date/region/product/aliyun_v4_request`; the scope is the last four elements.
@@ -385,16 +341,10 @@ fn split_credential(credential: &str) -> Result<(String, V4Scope), SignatureErro
 
 fn check_scope_date(scope: &V4Scope, oss_date: &str) -> Result<(), SignatureError> {
     if timestamp::parse_oss_v4_date(oss_date).is_none() {
-        return Err(SignatureError::malformed(
-            X_OSS_DATE,
-            format!("{oss_date:?} is not YYYYMMDDTHHMMSSZ"),
-        ));
+        return Err(SignatureError::malformed(X_OSS_DATE, format!("{oss_date:?} is not YYYYMMDDTHHMMSSZ")));
     }
     if !oss_date.starts_with(&scope.date) {
-        return Err(SignatureError::malformed(
-            "credential scope",
-            "scope date differs from x-oss-date",
-        ));
+        return Err(SignatureError::malformed("credential scope", "scope date differs from x-oss-date"));
     }
     Ok(())
 }
@@ -406,10 +356,7 @@ fn parse_additional_headers(value: Option<&str>) -> Result<Vec<String>, Signatur
     let Some(value) = value else { return Ok(Vec::new()) };
     let mut names: Vec<String> = value.split(';').map(|n| n.trim().to_ascii_lowercase()).collect();
     if names.iter().any(String::is_empty) {
-        return Err(SignatureError::malformed(
-            "AdditionalHeaders",
-            "empty header name",
-        ));
+        return Err(SignatureError::malformed("AdditionalHeaders", "empty header name"));
     }
     names.sort_unstable();
     names.dedup();
@@ -422,22 +369,13 @@ mod tests {
     use http::{HeaderMap, HeaderValue};
 
     fn request<'a>(headers: &'a HeaderMap, query: &'a [(String, String)]) -> OssRequest<'a> {
-        OssRequest {
-            method: "PUT",
-            bucket: Some("b"),
-            key: Some("k"),
-            query,
-            headers,
-        }
+        OssRequest { method: "PUT", bucket: Some("b"), key: Some("k"), query, headers }
     }
 
     #[test]
     fn anonymous_without_credentials() {
         let headers = HeaderMap::new();
-        assert_eq!(
-            OssCredential::from_request(&request(&headers, &[])).unwrap(),
-            OssCredential::Anonymous
-        );
+        assert_eq!(OssCredential::from_request(&request(&headers, &[])).unwrap(), OssCredential::Anonymous);
     }
 
     #[test]
@@ -447,10 +385,7 @@ mod tests {
         let cred = OssCredential::from_request(&request(&headers, &[])).unwrap();
         assert_eq!(
             cred,
-            OssCredential::V1Header {
-                access_key_id: "STS.ak".into(),
-                signature: "c2ln".into()
-            }
+            OssCredential::V1Header { access_key_id: "STS.ak".into(), signature: "c2ln".into() }
         );
     }
 
@@ -464,13 +399,7 @@ mod tests {
             headers.insert("authorization", HeaderValue::from_str(value).unwrap());
             headers.insert("x-oss-date", HeaderValue::from_static("20261125T080000Z"));
             let cred = OssCredential::from_request(&request(&headers, &[])).unwrap();
-            let OssCredential::V4Header {
-                access_key_id,
-                scope,
-                additional_headers,
-                signature,
-                ..
-            } = cred
+            let OssCredential::V4Header { access_key_id, scope, additional_headers, signature, .. } = cred
             else {
                 panic!("not V4: {cred:?}")
             };
@@ -485,11 +414,7 @@ mod tests {
     fn additional_headers_are_sorted_for_signing() {
         assert_eq!(
             parse_additional_headers(Some("host;Cache-Control;content-disposition")).unwrap(),
-            vec![
-                "cache-control".to_owned(),
-                "content-disposition".to_owned(),
-                "host".to_owned()
-            ]
+            vec!["cache-control".to_owned(), "content-disposition".to_owned(), "host".to_owned()]
         );
         assert!(parse_additional_headers(Some("host;")).is_err());
     }
@@ -509,19 +434,12 @@ mod tests {
 
     #[test]
     fn refuses_malformed_credentials() {
-        for value in [
-            "Bearer x",
-            "OSS nocolon",
-            "OSS :sig",
-            "OSS4-HMAC-SHA256 Credential=AK/x,Signature=ab",
-        ] {
+        for value in ["Bearer x", "OSS nocolon", "OSS :sig", "OSS4-HMAC-SHA256 Credential=AK/x,Signature=ab"]
+        {
             let mut headers = HeaderMap::new();
             headers.insert("authorization", HeaderValue::from_str(value).unwrap());
             headers.insert("x-oss-date", HeaderValue::from_static("20261125T080000Z"));
-            assert!(
-                OssCredential::from_request(&request(&headers, &[])).is_err(),
-                "{value}"
-            );
+            assert!(OssCredential::from_request(&request(&headers, &[])).is_err(), "{value}");
         }
         let headers = HeaderMap::new();
         let query = vec![("OSSAccessKeyId".to_owned(), "ak".to_owned())];
@@ -536,10 +454,7 @@ mod tests {
         let headers = HeaderMap::new();
         let query: Vec<(String, String)> = [
             ("x-oss-signature-version", "OSS4-HMAC-SHA256"),
-            (
-                "x-oss-credential",
-                "AK/20261125/cn-hangzhou/oss/aliyun_v4_request",
-            ),
+            ("x-oss-credential", "AK/20261125/cn-hangzhou/oss/aliyun_v4_request"),
             ("x-oss-date", "20261125T080000Z"),
             ("x-oss-expires", "900"),
             ("x-oss-signature", "ab"),
@@ -547,10 +462,7 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .to_vec();
         let cred = OssCredential::from_request(&request(&headers, &query)).unwrap();
-        assert_eq!(
-            cred.expires_at(),
-            Some(timestamp::from_unix_seconds(1_795_594_500))
-        );
+        assert_eq!(cred.expires_at(), Some(timestamp::from_unix_seconds(1_795_594_500)));
         assert!(cred.is_presigned());
     }
 

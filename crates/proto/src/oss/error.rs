@@ -149,21 +149,13 @@ pub struct OssError {
     #[serde(rename = "OSSAccessKeyId", default, skip_serializing_if = "Option::is_none")]
     pub oss_access_key_id: Option<String>,
     /// For `SignatureDoesNotMatch`: the signature as sent.
-    #[serde(
-        rename = "SignatureProvided",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "SignatureProvided", default, skip_serializing_if = "Option::is_none")]
     pub signature_provided: Option<String>,
     /// For `SignatureDoesNotMatch`: what the server signed.
     #[serde(rename = "StringToSign", default, skip_serializing_if = "Option::is_none")]
     pub string_to_sign: Option<String>,
     /// For `SignatureDoesNotMatch`: the same, as space-separated hex bytes.
-    #[serde(
-        rename = "StringToSignBytes",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "StringToSignBytes", default, skip_serializing_if = "Option::is_none")]
     pub string_to_sign_bytes: Option<String>,
     /// The EC code, e.g. `0042-00000002`.
     #[serde(rename = "EC", default, skip_serializing_if = "Option::is_none")]
@@ -192,13 +184,8 @@ impl OssError {
     /// Fills in the `SignatureDoesNotMatch` details.
     #[must_use]
     pub fn with_string_to_sign(mut self, string_to_sign: &str, provided: &str, access_key_id: &str) -> Self {
-        self.string_to_sign_bytes = Some(
-            string_to_sign
-                .bytes()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        self.string_to_sign_bytes =
+            Some(string_to_sign.bytes().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "));
         self.string_to_sign = Some(string_to_sign.to_owned());
         self.signature_provided = Some(provided.to_owned());
         self.oss_access_key_id = Some(access_key_id.to_owned());

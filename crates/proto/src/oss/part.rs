@@ -51,9 +51,7 @@ pub fn multipart_etag<'a>(part_md5s: impl IntoIterator<Item = &'a [u8; 16]>) -> 
 /// An ETag without its quotes.
 pub fn unquote_etag(etag: &str) -> &str {
     let etag = etag.trim();
-    etag.strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or(etag)
+    etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')).unwrap_or(etag)
 }
 
 /// Whether two ETags name the same content: compared case-insensitively with quotes removed, as OSS
@@ -91,26 +89,14 @@ mod tests {
 
     #[test]
     fn etag_of_hello_world_matches_the_spec() {
-        assert_eq!(
-            etag_of_md5(&md5(b"hello world")),
-            "\"5EB63BBBE01EEED093CB22BB8F5ACDC3\""
-        );
+        assert_eq!(etag_of_md5(&md5(b"hello world")), "\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"");
     }
 
     #[test]
     fn etag_comparison_ignores_quotes_and_case() {
-        assert!(etags_match(
-            "\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"",
-            "5eb63bbbe01eeed093cb22bb8f5acdc3"
-        ));
-        assert!(!etags_match(
-            "\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"",
-            "\"5EB63BBBE01EEED093CB22BB8F5ACDC4\""
-        ));
-        assert_eq!(
-            md5_of_etag("\"5EB63BBBE01EEED093CB22BB8F5ACDC3\""),
-            Some(md5(b"hello world"))
-        );
+        assert!(etags_match("\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"", "5eb63bbbe01eeed093cb22bb8f5acdc3"));
+        assert!(!etags_match("\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"", "\"5EB63BBBE01EEED093CB22BB8F5ACDC4\""));
+        assert_eq!(md5_of_etag("\"5EB63BBBE01EEED093CB22BB8F5ACDC3\""), Some(md5(b"hello world")));
     }
 
     #[test]

@@ -29,10 +29,7 @@ impl OssRequest<'_> {
 
     /// The value of query parameter `name`, if present.
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of header `name` joined with `,` (how a repeated header reads as one), or `None`

@@ -200,10 +200,7 @@ fn canonical_oss_headers(request: &OssRequest<'_>) -> String {
     for name in request.headers.keys() {
         // `HeaderName` is always lower case.
         if name.as_str().starts_with(X_OSS_PREFIX) {
-            headers.insert(
-                name.as_str(),
-                request.header_joined(name.as_str()).unwrap_or_default(),
-            );
+            headers.insert(name.as_str(), request.header_joined(name.as_str()).unwrap_or_default());
         }
     }
     headers.into_iter().map(|(k, v)| format!("{k}:{v}\n")).collect()
@@ -229,10 +226,7 @@ pub fn string_to_sign_over(request: &OssRequest<'_>, date: &str, list: SubResour
 
 /// The Date slot of a header signature: `x-oss-date` if sent, else `Date`.
 pub fn header_date(request: &OssRequest<'_>) -> String {
-    request
-        .header_joined(X_OSS_DATE)
-        .or_else(|| request.header_joined("date"))
-        .unwrap_or_default()
+    request.header_joined(X_OSS_DATE).or_else(|| request.header_joined("date")).unwrap_or_default()
 }
 
 /// The Base64 signature of `string_to_sign`.
@@ -288,12 +282,8 @@ pub fn verify(
     if full.is_ok() || !differs {
         return full;
     }
-    verify_string(
-        secret,
-        &string_to_sign_over(request, date, SubResourceList::OssV2Client),
-        signature,
-    )
-    .or(full)
+    verify_string(secret, &string_to_sign_over(request, date, SubResourceList::OssV2Client), signature)
+        .or(full)
 }
 
 /// Verifies `signature` over an already built string to sign.
@@ -324,10 +314,7 @@ mod tests {
     }
 
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     const DATE: &str = "Wed, 25 Nov 2026 08:00:00 GMT";
@@ -372,11 +359,8 @@ mod tests {
     #[test]
     fn spec_example_upload_part() {
         let headers = headers(&[("date", DATE), ("x-oss-security-token", "CAIS-example-token")]);
-        let query = query(&[
-            ("partNumber", "1"),
-            ("uploadId", "0004B9895DBBB6EC98E36"),
-            ("encoding-type", "url"),
-        ]);
+        let query =
+            query(&[("partNumber", "1"), ("uploadId", "0004B9895DBBB6EC98E36"), ("encoding-type", "url")]);
         let request = OssRequest {
             method: "PUT",
             bucket: Some("examplebucket"),
@@ -426,13 +410,8 @@ mod tests {
     fn resource_forms() {
         let headers = HeaderMap::new();
         let empty = Vec::new();
-        let mut request = OssRequest {
-            method: "GET",
-            bucket: None,
-            key: None,
-            query: &empty,
-            headers: &headers,
-        };
+        let mut request =
+            OssRequest { method: "GET", bucket: None, key: None, query: &empty, headers: &headers };
         assert_eq!(canonical_resource(&request), "/");
         request.bucket = Some("b");
         assert_eq!(canonical_resource(&request), "/b/");

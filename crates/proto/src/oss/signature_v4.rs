@@ -47,10 +47,8 @@ pub fn canonical_request(
         .map(|(k, v)| (percent_encode(k), percent_encode(v)))
         .collect();
     query.sort_unstable();
-    let query: Vec<String> = query
-        .into_iter()
-        .map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") })
-        .collect();
+    let query: Vec<String> =
+        query.into_iter().map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") }).collect();
 
     let mut headers = BTreeMap::new();
     for name in request.headers.keys() {
@@ -60,10 +58,7 @@ pub fn canonical_request(
             || name == "content-md5"
             || additional_headers.iter().any(|h| h == name);
         if signed {
-            headers.insert(
-                name,
-                request.header_joined(name).unwrap_or_default().trim().to_owned(),
-            );
+            headers.insert(name, request.header_joined(name).unwrap_or_default().trim().to_owned());
         }
     }
     let headers: String = headers.into_iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
@@ -77,10 +72,7 @@ pub fn canonical_request(
 
 /// The string to sign for a canonical request signed at `oss_date` (`YYYYMMDDTHHMMSSZ`) in `scope`.
 pub fn string_to_sign(oss_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{oss_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{oss_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 /// The derived signing key for a day, region and product.
@@ -109,23 +101,18 @@ pub fn authorization(
     at: SystemTime,
     additional_headers: &[String],
 ) -> String {
-    let mut additional_headers: Vec<String> = additional_headers
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
+    let mut additional_headers: Vec<String> =
+        additional_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
     additional_headers.sort_unstable();
     additional_headers.dedup();
     let oss_date = timestamp::oss_v4_date(at);
     let day = &oss_date[..8];
     let scope = scope(day, region, PRODUCT);
-    let payload_hash = request
-        .header_joined(X_OSS_CONTENT_SHA256)
-        .unwrap_or_else(|| UNSIGNED_PAYLOAD.to_owned());
+    let payload_hash =
+        request.header_joined(X_OSS_CONTENT_SHA256).unwrap_or_else(|| UNSIGNED_PAYLOAD.to_owned());
     let canonical = canonical_request(request, &additional_headers, &payload_hash);
-    let signature = sign(
-        &signing_key(secret, day, region, PRODUCT),
-        &string_to_sign(&oss_date, &scope, &canonical),
-    );
+    let signature =
+        sign(&signing_key(secret, day, region, PRODUCT), &string_to_sign(&oss_date, &scope, &canonical));
     let mut value = format!("{ALGORITHM} Credential={access_key_id}/{scope}");
     if !additional_headers.is_empty() {
         value.push_str(",AdditionalHeaders=");
@@ -161,15 +148,10 @@ pub fn presign_query(
     }
     let mut all = request.query.to_vec();
     all.extend(added.iter().cloned());
-    let signed = OssRequest {
-        query: &all,
-        ..*request
-    };
+    let signed = OssRequest { query: &all, ..*request };
     let canonical = canonical_request(&signed, &[], UNSIGNED_PAYLOAD);
-    let signature = sign(
-        &signing_key(secret, day, region, PRODUCT),
-        &string_to_sign(&oss_date, &scope, &canonical),
-    );
+    let signature =
+        sign(&signing_key(secret, day, region, PRODUCT), &string_to_sign(&oss_date, &scope, &canonical));
     added.push((X_OSS_SIGNATURE.to_owned(), signature));
     added
 }
@@ -188,11 +170,7 @@ pub fn verify(
     let canonical = canonical_request(request, additional_headers, payload_hash);
     let string_to_sign = string_to_sign(oss_date, &scope.to_string(), &canonical);
     let key = signing_key(secret, &scope.date, &scope.region, &scope.product);
-    check_hex_signature(
-        signature,
-        &hmac_sha256(&key, string_to_sign.as_bytes()),
-        &string_to_sign,
-    )
+    check_hex_signature(signature, &hmac_sha256(&key, string_to_sign.as_bytes()), &string_to_sign)
 }
 
 #[cfg(test)]
@@ -233,10 +211,8 @@ mod tests {
             ("x-oss-date", "20261125T080000Z"),
             ("x-oss-security-token", "CAIS-example-token"),
         ]);
-        let query = vec![
-            ("partNumber".into(), "1".into()),
-            ("uploadId".into(), "0004B9895DBBB6EC98E36".into()),
-        ];
+        let query =
+            vec![("partNumber".into(), "1".into()), ("uploadId".into(), "0004B9895DBBB6EC98E36".into())];
         let request = OssRequest {
             method: "PUT",
             bucket: Some("examplebucket"),
@@ -253,14 +229,7 @@ mod tests {
             sha256_hex(canonical.as_bytes()),
             "0e66208cf662c3ef9663f96b67072dbdb578e0e4a0e8f8550be0adcd881f0787"
         );
-        let value = authorization(
-            &request,
-            "STS.NTestExampleAK",
-            &secret(),
-            "cn-hangzhou",
-            at(),
-            &[],
-        );
+        let value = authorization(&request, "STS.NTestExampleAK", &secret(), "cn-hangzhou", at(), &[]);
         assert_eq!(
             value,
             "OSS4-HMAC-SHA256 Credential=STS.NTestExampleAK/20261125/cn-hangzhou/oss/aliyun_v4_request,Signature=31f8e9475702f4cb358b070e2278083c206760c76632cf996779b06eac4dbc4a"
@@ -295,15 +264,8 @@ mod tests {
             "a144484026a493f7a7a0fd260d6db549e3e66a56c55ac9ae10fc9c1a54dcd635"
         );
         assert!(
-            authorization(
-                &request,
-                "STS.NTestExampleAK",
-                &secret(),
-                "cn-hangzhou",
-                at(),
-                &[]
-            )
-            .ends_with("Signature=6e662f6511f40a046979d36b5fdedfb4b73f27f9a17dea48fc68820d57044818")
+            authorization(&request, "STS.NTestExampleAK", &secret(), "cn-hangzhou", at(), &[])
+                .ends_with("Signature=6e662f6511f40a046979d36b5fdedfb4b73f27f9a17dea48fc68820d57044818")
         );
     }
 
@@ -319,43 +281,15 @@ mod tests {
         };
         let token = Secret::new("tok");
         let params = presign_query(&request, "AK", &secret(), Some(&token), "cn-hangzhou", at(), 900);
-        let signature = params
-            .iter()
-            .find(|(k, _)| k == X_OSS_SIGNATURE)
-            .unwrap()
-            .1
-            .clone();
+        let signature = params.iter().find(|(k, _)| k == X_OSS_SIGNATURE).unwrap().1.clone();
         let query: Vec<(String, String)> = params.into_iter().collect();
-        let signed = OssRequest {
-            query: &query,
-            ..request
-        };
+        let signed = OssRequest { query: &query, ..request };
         let scope: super::super::V4Scope = "20261125/cn-hangzhou/oss/aliyun_v4_request".parse().unwrap();
-        verify(
-            &signed,
-            "20261125T080000Z",
-            &scope,
-            &[],
-            UNSIGNED_PAYLOAD,
-            &signature,
-            &secret(),
-        )
-        .unwrap();
-        let as_head = OssRequest {
-            method: "HEAD",
-            ..signed
-        };
+        verify(&signed, "20261125T080000Z", &scope, &[], UNSIGNED_PAYLOAD, &signature, &secret()).unwrap();
+        let as_head = OssRequest { method: "HEAD", ..signed };
         assert!(
-            verify(
-                &as_head,
-                "20261125T080000Z",
-                &scope,
-                &[],
-                UNSIGNED_PAYLOAD,
-                &signature,
-                &secret()
-            )
-            .is_err()
+            verify(&as_head, "20261125T080000Z", &scope, &[], UNSIGNED_PAYLOAD, &signature, &secret())
+                .is_err()
         );
     }
 }

@@ -39,11 +39,7 @@ pub const ENCODING_TYPE_URL: &str = "url";
 
 /// A key as a response writes it: percent-encoded when the request asked for `encoding-type=url`.
 pub fn encode_key(key: &str, encoding_type: Option<&str>) -> String {
-    if encoding_type == Some(ENCODING_TYPE_URL) {
-        percent_encode(key)
-    } else {
-        key.to_owned()
-    }
+    if encoding_type == Some(ENCODING_TYPE_URL) { percent_encode(key) } else { key.to_owned() }
 }
 
 /// A key as a response carries it, decoded when the response says `EncodingType=url`.
@@ -242,37 +238,22 @@ mod tests {
     fn complete_request_matches_what_the_clients_send() {
         let body = CompleteMultipartUpload {
             parts: vec![
-                CompletePart {
-                    part_number: 1,
-                    etag: "\"302D3A0C8E319EAA95B059B346DE1D1D\"".into(),
-                },
-                CompletePart {
-                    part_number: 2,
-                    etag: "\"82136B4240D6CE4EA7D03E51469A393B\"".into(),
-                },
+                CompletePart { part_number: 1, etag: "\"302D3A0C8E319EAA95B059B346DE1D1D\"".into() },
+                CompletePart { part_number: 2, etag: "\"82136B4240D6CE4EA7D03E51469A393B\"".into() },
             ],
         };
         let text = r#"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"302D3A0C8E319EAA95B059B346DE1D1D"</ETag></Part><Part><PartNumber>2</PartNumber><ETag>"82136B4240D6CE4EA7D03E51469A393B"</ETag></Part></CompleteMultipartUpload>"#;
         assert_eq!(from_xml::<CompleteMultipartUpload>(text).unwrap(), body);
         let written = to_xml_fragment(&body).replace("&quot;", "\"");
         assert_eq!(written, text);
-        assert_eq!(
-            from_xml::<CompleteMultipartUpload>(&to_xml_fragment(&body)).unwrap(),
-            body
-        );
+        assert_eq!(from_xml::<CompleteMultipartUpload>(&to_xml_fragment(&body)).unwrap(), body);
     }
 
     #[test]
     fn complete_with_whitespace_and_declaration_parses() {
         let text = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUpload>\n  <Part>\n    <PartNumber>3</PartNumber>\n    <ETag>abc</ETag>\n  </Part>\n</CompleteMultipartUpload>";
         let body: CompleteMultipartUpload = from_xml(text).unwrap();
-        assert_eq!(
-            body.parts,
-            vec![CompletePart {
-                part_number: 3,
-                etag: "abc".into()
-            }]
-        );
+        assert_eq!(body.parts, vec![CompletePart { part_number: 3, etag: "abc".into() }]);
         assert!(from_xml::<CompleteMultipartUpload>("<CompleteMultipartUpload><Part>").is_err());
         assert!(from_xml::<CompleteMultipartUpload>("<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>").is_err());
     }
@@ -299,17 +280,11 @@ mod tests {
         let xml = to_xml(&result);
         assert!(xml.starts_with(DECLARATION));
         assert!(xml.contains("<Key>sv%2Fv.mp4</Key>"), "{xml}");
-        assert!(
-            xml.contains("<HashCrc64ecma>12696911168479852064</HashCrc64ecma>"),
-            "{xml}"
-        );
+        assert!(xml.contains("<HashCrc64ecma>12696911168479852064</HashCrc64ecma>"), "{xml}");
         assert!(xml.contains("<IsTruncated>false</IsTruncated>"), "{xml}");
         let parsed: ListPartsResult = from_xml(&xml).unwrap();
         assert_eq!(parsed, result);
-        assert_eq!(
-            decode_key(&parsed.key, parsed.encoding_type.as_deref()),
-            "sv/v.mp4"
-        );
+        assert_eq!(decode_key(&parsed.key, parsed.encoding_type.as_deref()), "sv/v.mp4");
     }
 
     #[test]
@@ -317,10 +292,7 @@ mod tests {
         let text = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult>\n  <Bucket>vodbkt</Bucket>\n  <Key>sv%2F1a2b3c%2Fvideo%20file%2B1.mp4</Key>\n  <UploadId>0004B9895DBBB6EC98E36F3B5A1C2D3E</UploadId>\n  <EncodingType>url</EncodingType>\n</InitiateMultipartUploadResult>";
         let parsed: InitiateMultipartUploadResult = from_xml(text).unwrap();
         assert_eq!(parsed.upload_id, "0004B9895DBBB6EC98E36F3B5A1C2D3E");
-        assert_eq!(
-            decode_key(&parsed.key, parsed.encoding_type.as_deref()),
-            "sv/1a2b3c/video file+1.mp4"
-        );
+        assert_eq!(decode_key(&parsed.key, parsed.encoding_type.as_deref()), "sv/1a2b3c/video file+1.mp4");
     }
 
     #[test]

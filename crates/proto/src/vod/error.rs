@@ -89,10 +89,7 @@ impl VodErrorCode {
     /// Whether a client may retry the same request: the server-side faults and throttling, as the core
     /// SDK's retry policy treats them.
     pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            Self::InternalError | Self::ServiceUnavailable | Self::Throttling
-        )
+        matches!(self, Self::InternalError | Self::ServiceUnavailable | Self::Throttling)
     }
 }
 
@@ -135,10 +132,7 @@ impl VodError {
             host_id: host_id.into(),
             code: code.as_str().to_owned(),
             message: message.into(),
-            recommend: Some(format!(
-                "https://api.aliyun.com/troubleshoot?q={}&product=Vod",
-                code.as_str()
-            )),
+            recommend: Some(format!("https://api.aliyun.com/troubleshoot?q={}&product=Vod", code.as_str())),
         }
     }
 
@@ -182,14 +176,8 @@ mod tests {
         assert_eq!(VodErrorCode::InvalidAccessKeyIdInactive.http_status(), 400);
         assert_eq!(VodErrorCode::AccessDenied.http_status(), 403);
         assert_eq!(VodErrorCode::RequestEntityTooLarge.http_status(), 413);
-        assert_eq!(
-            VodErrorCode::InvalidVideoNotFound.as_str(),
-            "InvalidVideo.NotFound"
-        );
-        assert_eq!(
-            VodErrorCode::InvalidTimeStampExpired.as_str(),
-            "InvalidTimeStamp.Expired"
-        );
+        assert_eq!(VodErrorCode::InvalidVideoNotFound.as_str(), "InvalidVideo.NotFound");
+        assert_eq!(VodErrorCode::InvalidTimeStampExpired.as_str(), "InvalidTimeStamp.Expired");
     }
 
     #[test]

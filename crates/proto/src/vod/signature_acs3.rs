@@ -42,10 +42,8 @@ pub struct Acs3Authorization {
 impl Acs3Authorization {
     /// Parses the header value. Fields are comma-separated `Name=value` pairs in any order.
     pub fn parse(value: &str) -> Result<Self, SignatureError> {
-        let rest = value
-            .strip_prefix(ALGORITHM)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .ok_or_else(|| {
+        let rest =
+            value.strip_prefix(ALGORITHM).and_then(|rest| rest.strip_prefix(' ')).ok_or_else(|| {
                 SignatureError::malformed("Authorization", format!("does not start with {ALGORITHM}"))
             })?;
         let (mut credential, mut signed_headers, mut signature) = (None, None, None);
@@ -60,32 +58,18 @@ impl Acs3Authorization {
                 _ => continue,
             };
             if slot.replace(value.to_owned()).is_some() {
-                return Err(SignatureError::malformed(
-                    "Authorization",
-                    format!("{name} given twice"),
-                ));
+                return Err(SignatureError::malformed("Authorization", format!("{name} given twice")));
             }
         }
-        let access_key_id = credential
-            .filter(|c| !c.is_empty())
-            .ok_or(SignatureError::Missing("Credential"))?;
+        let access_key_id =
+            credential.filter(|c| !c.is_empty()).ok_or(SignatureError::Missing("Credential"))?;
         let signed_headers = signed_headers.ok_or(SignatureError::Missing("SignedHeaders"))?;
         let signature = signature.ok_or(SignatureError::Missing("Signature"))?;
         let signed_headers: Vec<String> = signed_headers.split(';').map(str::to_owned).collect();
-        if signed_headers
-            .iter()
-            .any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
-        {
-            return Err(SignatureError::malformed(
-                "SignedHeaders",
-                "names must be non-empty lower case",
-            ));
+        if signed_headers.iter().any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase())) {
+            return Err(SignatureError::malformed("SignedHeaders", "names must be non-empty lower case"));
         }
-        Ok(Self {
-            access_key_id,
-            signed_headers,
-            signature,
-        })
+        Ok(Self { access_key_id, signed_headers, signature })
     }
 
     /// The header value.
@@ -119,22 +103,11 @@ pub fn canonical_request(
     request: &Acs3Request<'_>,
     signed_headers: &[String],
 ) -> Result<String, SignatureError> {
-    let mut query: Vec<(&str, &str)> = request
-        .query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     query.sort_unstable();
-    let canonical_query = query
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect::<Vec<_>>();
-    let mut out = format!(
-        "{}\n{}\n{}\n",
-        request.method,
-        request.path,
-        canonical_query.join("&")
-    );
+    let canonical_query =
+        query.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>();
+    let mut out = format!("{}\n{}\n{}\n", request.method, request.path, canonical_query.join("&"));
     for name in signed_headers {
         let mut values = request
             .headers
@@ -146,10 +119,7 @@ pub fn canonical_request(
                 SignatureError::malformed("signed header", format!("{name} is not visible ASCII"))
             })?;
         if values.is_empty() {
-            return Err(SignatureError::malformed(
-                "SignedHeaders",
-                format!("{name} is signed but not sent"),
-            ));
+            return Err(SignatureError::malformed("SignedHeaders", format!("{name} is signed but not sent")));
         }
         values.sort_unstable();
         out.push_str(name);
@@ -185,11 +155,7 @@ pub fn authorization(
     signed_headers.dedup();
     let canonical = canonical_request(request, &signed_headers)?;
     let signature = sign(secret, &string_to_sign(&canonical));
-    Ok(Acs3Authorization {
-        access_key_id: access_key_id.to_owned(),
-        signed_headers,
-        signature,
-    })
+    Ok(Acs3Authorization { access_key_id: access_key_id.to_owned(), signed_headers, signature })
 }
 
 /// Verifies `request` against its parsed `Authorization`. `body` is the body as received; its hash is
@@ -204,13 +170,7 @@ pub fn verify(
     secret: &AccessKeySecret,
 ) -> Result<(), SignatureError> {
     let hashed_payload = sha256_hex(body);
-    let request = Acs3Request {
-        method,
-        path,
-        query,
-        headers,
-        hashed_payload: &hashed_payload,
-    };
+    let request = Acs3Request { method, path, query, headers, hashed_payload: &hashed_payload };
     let canonical = canonical_request(&request, &authorization.signed_headers)?;
     let string_to_sign = string_to_sign(&canonical);
     verify_string(secret, &string_to_sign, &authorization.signature)
@@ -239,13 +199,9 @@ mod tests {
 
     /// The worked example of vod-api.md §2.2 (alibabacloud-tea-openapi 0.4.6).
     fn example() -> (Vec<(String, String)>, HeaderMap) {
-        let query = [
-            ("Title", "My video 测试*~"),
-            ("FileName", "a b.mp4"),
-            ("CateId", "1000"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .to_vec();
+        let query = [("Title", "My video 测试*~"), ("FileName", "a b.mp4"), ("CateId", "1000")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec();
         let mut headers = HeaderMap::new();
         for (k, v) in [
             ("host", "vod.cn-shanghai.aliyuncs.com"),
@@ -255,10 +211,7 @@ mod tests {
             ("x-acs-signature-nonce", "3ee8c1b883d344afa94f4e0ad82fd6cf"),
             ("x-acs-content-sha256", EMPTY_SHA256),
             ("accept", "application/json"),
-            (
-                "user-agent",
-                "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2",
-            ),
+            ("user-agent", "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2"),
         ] {
             headers.insert(k, HeaderValue::from_static(v));
         }
@@ -306,16 +259,7 @@ mod tests {
         let (query, mut headers) = example();
         headers.remove("accept");
         let auth = Acs3Authorization::parse(EXAMPLE_AUTHORIZATION).unwrap();
-        let err = verify(
-            "POST",
-            "/",
-            &query,
-            &headers,
-            b"",
-            &auth,
-            &Secret::new("testsecret"),
-        )
-        .unwrap_err();
+        let err = verify("POST", "/", &query, &headers, b"", &auth, &Secret::new("testsecret")).unwrap_err();
         assert!(matches!(err, SignatureError::Malformed { .. }), "{err:?}");
     }
 

@@ -18,11 +18,8 @@ pub const SIGNATURE_VERSION: &str = "1.0";
 
 /// The string to sign for `method` over `params` (every parameter but `Signature`; empty values count).
 pub fn string_to_sign<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)]) -> String {
-    let mut pairs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .filter(|(k, _)| *k != SIGNATURE)
-        .collect();
+    let mut pairs: Vec<(&str, &str)> =
+        params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).filter(|(k, _)| *k != SIGNATURE).collect();
     // Byte-wise by name; by value too so that a repeated name still has one canonical order.
     pairs.sort_unstable();
     let mut canonical = String::new();
@@ -58,10 +55,7 @@ pub fn verify<K: AsRef<str>, V: AsRef<str>>(
     params: &[(K, V)],
     secret: &AccessKeySecret,
 ) -> Result<(), SignatureError> {
-    let mut provided = params
-        .iter()
-        .filter(|(k, _)| k.as_ref() == SIGNATURE)
-        .map(|(_, v)| v.as_ref());
+    let mut provided = params.iter().filter(|(k, _)| k.as_ref() == SIGNATURE).map(|(_, v)| v.as_ref());
     let signature = provided.next().ok_or(SignatureError::Missing(SIGNATURE))?;
     if provided.next().is_some() {
         return Err(SignatureError::malformed(SIGNATURE, "given more than once"));
@@ -122,14 +116,8 @@ mod tests {
     #[test]
     fn spec_example_signatures_for_post_and_get() {
         let secret = Secret::new("testsecret");
-        assert_eq!(
-            sign_params("POST", &example_params(), &secret),
-            "kgVDxlfXhIbhPlQLLUMj3oBpZmc="
-        );
-        assert_eq!(
-            sign_params("GET", &example_params(), &secret),
-            "MgRL0W08AtG1yElD9Q6I/bdtsdk="
-        );
+        assert_eq!(sign_params("POST", &example_params(), &secret), "kgVDxlfXhIbhPlQLLUMj3oBpZmc=");
+        assert_eq!(sign_params("GET", &example_params(), &secret), "MgRL0W08AtG1yElD9Q6I/bdtsdk=");
     }
 
     #[test]
@@ -148,16 +136,10 @@ mod tests {
     #[test]
     fn verify_requires_exactly_one_signature() {
         let secret = Secret::new("testsecret");
-        assert_eq!(
-            verify("POST", &example_params(), &secret),
-            Err(SignatureError::Missing("Signature"))
-        );
+        assert_eq!(verify("POST", &example_params(), &secret), Err(SignatureError::Missing("Signature")));
         let mut params = example_params();
         params.push(("Signature", "kgVDxlfXhIbhPlQLLUMj3oBpZmc="));
         params.push(("Signature", "kgVDxlfXhIbhPlQLLUMj3oBpZmc="));
-        assert!(matches!(
-            verify("POST", &params, &secret),
-            Err(SignatureError::Malformed { .. })
-        ));
+        assert!(matches!(verify("POST", &params, &secret), Err(SignatureError::Malformed { .. })));
     }
 }
