@@ -1,9 +1,11 @@
 //! The `vodup` command. It only wires: parsing arguments, calling the crates that do the work, and
 //! turning outcomes into output and exit codes.
 //!
-//! Today it offers the wire-level tools that need no service: `vodup crc64` (the CRC-64 OSS reports for
-//! a file) and `vodup decode` (read an `UploadAddress` or `UploadAuth` with its secrets redacted).
-//! `upload`, `serve` and `keys` arrive with their issues.
+//! Commands: `vodup serve` (the self-hosted service), `vodup keys` (its AccessKeys), and the wire-level
+//! tools `vodup crc64` (the CRC-64 OSS reports for a file) and `vodup decode` (read an `UploadAddress`
+//! or `UploadAuth` with its secrets redacted). `upload` arrives with its issue.
+
+mod serve;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -25,6 +27,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the self-hosted VOD upload service (VOD RPC API + OSS data plane).
+    Serve(serve::ServeArgs),
+    /// Manage the service's long-lived AccessKeys.
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
     /// Print the CRC-64 of files as OSS reports it in x-oss-hash-crc64ecma (unsigned decimal).
     Crc64 {
         /// Files to checksum; `-` reads standard input.
@@ -46,6 +53,11 @@ mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            runtime().and_then(|rt| rt.block_on(serve::serve(args)))
+        }
+        Command::Keys(command) => runtime().and_then(|rt| rt.block_on(serve::keys(command))),
         Command::Crc64 { files } => crc64(&files),
         Command::Decode { value } => decode(&value),
     };
@@ -57,6 +69,18 @@ fn main() -> ExitCode {
             ExitCode::from(exit::INPUT)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Logs to stderr, filtered by `VODUP_LOG` (default `info`); never secrets (they are types that print
+/// as `******`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VODUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(false).init();
 }
 
 fn crc64(files: &[PathBuf]) -> Result<()> {

@@ -92,9 +92,14 @@ pub(crate) fn check_hex_signature(
     check_mac(&decoded, expected, string_to_sign)
 }
 
-fn check_mac(provided: &[u8], expected: &[u8], string_to_sign: &str) -> Result<(), SignatureError> {
+/// Whether two byte strings are equal, in time independent of where they differ (the length may leak).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // `ct_eq` on slices of different length returns false without looking at the contents.
-    if bool::from(provided.ct_eq(expected)) {
+    a.ct_eq(b).into()
+}
+
+fn check_mac(provided: &[u8], expected: &[u8], string_to_sign: &str) -> Result<(), SignatureError> {
+    if constant_time_eq(provided, expected) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch { string_to_sign: string_to_sign.to_owned() })

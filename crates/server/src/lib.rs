@@ -1,7 +1,28 @@
 //! `vodup serve`: the self-hosted VOD upload service, a control plane speaking the VOD RPC API and a
 //! data plane speaking the OSS API, both verifying requests with the shared wire crate.
 //!
-//! This release holds only the wire layer, re-exported as [`proto`]; the planes, storage backends,
-//! metadata stores and events arrive with the service-core issue.
+//! The major components are:
+//!
+//! * [`control`]: the VOD RPC plane (signatures, the upload and catalogue actions).
+//! * [`data`]: the OSS plane (object and multipart operations, addressing, authorization).
+//! * [`storage`]: the bytes of objects and parts behind the [`storage::BlobStore`] trait (local disk).
+//! * [`meta`]: the catalogue, keys and uploads behind repository traits (SQLite).
+//! * [`sts`]: the per-upload temporary credentials, verifiable without a database lookup.
+//! * [`serve`]: startup and `run(listeners, state, shutdown)`.
+
+pub mod config;
+pub mod control;
+pub mod credentials;
+pub mod data;
+pub mod keys;
+pub mod meta;
+pub mod metrics;
+pub mod presign;
+pub mod rate_limit;
+pub mod request_id;
+pub mod serve;
+pub mod state;
+pub mod storage;
+pub mod sts;
 
 pub use vodup_proto as proto;

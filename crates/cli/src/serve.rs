@@ -1,0 +1,190 @@
+//! `vodup serve` and `vodup keys`: flags (with their `VODUP_*` environment variables) over the TOML
+//! config file over defaults, validated once, then the server crate does the work.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tokio::net::TcpListener;
+use vodup_server::config::Config;
+use vodup_server::keys::create_key;
+use vodup_server::meta::MetaStore;
+use vodup_server::serve::{build_state, open_meta, run};
+
+/// Flags of `vodup serve`. Each overrides the same key of the config file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data folder (catalogue and objects).
+    #[arg(long, env = "VODUP_DATA")]
+    data: Option<PathBuf>,
+    /// VOD RPC listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "VODUP_LISTEN")]
+    listen: Option<String>,
+    /// OSS data-plane listen address [default: 127.0.0.1:9000].
+    #[arg(long, env = "VODUP_OSS_LISTEN")]
+    oss_listen: Option<String>,
+    /// OSS URL clients are told to use (behind a proxy) [default: http:// + the OSS listen address].
+    #[arg(long, env = "VODUP_PUBLIC_OSS_ENDPOINT")]
+    public_oss_endpoint: Option<String>,
+    /// Region in UploadAuth and the one OSS V4 signatures must be scoped to [default: cn-shanghai].
+    #[arg(long, env = "VODUP_REGION")]
+    region: Option<String>,
+    /// Storage bucket name [default: generated once at first start].
+    #[arg(long, env = "VODUP_BUCKET")]
+    bucket: Option<String>,
+    /// Lifetime of upload credentials in seconds [default: 3600].
+    #[arg(long, env = "VODUP_CREDENTIAL_LIFETIME")]
+    credential_lifetime: Option<u64>,
+    /// TOML config file with [server], [control] and [data] sections.
+    #[arg(long, env = "VODUP_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+                Config::from_toml(&text)?
+            }
+            None => Config::default(),
+        };
+        let s = &mut config.server;
+        if self.data.is_some() {
+            s.data = self.data;
+        }
+        for (slot, value) in [
+            (&mut s.listen, self.listen),
+            (&mut s.oss_listen, self.oss_listen),
+            (&mut s.public_oss_endpoint, self.public_oss_endpoint),
+            (&mut s.region, self.region),
+            (&mut s.bucket, self.bucket),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        if self.credential_lifetime.is_some() {
+            config.control.credential_lifetime_secs = self.credential_lifetime;
+        }
+        Ok(config)
+    }
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let settings = args.into_config()?.validate()?;
+    let control = TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let data = TcpListener::bind(settings.oss_listen).await.with_context(|| format!("cannot listen on {}", settings.oss_listen))?;
+    let (vod_addr, oss_addr) = (control.local_addr()?, data.local_addr()?);
+    let state = build_state(settings, oss_addr).await?;
+    // One line on stdout for scripts and tests that bind port 0; logs go to stderr.
+    println!(
+        "{}",
+        serde_json::json!({
+            "event": "listening",
+            "vod": vod_addr.to_string(),
+            "oss": oss_addr.to_string(),
+            "oss_endpoint": state.site.endpoint,
+            "bucket": state.site.bucket,
+            "region": state.site.region,
+        })
+    );
+    run(control, data, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// `vodup keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a long-lived AccessKey; works at once, also while the server runs.
+    Create {
+        /// The server's data folder.
+        #[arg(long, env = "VODUP_DATA")]
+        data: PathBuf,
+        /// A note to remember what the key is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Print {"AccessKeyId": …, "AccessKeySecret": …}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (ids and state, never secrets).
+    List {
+        /// The server's data folder.
+        #[arg(long, env = "VODUP_DATA")]
+        data: PathBuf,
+        /// JSON lines output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: its VOD calls fail at once, its upload credentials within seconds.
+    Revoke {
+        /// The server's data folder.
+        #[arg(long, env = "VODUP_DATA")]
+        data: PathBuf,
+        /// The AccessKeyId.
+        access_key_id: String,
+    },
+}
+
+async fn meta(data: &std::path::Path) -> Result<Box<dyn MetaStore>> {
+    Ok(Box::new(open_meta(data).await.with_context(|| format!("cannot open the catalogue in {}", data.display()))?))
+}
+
+/// Runs a keys command.
+pub async fn keys(command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Create { data, description, json } => {
+            let meta = meta(&data).await?;
+            let key = create_key(meta.as_ref(), &description, SystemTime::now()).await?;
+            if json {
+                println!("{}", serde_json::json!({ "AccessKeyId": key.id, "AccessKeySecret": key.secret.expose() }));
+            } else {
+                println!("AccessKeyId:     {}\nAccessKeySecret: {}", key.id, key.secret.expose());
+            }
+        }
+        KeysCommand::List { data, json } => {
+            let meta = meta(&data).await?;
+            for key in meta.list_keys().await? {
+                let created = vodup_proto::timestamp::iso8601(key.created_at);
+                let revoked = key.revoked_at.map(vodup_proto::timestamp::iso8601);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "AccessKeyId": key.id, "Description": key.description, "CreationTime": created, "RevokedTime": revoked })
+                    );
+                } else {
+                    println!("{}  {}  {}  {}", key.id, created, revoked.as_deref().unwrap_or("active"), key.description);
+                }
+            }
+        }
+        KeysCommand::Revoke { data, access_key_id } => {
+            let meta = meta(&data).await?;
+            if !meta.revoke_key(&access_key_id, SystemTime::now()).await? {
+                anyhow::bail!("no active key {access_key_id} in {}", data.display());
+            }
+            eprintln!("revoked {access_key_id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The service's configuration: one serde struct read from TOML, overridden by environment and flags in
+//! the CLI, then validated once into [`Settings`] before any socket is bound (ripgrep's LowArgs → HiArgs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The TOML file, section by section. Every field is optional; [`Config::validate`] fills defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: where things live and listen.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[control]`: the VOD RPC plane.
+    #[serde(default)]
+    pub control: ControlSection,
+    /// `[data]`: the OSS plane.
+    #[serde(default)]
+    pub data: DataSection,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Data folder: the SQLite catalogue and the stored objects (`--data`, `VODUP_DATA`).
+    pub data: Option<PathBuf>,
+    /// VOD RPC listen address (`--listen`, `VODUP_LISTEN`), default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// OSS listen address (`--oss-listen`, `VODUP_OSS_LISTEN`), default `127.0.0.1:9000`.
+    pub oss_listen: Option<String>,
+    /// The OSS URL written into UploadAddress and file URLs (`--public-oss-endpoint`,
+    /// `VODUP_PUBLIC_OSS_ENDPOINT`), default `http://` + the OSS listen address.
+    pub public_oss_endpoint: Option<String>,
+    /// Region in UploadAuth and the only region OSS V4 signatures may be scoped to (`--region`,
+    /// `VODUP_REGION`), default `cn-shanghai`.
+    pub region: Option<String>,
+    /// Storage bucket name (`--bucket`, `VODUP_BUCKET`); generated once at first start when absent.
+    pub bucket: Option<String>,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// Lifetime of upload credentials in seconds (`--credential-lifetime`), default 3600.
+    pub credential_lifetime_secs: Option<u64>,
+    /// ReportUploadProgress reports per second per client IP, default 50.
+    pub progress_rate_per_ip: Option<u32>,
+    /// ReportUploadProgress reports per second per VideoId, default 20.
+    pub progress_rate_per_media: Option<u32>,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// How often the in-memory revocation set is refreshed, in seconds, default 5.
+    pub revocation_refresh_secs: Option<u64>,
+    /// Seconds without a byte of a request body before it is dropped, default 60.
+    pub body_idle_timeout_secs: Option<u64>,
+}
+
+/// Validated settings, with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Data folder.
+    pub data: PathBuf,
+    /// VOD RPC listen address.
+    pub listen: SocketAddr,
+    /// OSS listen address.
+    pub oss_listen: SocketAddr,
+    /// Public OSS endpoint, with scheme, without trailing slash; `None` until the OSS port is known
+    /// (a `:0` listen address), then filled by [`Settings::with_bound_oss`].
+    pub public_oss_endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Bucket, if configured.
+    pub bucket: Option<String>,
+    /// Upload credential lifetime.
+    pub credential_lifetime: Duration,
+    /// ReportUploadProgress rate per IP.
+    pub progress_rate_per_ip: u32,
+    /// ReportUploadProgress rate per media.
+    pub progress_rate_per_media: u32,
+    /// Revocation set refresh interval.
+    pub revocation_refresh: Duration,
+    /// Request-body idle timeout on the data plane.
+    pub body_idle_timeout: Duration,
+}
+
+/// A configuration that cannot work, said plainly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("config file: {e}")))
+    }
+
+    /// Applies defaults and checks combinations.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let s = &self.server;
+        let data = s.data.clone().ok_or_else(|| ConfigError("--data (VODUP_DATA) is required".into()))?;
+        let parse_addr = |name: &str, value: Option<&String>, default: &str| -> Result<SocketAddr, ConfigError> {
+            let text = value.map_or(default, String::as_str);
+            text.parse().map_err(|_| ConfigError(format!("{name} {text:?} is not an address like 127.0.0.1:8080")))
+        };
+        let listen = parse_addr("--listen", s.listen.as_ref(), "127.0.0.1:8080")?;
+        let oss_listen = parse_addr("--oss-listen", s.oss_listen.as_ref(), "127.0.0.1:9000")?;
+        if listen == oss_listen && listen.port() != 0 {
+            return Err(ConfigError(format!("--listen and --oss-listen are both {listen}; give them different ports")));
+        }
+        let public_oss_endpoint = match &s.public_oss_endpoint {
+            Some(url) => Some(check_endpoint(url)?),
+            None if oss_listen.port() != 0 => Some(format!("http://{oss_listen}")),
+            None => None,
+        };
+        let region = s.region.clone().unwrap_or_else(|| "cn-shanghai".to_owned());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(ConfigError(format!("--region {region:?} is not a region name like cn-shanghai")));
+        }
+        if let Some(bucket) = &s.bucket {
+            check_bucket(bucket)?;
+        }
+        let lifetime = self.control.credential_lifetime_secs.unwrap_or(3600);
+        if !(1..=86_400 * 7).contains(&lifetime) {
+            return Err(ConfigError(format!("credential lifetime {lifetime} s is outside 1..=604800")));
+        }
+        Ok(Settings {
+            data,
+            listen,
+            oss_listen,
+            public_oss_endpoint,
+            region,
+            bucket: s.bucket.clone(),
+            credential_lifetime: Duration::from_secs(lifetime),
+            progress_rate_per_ip: self.control.progress_rate_per_ip.unwrap_or(50).max(1),
+            progress_rate_per_media: self.control.progress_rate_per_media.unwrap_or(20).max(1),
+            revocation_refresh: Duration::from_secs(self.data.revocation_refresh_secs.unwrap_or(5).max(1)),
+            body_idle_timeout: Duration::from_secs(self.data.body_idle_timeout_secs.unwrap_or(60).max(1)),
+        })
+    }
+}
+
+impl Settings {
+    /// Fills the public endpoint from the bound OSS address when it was left to the default.
+    #[must_use]
+    pub fn with_bound_oss(mut self, bound: SocketAddr) -> Self {
+        self.oss_listen = bound;
+        if self.public_oss_endpoint.is_none() {
+            self.public_oss_endpoint = Some(format!("http://{bound}"));
+        }
+        self
+    }
+}
+
+fn check_endpoint(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError(format!("--public-oss-endpoint {url:?} must start with http:// or https://")))?;
+    if rest.is_empty() || rest.contains('/') || rest.contains('?') {
+        return Err(ConfigError(format!("--public-oss-endpoint {url:?} must be scheme://host[:port] without a path")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// OSS bucket names: 3-63 characters of `a-z 0-9 -`, not starting or ending with `-`.
+pub fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !bucket.starts_with('-')
+        && !bucket.ends_with('-');
+    if ok { Ok(()) } else { Err(ConfigError(format!("bucket {bucket:?} must be 3-63 characters of a-z, 0-9 and -"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_data() -> Config {
+        let mut config = Config::default();
+        config.server.data = Some("/tmp/vodup".into());
+        config
+    }
+
+    #[test]
+    fn defaults() {
+        let settings = with_data().validate().unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.public_oss_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(settings.region, "cn-shanghai");
+        assert_eq!(settings.credential_lifetime, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn toml_sections_parse_and_unknown_keys_are_refused() {
+        let config = Config::from_toml(
+            "[server]\ndata = \"/d\"\nregion = \"cn-beijing\"\n[control]\ncredential_lifetime_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(config.validate().unwrap().credential_lifetime, Duration::from_secs(5));
+        assert!(Config::from_toml("[server]\ndatta = \"/d\"\n").is_err());
+    }
+
+    #[test]
+    fn bad_values_say_what_to_fix() {
+        assert!(Config::default().validate().unwrap_err().0.contains("--data"));
+        let mut config = with_data();
+        config.server.public_oss_endpoint = Some("oss.example.com".into());
+        assert!(config.validate().unwrap_err().0.contains("http://"));
+        let mut config = with_data();
+        config.server.listen = Some("127.0.0.1:9000".into());
+        assert!(config.validate().is_err());
+        let mut config = with_data();
+        config.server.bucket = Some("Bad_Bucket".into());
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn port_zero_waits_for_the_bound_address() {
+        let mut config = with_data();
+        config.server.oss_listen = Some("127.0.0.1:0".into());
+        let settings = config.validate().unwrap();
+        assert_eq!(settings.public_oss_endpoint, None);
+        let bound = settings.with_bound_oss("127.0.0.1:4567".parse().unwrap());
+        assert_eq!(bound.public_oss_endpoint.as_deref(), Some("http://127.0.0.1:4567"));
+    }
+}

@@ -1,0 +1,212 @@
+//! The OSS data plane: what `oss-<region>.aliyuncs.com` serves for uploads, with path-style and
+//! virtual-host-style addressing.
+//!
+//! Every request goes through the same steps, in the order of vod-api.md §12.1: address (bucket and
+//! decoded key) → classify ([`endpoint`]) → authenticate ([`auth`]) → object name → bucket → permission
+//! → upload id bound to the key → the handler ([`object`], [`multipart`]). Responses carry
+//! `x-oss-request-id`, `Date` and `Server: AliyunOSS`; errors are OSS XML ([`error`]).
+
+pub mod auth;
+pub mod body;
+pub mod endpoint;
+pub mod error;
+pub mod multipart;
+pub mod object;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::Response;
+use axum::routing::get;
+use vodup_proto::encoding::{form_decode, percent_decode};
+use vodup_proto::oss::header::X_OSS_REQUEST_ID;
+use vodup_proto::oss::{OssErrorCode, OssRequest};
+
+use self::auth::Principal;
+use self::endpoint::Endpoint;
+use self::error::OssApiError;
+use crate::meta::WriteGuard;
+use crate::request_id::new_request_id;
+use crate::state::AppState;
+
+/// The data-plane router: `/healthz`, and every other path is an OSS request.
+pub fn router(state: AppState) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" })).fallback(oss).with_state(state)
+}
+
+/// What a handler knows about its request.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The request id.
+    pub request_id: String,
+    /// The bucket (always this service's by the time a handler runs).
+    pub bucket: String,
+    /// The decoded key (empty for bucket-level requests).
+    pub key: String,
+    /// Decoded query.
+    pub query: Vec<(String, String)>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Who is calling.
+    pub principal: Principal,
+}
+
+impl Ctx {
+    /// The value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A header value as text.
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The catalogue checks a write by an upload credential must pass (vod-api.md §12.2).
+    pub fn guard(&self) -> Option<WriteGuard> {
+        match &self.principal {
+            Principal::Sts(claims) => Some(WriteGuard {
+                media_id: claims.media_id.clone(),
+                issuing_key_id: claims.issuing_key_id.clone(),
+            }),
+            Principal::Key { .. } | Principal::Presign => None,
+        }
+    }
+}
+
+async fn oss(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let request_id = new_request_id();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+    let started = std::time::Instant::now();
+    let (name, result) = handle(&state, &request_id, &method, &uri, headers, body).await;
+    let mut response = match result {
+        Ok(response) => {
+            state.metrics.count_request("oss", name, "OK");
+            tracing::info!(request_id, action = name, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oss request");
+            response
+        }
+        Err(error) => {
+            state.metrics.count_request("oss", name, error.code.as_str());
+            tracing::info!(request_id, action = name, code = error.code.as_str(), status = error.code.http_status(), "oss request refused");
+            error.into_response_for(&method, &request_id, &host)
+        }
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(X_OSS_REQUEST_ID, value);
+    }
+    headers.insert(header::SERVER, HeaderValue::from_static("AliyunOSS"));
+    if !headers.contains_key(header::DATE) {
+        // OSS clients read Date on errors (alibabacloud-oss-v2 fails without it); hyper adds one too,
+        // but this keeps it independent of the server's settings.
+        if let Ok(value) = HeaderValue::from_str(&vodup_proto::timestamp::http_date(state.now())) {
+            headers.insert(header::DATE, value);
+        }
+    }
+    response
+}
+
+/// Bucket and decoded key from Host and path: virtual-host style when the Host starts with our bucket
+/// name followed by a dot, path style otherwise.
+fn address(bucket: &str, headers: &HeaderMap, path: &str) -> Result<(String, Option<String>), OssApiError> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let raw = path.strip_prefix('/').unwrap_or(path);
+    let (bucket, raw_key) = if host.len() > bucket.len() && host.starts_with(bucket) && host.as_bytes()[bucket.len()] == b'.' {
+        (bucket.to_owned(), raw)
+    } else {
+        match raw.split_once('/') {
+            Some((bucket, rest)) => (bucket.to_owned(), rest),
+            None => (raw.to_owned(), ""),
+        }
+    };
+    let key = percent_decode(raw_key)
+        .map_err(|_| OssApiError::with_message(OssErrorCode::InvalidObjectName, "The object name is not valid UTF-8."))?;
+    let bucket = percent_decode(&bucket)
+        .map_err(|_| OssApiError::with_message(OssErrorCode::InvalidBucketName, "The bucket name is not valid UTF-8."))?;
+    Ok((bucket, (!key.is_empty()).then_some(key)))
+}
+
+async fn handle(
+    state: &AppState,
+    request_id: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> (&'static str, Result<Response, OssApiError>) {
+    let (bucket, key) = match address(&state.site.bucket, &headers, uri.path()) {
+        Ok(addressed) => addressed,
+        Err(e) => return ("Unknown", Err(e)),
+    };
+    let query = form_decode(uri.query().unwrap_or(""));
+    let endpoint = match Endpoint::classify(method.as_str(), key.is_some(), &query) {
+        Ok(endpoint) => endpoint,
+        Err(e) => return ("Unknown", Err(e)),
+    };
+    let name = endpoint.name();
+    let result = async {
+        let request =
+            OssRequest { method: method.as_str(), bucket: Some(&bucket), key: key.as_deref(), query: &query, headers: &headers };
+        let principal = auth::authenticate(state, &request, request_id).await?;
+        if let Some(key) = &key {
+            auth::check_object_name(key)?;
+        }
+        if bucket != state.site.bucket {
+            let mut error = OssApiError::new(OssErrorCode::NoSuchBucket);
+            error.body.bucket_name = Some(bucket.clone());
+            return Err(error);
+        }
+        auth::authorize(state, &principal, &endpoint, &bucket, key.as_deref())?;
+        if let Some(upload_id) = endpoint.upload_id()
+            && !state.sts.upload_id_matches(upload_id, &bucket, key.as_deref().unwrap_or(""))
+        {
+            return Err(OssApiError::no_such_upload(upload_id));
+        }
+        let ctx = Ctx { request_id: request_id.to_owned(), bucket, key: key.unwrap_or_default(), query, headers, principal };
+        dispatch(state, &ctx, &endpoint, body).await
+    }
+    .await;
+    (name, result)
+}
+
+async fn dispatch(state: &AppState, ctx: &Ctx, endpoint: &Endpoint, body: Body) -> Result<Response, OssApiError> {
+    match endpoint {
+        Endpoint::PutObject => object::put_object(state, ctx, body).await,
+        Endpoint::GetObject => object::get_object(state, ctx, false).await,
+        Endpoint::HeadObject => object::get_object(state, ctx, true).await,
+        Endpoint::DeleteObject => object::delete_object(state, ctx).await,
+        Endpoint::InitiateMultipartUpload => multipart::initiate(state, ctx).await,
+        Endpoint::UploadPart { part_number, upload_id } => {
+            multipart::upload_part(state, ctx, upload_id, *part_number, body).await
+        }
+        Endpoint::CompleteMultipartUpload { upload_id } => multipart::complete(state, ctx, upload_id, body).await,
+        Endpoint::AbortMultipartUpload { upload_id } => multipart::abort(state, ctx, upload_id).await,
+        Endpoint::ListParts { upload_id } => multipart::list_parts(state, ctx, upload_id).await,
+        Endpoint::ListMultipartUploads => multipart::list_uploads(state, ctx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn path_style_and_virtual_host_style() {
+        let (b, k) = address("outin-b", &host("127.0.0.1:9000"), "/outin-b/sv%2Fa%20b.mp4").unwrap();
+        assert_eq!((b.as_str(), k.as_deref()), ("outin-b", Some("sv/a b.mp4")));
+        let (b, k) = address("outin-b", &host("outin-b.oss.example.com"), "/sv/a+b.mp4").unwrap();
+        assert_eq!((b.as_str(), k.as_deref()), ("outin-b", Some("sv/a+b.mp4")));
+        let (b, k) = address("outin-b", &host("127.0.0.1:9000"), "/outin-b/").unwrap();
+        assert_eq!((b.as_str(), k), ("outin-b", None));
+        let (b, k) = address("outin-b", &host("127.0.0.1:9000"), "/other/x").unwrap();
+        assert_eq!((b.as_str(), k.as_deref()), ("other", Some("x")));
+        assert!(address("outin-b", &host("h"), "/outin-b/%FF").is_err());
+    }
+}

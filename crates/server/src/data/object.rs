@@ -1,0 +1,268 @@
+//! PutObject, GetObject/HeadObject (with Range) and DeleteObject (oss-api.md §3.1, §3.8-3.10).
+//!
+//! PutObject streams the body into storage, which hashes it once while writing and publishes it only
+//! when whole and matching `Content-MD5`; the catalogue is then told in one step (and can still refuse a
+//! credential revoked meanwhile, in which case the object is removed again).
+
+use std::ops::Range;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use vodup_proto::mac::{base64_decode_strict, base64_encode};
+use vodup_proto::oss::OssErrorCode;
+use vodup_proto::oss::header::{X_OSS_HASH_CRC64ECMA, X_OSS_META_PREFIX, X_OSS_OBJECT_TYPE, X_OSS_STORAGE_CLASS};
+use vodup_proto::oss::part::MAX_PUT_OBJECT_SIZE;
+
+use super::Ctx;
+use super::auth::Principal;
+use super::error::OssApiError;
+use crate::meta::{CompletedObject, MediaStatus};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::storage::{ObjectInfo, ObjectMeta, WriteLimits};
+
+/// `Content-MD5` as 16 bytes, if sent; a value that is not Base64 of 16 bytes is `InvalidDigest`.
+pub fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, OssApiError> {
+    let Some(value) = ctx.header("content-md5") else { return Ok(None) };
+    base64_decode_strict(value.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| OssApiError::with_message(OssErrorCode::InvalidDigest, "The Content-MD5 you specified is not valid."))
+}
+
+/// The write limits of a PUT body: its size cap, `Content-MD5` and `Content-Length`.
+pub fn write_limits(ctx: &Ctx, max_size: u64) -> Result<WriteLimits, OssApiError> {
+    let expected_len = match ctx.header(header::CONTENT_LENGTH) {
+        Some(len) => Some(len.trim().parse::<u64>().map_err(|_| {
+            OssApiError::invalid_argument("Content-Length is not a number.", "Content-Length", len)
+        })?),
+        None if ctx.headers.contains_key(header::TRANSFER_ENCODING) => None,
+        None => return Err(OssApiError::new(OssErrorCode::MissingContentLength)),
+    };
+    if expected_len.is_some_and(|len| len > max_size) {
+        return Err(OssApiError::new(OssErrorCode::EntityTooLarge));
+    }
+    Ok(WriteLimits { max_size, expected_md5: content_md5(ctx)?, expected_len })
+}
+
+/// Before storing for an upload credential: the media must still exist and be `Uploading`, and its
+/// issuing key must be active. (The catalogue checks again when the object is recorded.)
+pub async fn precheck(state: &AppState, ctx: &Ctx) -> Result<(), OssApiError> {
+    let Principal::Sts(claims) = &ctx.principal else { return Ok(()) };
+    let media = state.meta.get_media(&claims.media_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+    if !media.is_some_and(|m| m.status == MediaStatus::Uploading) {
+        return Err(OssApiError::with_message(OssErrorCode::AccessDenied, "AccessDenied: the media of this credential is deleted or no longer uploading."));
+    }
+    let key = state.keys.fresh(state.meta.as_ref(), &claims.issuing_key_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+    if !key.is_some_and(|k| k.revoked_at.is_none()) {
+        return Err(OssApiError::new(OssErrorCode::InvalidAccessKeyId));
+    }
+    Ok(())
+}
+
+/// Records a published object in the catalogue; if the catalogue refuses (revoked meanwhile), the object
+/// is removed again so nothing appears after a revocation.
+pub async fn record(state: &AppState, ctx: &Ctx, upload_id: Option<&str>, info: &ObjectInfo) -> Result<(), OssApiError> {
+    let object = CompletedObject {
+        bucket: ctx.bucket.clone(),
+        key: ctx.key.clone(),
+        size: info.size,
+        etag: info.etag.clone(),
+        crc64: info.crc64,
+    };
+    match state.meta.complete_object(upload_id, &object, ctx.guard().as_ref(), state.now()).await {
+        Ok(media) => {
+            if let Some(media) = media {
+                tracing::info!(request_id = ctx.request_id, media_id = media.new.id, status = media.status.as_str(), "media complete");
+            }
+            Metrics::add(&state.metrics.objects_completed, 1);
+            Ok(())
+        }
+        Err(e) => {
+            if e.is_refused()
+                && let Err(remove) = state.storage.delete_object(&ctx.key).await
+            {
+                tracing::error!(request_id = ctx.request_id, error = %remove, "could not remove an object whose upload was refused");
+            }
+            Err(OssApiError::from_meta(&ctx.request_id, &e, || match upload_id {
+                Some(id) => OssApiError::no_such_upload(id),
+                None => OssApiError::new(OssErrorCode::AccessDenied),
+            }))
+        }
+    }
+}
+
+/// `x-oss-meta-*` headers, names lower-case without the prefix.
+pub fn user_meta(headers: &HeaderMap) -> Vec<(String, String)> {
+    let mut meta: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let short = name.as_str().strip_prefix(X_OSS_META_PREFIX)?;
+            Some((short.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    meta.sort();
+    meta
+}
+
+/// The digest headers of a stored body: ETag, CRC-64, Content-MD5.
+pub fn digest_headers(etag: &str, crc64: u64, md5: Option<&[u8; 16]>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(X_OSS_HASH_CRC64ECMA, HeaderValue::from(crc64));
+    if let Some(md5) = md5
+        && let Ok(value) = HeaderValue::from_str(&base64_encode(md5))
+    {
+        headers.insert("content-md5", value);
+    }
+    headers
+}
+
+/// PutObject.
+pub async fn put_object(state: &AppState, ctx: &Ctx, body: Body) -> Result<Response, OssApiError> {
+    let limits = write_limits(ctx, MAX_PUT_OBJECT_SIZE)?;
+    precheck(state, ctx).await?;
+    if ctx.header("x-oss-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        match state.storage.head_object(&ctx.key).await {
+            Ok(_) => return Err(OssApiError::new(OssErrorCode::FileAlreadyExists)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(OssApiError::internal(&ctx.request_id, &e)),
+        }
+    }
+    let meta = ObjectMeta { content_type: ctx.header(header::CONTENT_TYPE).map(str::to_owned), user_meta: user_meta(&ctx.headers) };
+    let stream = super::body::stream(body, state.settings.body_idle_timeout);
+    let info = state
+        .storage
+        .put_object(&ctx.key, stream, &limits, meta)
+        .await
+        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key)))?;
+    Metrics::add(&state.metrics.bytes_received, info.size);
+    record(state, ctx, None, &info).await?;
+    Ok((StatusCode::OK, digest_headers(&info.etag, info.crc64, info.content_md5.as_ref())).into_response())
+}
+
+/// Parses `Range: bytes=a-b | a- | -n` against `size`. `Ok(None)` means "the whole object": OSS ignores
+/// a syntactically invalid range; a start beyond the object is `InvalidRange`.
+fn parse_range(value: &str, size: u64) -> Result<Option<Range<u64>>, OssApiError> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((start, end)) = spec.split_once('-') else { return Ok(None) };
+    let (start, end) = (start.trim(), end.trim());
+    let parse = |t: &str| t.parse::<u64>().ok();
+    let range = match (start.is_empty(), end.is_empty()) {
+        (true, true) => return Ok(None),
+        (true, false) => {
+            let Some(n) = parse(end) else { return Ok(None) };
+            if n == 0 {
+                return Ok(None);
+            }
+            size.saturating_sub(n)..size
+        }
+        (false, _) => {
+            let Some(s) = parse(start) else { return Ok(None) };
+            let e = if end.is_empty() { size.saturating_sub(1) } else if let Some(e) = parse(end) { e.min(size.saturating_sub(1)) } else { return Ok(None) };
+            if !end.is_empty() && parse(end).is_some_and(|e| e < s) {
+                return Ok(None);
+            }
+            if s >= size {
+                return Err(OssApiError::new(OssErrorCode::InvalidRange));
+            }
+            s..e + 1
+        }
+    };
+    Ok((range.start < range.end).then_some(range))
+}
+
+fn object_headers(info: &ObjectInfo) -> HeaderMap {
+    let mut headers = digest_headers(&info.etag, info.crc64, info.content_md5.as_ref());
+    let content_type = info.meta.content_type.as_deref().unwrap_or("application/octet-stream");
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&vodup_proto::timestamp::http_date(info.last_modified)) {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    headers.insert(X_OSS_OBJECT_TYPE, HeaderValue::from_static(info.object_type.as_str()));
+    headers.insert(X_OSS_STORAGE_CLASS, HeaderValue::from_static("Standard"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    for (name, value) in &info.meta.user_meta {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(format!("{X_OSS_META_PREFIX}{name}").as_bytes()), HeaderValue::from_str(value))
+        {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+/// GetObject and HeadObject.
+pub async fn get_object(state: &AppState, ctx: &Ctx, head_only: bool) -> Result<Response, OssApiError> {
+    let not_found = || OssApiError::no_such_key(&ctx.key);
+    let info = state.storage.head_object(&ctx.key).await.map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, not_found))?;
+    let range = match ctx.header(header::RANGE) {
+        Some(value) if !head_only => parse_range(value, info.size)?,
+        _ => None,
+    };
+    let mut headers = object_headers(&info);
+    if head_only {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+        return Ok((StatusCode::OK, headers).into_response());
+    }
+    let (info, stream) = state
+        .storage
+        .get_object(&ctx.key, range.clone())
+        .await
+        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, not_found))?;
+    let mut headers = object_headers(&info);
+    let status = match &range {
+        Some(range) => {
+            headers.remove(X_OSS_HASH_CRC64ECMA);
+            headers.remove("content-md5");
+            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, info.size);
+            if let Ok(value) = HeaderValue::from_str(&content_range) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+            StatusCode::OK
+        }
+    };
+    Ok((status, headers, Body::from_stream(stream)).into_response())
+}
+
+/// DeleteObject: idempotent, 204.
+pub async fn delete_object(state: &AppState, ctx: &Ctx) -> Result<Response, OssApiError> {
+    state
+        .storage
+        .delete_object(&ctx.key)
+        .await
+        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key)))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some(0..10));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some(90..100));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some(90..100));
+        assert_eq!(parse_range("bytes=-500", 100).unwrap(), Some(0..100));
+        assert_eq!(parse_range("bytes=50-5000", 100).unwrap(), Some(50..100));
+        assert_eq!(parse_range("bytes=9-3", 100).unwrap(), None);
+        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100).unwrap(), None);
+        assert!(parse_range("bytes=100-", 100).is_err());
+    }
+}

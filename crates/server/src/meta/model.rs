@@ -1,0 +1,343 @@
+//! The records of the catalogue, as plain data shared by every metadata backend.
+
+use std::time::SystemTime;
+
+use vodup_proto::Secret;
+
+/// A long-lived AccessKey created with `vodup keys create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    /// `LTAI…`-style id.
+    pub id: String,
+    /// The secret; it is stored only in the metadata store (a 0600 file for SQLite).
+    pub secret: Secret,
+    /// Free text given at creation.
+    pub description: String,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<SystemTime>,
+}
+
+/// What revocation the data plane must enforce without a database lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// Revoked long-lived key ids.
+    pub revoked_keys: Vec<String>,
+    /// Media deleted since the asked-for instant.
+    pub deleted_media: Vec<String>,
+}
+
+/// The three media types of VOD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// CreateUploadVideo (audio too).
+    Video,
+    /// CreateUploadImage.
+    Image,
+    /// CreateUploadAttachedMedia.
+    Attached,
+}
+
+impl MediaKind {
+    /// Stable text form for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Image => "image",
+            Self::Attached => "attached",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "video" => Some(Self::Video),
+            "image" => Some(Self::Image),
+            "attached" => Some(Self::Attached),
+            _ => None,
+        }
+    }
+}
+
+/// Media status, spelled as VOD spells it (vod-api.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaStatus {
+    /// Created, waiting for its object.
+    Uploading,
+    /// Object received (a transient step here: no transcoding).
+    UploadSucc,
+    /// The upload was abandoned.
+    UploadFail,
+    /// Complete and usable.
+    Normal,
+}
+
+impl MediaStatus {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploading => "Uploading",
+            Self::UploadSucc => "UploadSucc",
+            Self::UploadFail => "UploadFail",
+            Self::Normal => "Normal",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Uploading" => Some(Self::Uploading),
+            "UploadSucc" => Some(Self::UploadSucc),
+            "UploadFail" => Some(Self::UploadFail),
+            "Normal" => Some(Self::Normal),
+            _ => None,
+        }
+    }
+}
+
+/// The fields given when a media item is created. Empty strings mean "not given".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMedia {
+    /// 32 lowercase hex characters (VideoId / ImageId / MediaId).
+    pub id: String,
+    /// Video, image or attached.
+    pub kind: MediaKind,
+    /// Title (≤128 bytes).
+    pub title: String,
+    /// Description (≤1024 bytes).
+    pub description: String,
+    /// The FileName / OriginalFileName parameter as sent.
+    pub file_name: String,
+    /// The extension the object key got (`mp4`, `png`, `srt`…).
+    pub file_ext: String,
+    /// FileSize as declared by the caller.
+    pub declared_size: Option<u64>,
+    /// CoverURL.
+    pub cover_url: String,
+    /// CateId (videos, images) or the first of CateIds (attached).
+    pub cate_id: Option<i64>,
+    /// All CateIds of attached media, comma-separated.
+    pub cate_ids: String,
+    /// Tags, comma-separated.
+    pub tags: String,
+    /// TemplateGroupId.
+    pub template_group_id: String,
+    /// WorkflowId.
+    pub workflow_id: String,
+    /// StorageLocation (the bucket host).
+    pub storage_location: String,
+    /// AppId (`app-1000000` by default).
+    pub app_id: String,
+    /// UserData JSON text.
+    pub user_data: String,
+    /// ReferenceId (videos), unique when non-empty.
+    pub reference_id: String,
+    /// ImageType (`default`/`cover`) for images.
+    pub image_type: String,
+    /// BusinessType (`watermark`/`subtitle`/`material`) for attached media.
+    pub business_type: String,
+    /// The bucket the object goes to.
+    pub bucket: String,
+    /// The object key assigned.
+    pub object_key: String,
+    /// For a `.m3u8` video, the prefix its segments go under.
+    pub object_prefix: Option<String>,
+    /// The long-lived AccessKeyId that created it (its revocation revokes the upload).
+    pub issuing_key_id: String,
+    /// Creation time.
+    pub created_at: SystemTime,
+}
+
+/// The latest ReportUploadProgress of a video: advisory only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressReport {
+    /// Peer address of the report.
+    pub client_ip: String,
+    /// `Source` (e.g. `PythonSDK`).
+    pub source: String,
+    /// `DeviceModel`.
+    pub device_model: String,
+    /// `FileSize` as reported.
+    pub file_size: Option<u64>,
+    /// `UploadPoint.doneBytes`.
+    pub done_bytes: Option<u64>,
+    /// `DonePartsCount`.
+    pub done_parts: Option<u64>,
+    /// `PartSize`.
+    pub part_size: Option<u64>,
+    /// When it arrived.
+    pub reported_at: SystemTime,
+}
+
+/// A media item as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// The creation fields.
+    pub new: NewMedia,
+    /// Current status.
+    pub status: MediaStatus,
+    /// Stored object size, once complete.
+    pub size: Option<u64>,
+    /// Stored object ETag (quoted), once complete.
+    pub etag: Option<String>,
+    /// Stored object CRC-64, once complete.
+    pub crc64: Option<u64>,
+    /// Last change of any field.
+    pub modified_at: SystemTime,
+    /// When the object was completed.
+    pub completed_at: Option<SystemTime>,
+    /// Latest progress report (videos).
+    pub progress: Option<ProgressReport>,
+}
+
+/// UpdateVideoInfo: only `Some` fields change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New tags.
+    pub tags: Option<String>,
+    /// New cover URL.
+    pub cover_url: Option<String>,
+    /// New category.
+    pub cate_id: Option<i64>,
+    /// New ReferenceId.
+    pub reference_id: Option<String>,
+    /// New UserData.
+    pub user_data: Option<String>,
+}
+
+/// Result of [`super::MediaRepo::delete_media`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedMedia {
+    /// Ids that existed and are now deleted.
+    pub deleted: Vec<String>,
+    /// Open uploads of those media, now aborted in the catalogue: their parts must be discarded.
+    pub aborted_uploads: Vec<String>,
+    /// Object keys of those media (and m3u8 prefixes) whose stored objects should be removed.
+    pub object_keys: Vec<String>,
+}
+
+/// GetVideoList filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoQuery {
+    /// CateId filter.
+    pub cate_id: Option<i64>,
+    /// Status filter (any of).
+    pub statuses: Vec<MediaStatus>,
+    /// CreationTime ≥ this.
+    pub start: Option<SystemTime>,
+    /// CreationTime < this.
+    pub end: Option<SystemTime>,
+    /// StorageLocation filter.
+    pub storage_location: Option<String>,
+    /// ReferenceIds filter (any of).
+    pub reference_ids: Vec<String>,
+    /// Oldest first when true.
+    pub ascending: bool,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return.
+    pub limit: u64,
+}
+
+/// An initiated multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUpload {
+    /// Upload id (`[0-9A-F]`, 32 chars).
+    pub upload_id: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// The media the key belongs to, if any (AK uploads to arbitrary keys have none).
+    pub media_id: Option<String>,
+    /// Content type for the final object.
+    pub content_type: String,
+    /// When it was initiated.
+    pub initiated_at: SystemTime,
+}
+
+/// Upload state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// Parts may be added.
+    Open,
+    /// Completed into an object.
+    Completed,
+    /// Aborted.
+    Aborted,
+}
+
+impl UploadState {
+    /// Stable text form for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Completed => "completed",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(Self::Open),
+            "completed" => Some(Self::Completed),
+            "aborted" => Some(Self::Aborted),
+            _ => None,
+        }
+    }
+}
+
+/// A multipart upload as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The creation fields.
+    pub new: NewUpload,
+    /// State.
+    pub state: UploadState,
+}
+
+/// ListMultipartUploads filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadQuery {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Keys after this one (or equal with upload id after `upload_id_marker`).
+    pub key_marker: String,
+    /// See `key_marker`.
+    pub upload_id_marker: String,
+    /// Page size; the repo returns up to `max + 1` rows.
+    pub max: u32,
+}
+
+/// What the revocation rules require of a write that touches the catalogue (vod-api.md §12.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteGuard {
+    /// The media the credential was minted for; it must exist, not be deleted, and be `Uploading`.
+    pub media_id: String,
+    /// The long-lived key that minted the credential; it must be stored and not revoked (an unknown key
+    /// is refused too: nothing proves it was ever valid).
+    pub issuing_key_id: String,
+}
+
+/// A published object, as completion records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedObject {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Quoted ETag.
+    pub etag: String,
+    /// CRC-64.
+    pub crc64: u64,
+}

@@ -1,0 +1,1019 @@
+//! The local-disk [`BlobStore`]: objects as small JSON manifests over immutable blob files, published by
+//! one atomic rename, so an object is either absent or whole after any crash, and CompleteMultipartUpload
+//! costs O(parts) whatever the object size.
+//!
+//! Layout under the root (no path is ever derived from a key; keys only ever reach a SHA-256):
+//!
+//! ```text
+//! lock                          held (flock) while a LocalStore is open: one process per root
+//! objects/ab/cd/<sha256(key)>.manifest     the object: key, blob folder, blob files + lengths, digests, meta
+//! uploads/<UPLOAD_ID>/<n>       a staged part: data, then a 40-byte trailer (MD5, CRC-64, length, magic)
+//! blobs/<UPLOAD_ID>/<n>         parts of a completed upload (its staging folder, moved by one rename)
+//! blobs/put-<random>/1          the body of a PutObject, same file format
+//! trash/                        blob folders being removed; emptied when the store opens
+//! ```
+//!
+//! Every file is written under a `*.tmp` name, fsynced, then renamed into place, and the folder is fsynced;
+//! a crash leaves at most `*.tmp` files and unreferenced blob folders, which are garbage, never visible.
+//! A blob folder belongs to exactly one manifest publication, so once that manifest is replaced or deleted
+//! the folder can go. Readers lease the folder they read from ([`ReadLease`]); a folder replaced while
+//! leased is removed when its last reader finishes, so part files are opened one at a time (a 10000-part
+//! object does not need 10000 descriptors) and a concurrent overwrite never tears a read.
+//!
+//! Not here: which keys and upload ids are legal (the data plane), expiring uploads (the sweeper), and
+//! collecting garbage left by crashes (blob folders no manifest references).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{self, Read as _, Seek as _, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::fs;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
+use tokio_util::io::ReaderStream;
+
+use super::digests::Digester;
+use super::{BlobStore, ByteStream, Digests, ObjectInfo, ObjectMeta, ObjectType, PartInfo, StorageError, WriteLimits};
+use vodup_proto::oss::part::{is_valid_part_number, multipart_etag};
+
+/// MD5 (16) + CRC-64 LE (8) + data length LE (8) + magic (8), appended to every blob file.
+const TRAILER_LEN: usize = 40;
+const TRAILER_MAGIC: &[u8; 8] = b"VODUPBL1";
+/// Body chunks from the network are small; coalescing them saves a blocking-pool hop per chunk.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Largest chunk a GET stream yields, and so its memory per request.
+const READ_CHUNK: usize = 256 * 1024;
+/// A GET retries when the object is replaced between reading its manifest and leasing its blobs.
+const OPEN_ATTEMPTS: usize = 8;
+const MANIFEST_FORMAT: u32 = 1;
+
+/// Objects and multipart staging in a folder on local disk. Cheap to clone; clones share one store.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    root: PathBuf,
+    /// Blob folders being read, and whether they were retired meanwhile (see [`ReadLease`]).
+    leases: Mutex<HashMap<String, LeaseState>>,
+    /// Held for the store's lifetime: leases only work if one process owns the root.
+    _lock: std::fs::File,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store at `root`, takes its lock, and empties `trash/`.
+    pub async fn open(root: PathBuf) -> Result<Self, StorageError> {
+        let at = root.display().to_string();
+        for sub in ["objects", "uploads", "blobs", "trash"] {
+            fs::create_dir_all(root.join(sub))
+                .await
+                .map_err(|e| StorageError::backend(format!("creating {sub}/ of the local store at {at}"), e))?;
+        }
+        sync_dir(&root).await.map_err(|e| StorageError::backend(format!("syncing the local store at {at}"), e))?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("lock"))
+            .await
+            .map_err(|e| StorageError::backend(format!("opening the lock file of the local store at {at}"), e))?
+            .into_std()
+            .await;
+        lock.try_lock().map_err(|e| {
+            let source = match e {
+                std::fs::TryLockError::WouldBlock => io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "another vodup process (or LocalStore) already uses this folder",
+                ),
+                std::fs::TryLockError::Error(e) => e,
+            };
+            StorageError::backend(format!("locking the local store at {at}"), source)
+        })?;
+        let shared = Arc::new(Shared { root, leases: Mutex::default(), _lock: lock });
+        // Anything in trash/ was being removed when the last process stopped; nothing references it.
+        let trash = shared.dir("trash");
+        tokio::task::spawn_blocking(move || remove_children(&trash))
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| StorageError::backend(format!("emptying trash/ of the local store at {at}"), e))?;
+        Ok(Self { shared })
+    }
+
+    /// Reads and checks the manifest of `key`.
+    async fn load(&self, key: &str) -> Result<Manifest, StorageError> {
+        let (dir, name) = self.shared.manifest_location(key);
+        let bytes = match fs::read(dir.join(format!("{name}.manifest"))).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(format!("object {key:?}")));
+            }
+            Err(e) => return Err(StorageError::backend(format!("reading the manifest of object {key:?}"), e)),
+        };
+        Manifest::parse(&bytes, key)
+            .map_err(|e| StorageError::backend(format!("reading the manifest of object {key:?}"), e))
+    }
+
+    /// Makes `manifest` the object at its key: the only commit point of a write. Returns the blob folder
+    /// of the manifest it replaced, for [`Self::retire`] once the caller is done.
+    async fn publish(&self, manifest: &Manifest) -> Result<Option<String>, StorageError> {
+        let key = &manifest.key;
+        let fail = |doing: &str, e| StorageError::backend(format!("{doing} the manifest of object {key:?}"), e);
+        let (dir, name) = self.shared.manifest_location(key);
+        if fs::metadata(&dir).await.is_err() {
+            fs::create_dir_all(&dir).await.map_err(|e| fail("creating the folder of", e))?;
+            // The new folder entries must be durable before a manifest inside them counts as published.
+            for parent in [dir.parent(), dir.parent().and_then(Path::parent)].into_iter().flatten() {
+                sync_dir(parent).await.map_err(|e| fail("syncing the folder of", e))?;
+            }
+        }
+        let json = serde_json::to_vec(manifest).map_err(|e| fail("encoding", io::Error::other(e)))?;
+        let tmp = dir.join(format!("{name}.{}.tmp", random_hex()));
+        let mut leftover = Leftover::file(tmp.clone());
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(|e| fail("creating", e))?;
+        file.write_all(&json).await.map_err(|e| fail("writing", e))?;
+        file.sync_all().await.map_err(|e| fail("syncing", e))?;
+        drop(file);
+        let path = dir.join(format!("{name}.manifest"));
+        // Read before the rename: whatever we see was current before our publication and, since a blob
+        // folder is published only once, can never be current again after it.
+        let previous = match fs::read(&path).await {
+            Ok(bytes) => match Manifest::parse(&bytes, key) {
+                Ok(old) => Some(old.blob_dir),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "replacing an unreadable manifest; its blobs are left behind");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        fs::rename(&tmp, &path).await.map_err(|e| fail("publishing", e))?;
+        leftover.disarm();
+        sync_dir(&dir).await.map_err(|e| fail("syncing the folder of", e))?;
+        Ok(previous)
+    }
+
+    /// Removes a blob folder whose manifest is no longer current, now or when its last reader finishes.
+    /// Best effort: a folder left behind is garbage, never visible.
+    async fn retire(&self, blob_dir: Option<String>) {
+        let Some(blob_dir) = blob_dir else { return };
+        if self.shared.retire(&blob_dir) {
+            let shared = Arc::clone(&self.shared);
+            if let Err(e) = tokio::task::spawn_blocking(move || shared.discard(&blob_dir)).await {
+                tracing::warn!(error = %e, "removing a replaced blob folder failed");
+            }
+        }
+    }
+
+    /// The staging folder of an open upload; a malformed id names no upload (and never reaches a path).
+    fn staging(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
+        if is_upload_id(upload_id) {
+            Ok(self.shared.dir("uploads").join(upload_id))
+        } else {
+            Err(StorageError::NotFound(format!("upload {upload_id:?}")))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for LocalStore {
+    async fn put_object(
+        &self,
+        key: &str,
+        body: ByteStream,
+        limits: &WriteLimits,
+        meta: ObjectMeta,
+    ) -> Result<ObjectInfo, StorageError> {
+        let blob_dir = format!("put-{}", random_hex());
+        let dir = self.shared.dir("blobs").join(&blob_dir);
+        fs::create_dir(&dir)
+            .await
+            .map_err(|e| StorageError::backend(format!("creating the blob folder of object {key:?}"), e))?;
+        let leftover = Leftover::dir(dir.clone());
+        let (digests, _) = write_blob(&dir, 1, body, limits, &format!("object {key:?}")).await?;
+        let manifest = Manifest::normal(key, blob_dir, &digests, meta);
+        let store = self.clone();
+        detached(async move {
+            let mut leftover = leftover;
+            let blobs = store.shared.dir("blobs");
+            sync_dir(&blobs).await.map_err(|e| StorageError::backend("syncing blobs/ of the local store", e))?;
+            let previous = store.publish(&manifest).await?;
+            leftover.disarm();
+            store.retire(previous).await;
+            Ok(manifest.info())
+        })
+        .await
+    }
+
+    async fn create_upload(&self, upload_id: &str) -> Result<(), StorageError> {
+        let fail = |doing: &str, e| StorageError::backend(format!("{doing} upload {upload_id:?}"), e);
+        if !is_upload_id(upload_id) {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "upload ids are 1 to 64 of [0-9A-F]");
+            return Err(fail("creating", e));
+        }
+        // A completed upload's parts live on in blobs/<id>; reusing its id would make two objects share it.
+        if fs::metadata(self.shared.dir("blobs").join(upload_id)).await.is_ok() {
+            let e = io::Error::new(io::ErrorKind::AlreadyExists, "the id belongs to a completed upload");
+            return Err(fail("creating", e));
+        }
+        let uploads = self.shared.dir("uploads");
+        fs::create_dir(uploads.join(upload_id)).await.map_err(|e| fail("creating the staging folder of", e))?;
+        sync_dir(&uploads).await.map_err(|e| fail("syncing the staging folder of", e))
+    }
+
+    async fn put_part(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        limits: &WriteLimits,
+    ) -> Result<PartInfo, StorageError> {
+        let dir = self.staging(upload_id)?;
+        if !is_valid_part_number(part_number) {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "part numbers are 1 to 10000");
+            return Err(StorageError::backend(format!("storing part {part_number} of upload {upload_id}"), e));
+        }
+        let what = format!("part {part_number} of upload {upload_id}");
+        let (digests, last_modified) = write_blob(&dir, part_number, body, limits, &what).await?;
+        Ok(PartInfo { part_number, digests, last_modified })
+    }
+
+    async fn list_parts(&self, upload_id: &str) -> Result<Vec<PartInfo>, StorageError> {
+        let dir = self.staging(upload_id)?;
+        // Thousands of trailers: one blocking task instead of three pool hops per part.
+        let listed = tokio::task::spawn_blocking(move || scan_parts(&dir)).await.map_err(io::Error::other);
+        match listed.and_then(|r| r) {
+            Ok(parts) => Ok(parts),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::NotFound(format!("upload {upload_id}"))),
+            Err(e) => Err(StorageError::backend(format!("listing the parts of upload {upload_id}"), e)),
+        }
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        key: &str,
+        part_numbers: &[u32],
+        meta: ObjectMeta,
+    ) -> Result<ObjectInfo, StorageError> {
+        let staging = self.staging(upload_id)?;
+        let (store, id, key, listed) = (self.clone(), upload_id.to_owned(), key.to_owned(), part_numbers.to_vec());
+        // From the first rename on, the steps must all run or be undone, whether or not the client waits.
+        detached(async move { store.complete(staging, &id, &key, listed, meta).await }).await
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> Result<(), StorageError> {
+        let staging = self.staging(upload_id)?;
+        let trash = self.shared.dir("trash").join(format!("{upload_id}.{}", random_hex()));
+        let id = upload_id.to_owned();
+        let uploads = self.shared.dir("uploads");
+        detached(async move {
+            match fs::rename(&staging, &trash).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound(format!("upload {id}"))),
+                Err(e) => return Err(StorageError::backend(format!("closing upload {id}"), e)),
+            }
+            sync_dir(&uploads).await.map_err(|e| StorageError::backend(format!("closing upload {id}"), e))?;
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash)).await;
+            if let Err(e) = removed.map_err(io::Error::other).and_then(|r| r) {
+                tracing::warn!(upload_id = id, error = %e, "removing the parts of an aborted upload failed");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn head_object(&self, key: &str) -> Result<ObjectInfo, StorageError> {
+        Ok(self.load(key).await?.info())
+    }
+
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<(ObjectInfo, ByteStream), StorageError> {
+        for _ in 0..OPEN_ATTEMPTS {
+            let manifest = self.load(key).await?;
+            let range = resolve_range(range.clone(), manifest.size)?;
+            let Some(lease) = ReadLease::acquire(&self.shared, &manifest.blob_dir) else {
+                // Being removed: a newer manifest (or none) is already published.
+                tokio::task::yield_now().await;
+                continue;
+            };
+            let dir = self.shared.dir("blobs").join(&manifest.blob_dir);
+            match fs::metadata(&dir).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::backend(format!("opening object {key:?}"), e)),
+            }
+            let segments = segments(&manifest.blobs, range);
+            let reader = BlobReader::open(lease, dir, segments, key)
+                .await
+                .map_err(|e| StorageError::backend(format!("opening object {key:?}"), e))?;
+            return Ok((manifest.info(), reader.into_stream()));
+        }
+        let e = io::Error::other(format!("replaced {OPEN_ATTEMPTS} times while being opened"));
+        Err(StorageError::backend(format!("opening object {key:?}"), e))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StorageError> {
+        let (dir, name) = self.shared.manifest_location(key);
+        let (store, key) = (self.clone(), key.to_owned());
+        detached(async move {
+            let fail = |e| StorageError::backend(format!("deleting object {key:?}"), e);
+            // Claim whichever manifest is current by renaming it away, so the blobs we retire are exactly
+            // those of the object we removed.
+            let claimed = dir.join(format!("{name}.{}.tmp", random_hex()));
+            match fs::rename(dir.join(format!("{name}.manifest")), &claimed).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(fail(e)),
+            }
+            sync_dir(&dir).await.map_err(fail)?;
+            let manifest = fs::read(&claimed).await.and_then(|bytes| Manifest::parse(&bytes, &key));
+            if let Err(e) = fs::remove_file(&claimed).await {
+                tracing::warn!(key, error = %e, "removing a deleted manifest failed");
+            }
+            match manifest {
+                Ok(manifest) => store.retire(Some(manifest.blob_dir)).await,
+                Err(e) => tracing::warn!(key, error = %e, "deleted an unreadable manifest; its blobs are left behind"),
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health_check(&self) -> Result<(), StorageError> {
+        for sub in ["objects", "uploads", "blobs", "trash"] {
+            let dir = self.shared.dir(sub);
+            let meta = fs::metadata(&dir).await;
+            if !meta.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
+                let e = meta.err().unwrap_or_else(|| io::Error::other("not a folder"));
+                return Err(StorageError::backend(format!("checking {}", dir.display()), e));
+            }
+        }
+        let probe = self.shared.root.join(format!("health.{}.tmp", random_hex()));
+        let fail = |e| StorageError::backend(format!("writing a probe file in {}", self.shared.root.display()), e);
+        let mut leftover = Leftover::file(probe.clone());
+        let mut file = fs::File::create_new(&probe).await.map_err(fail)?;
+        file.write_all(b"ok").await.map_err(fail)?;
+        file.sync_all().await.map_err(fail)?;
+        drop(file);
+        fs::remove_file(&probe).await.map_err(fail)?;
+        leftover.disarm();
+        Ok(())
+    }
+}
+
+impl LocalStore {
+    /// The body of CompleteMultipartUpload, run detached. Moving the staging folder first closes the upload
+    /// (a concurrent UploadPart or abort then fails with NotFound) and freezes the part files we read.
+    async fn complete(
+        &self,
+        staging: PathBuf,
+        upload_id: &str,
+        key: &str,
+        listed: Vec<u32>,
+        meta: ObjectMeta,
+    ) -> Result<ObjectInfo, StorageError> {
+        let fail = |doing: &str, e| StorageError::backend(format!("{doing} upload {upload_id} as object {key:?}"), e);
+        let blobs = self.shared.dir("blobs");
+        let dir = blobs.join(upload_id);
+        match fs::rename(&staging, &dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(format!("upload {upload_id}")));
+            }
+            Err(e) => return Err(fail("completing", e)),
+        }
+        let mut reopen = Reopen { from: dir.clone(), to: Some(staging) };
+        sync_dir(&self.shared.dir("uploads")).await.map_err(|e| fail("syncing", e))?;
+        sync_dir(&blobs).await.map_err(|e| fail("syncing", e))?;
+        let (read_dir, numbers) = (dir.clone(), listed.clone());
+        let parts = tokio::task::spawn_blocking(move || {
+            numbers.iter().map(|&n| read_part(&read_dir, n).map_err(|e| (n, e))).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| fail("reading the parts of", io::Error::other(e)))?;
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err((n, e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(format!("part {n} of upload {upload_id}")));
+            }
+            Err((n, e)) => return Err(fail(&format!("reading part {n} of"), e)),
+        };
+        let manifest = Manifest::multipart(key, upload_id, &parts, meta);
+        let previous = self.publish(&manifest).await?;
+        reopen.to = None;
+        let keep: Vec<String> = listed.iter().map(u32::to_string).collect();
+        if let Err(e) = tokio::task::spawn_blocking(move || prune(&dir, &keep)).await.map_err(io::Error::other).and_then(|r| r) {
+            tracing::warn!(upload_id, error = %e, "removing unlisted parts failed");
+        }
+        self.retire(previous).await;
+        Ok(manifest.info())
+    }
+}
+
+/// Runs `work` on its own task so that a caller that goes away (a client disconnect drops the request
+/// future) cannot stop it between a rename and its undo or its sequel.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| StorageError::backend("running a storage task", io::Error::other(e)))?
+}
+
+/// Streams `body` into `dir/<file>` followed by its trailer, enforcing `limits`; the file appears under its
+/// final name (replacing any earlier one) only if the body is whole. `what` names it in errors.
+async fn write_blob(
+    dir: &Path,
+    file: u32,
+    mut body: ByteStream,
+    limits: &WriteLimits,
+    what: &str,
+) -> Result<(Digests, SystemTime), StorageError> {
+    let fail = |doing: &str, e| StorageError::backend(format!("{doing} {what}"), e);
+    let closed = || StorageError::NotFound(format!("{what}: the upload is not open"));
+    let tmp = dir.join(format!("{file}.{}.tmp", random_hex()));
+    let handle = match fs::OpenOptions::new().write(true).create_new(true).open(&tmp).await {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(closed()),
+        Err(e) => return Err(fail("creating a staging file for", e)),
+    };
+    let mut leftover = Leftover::file(tmp.clone());
+    // A body longer than it announced is cut off like one over the size limit.
+    let cap = limits.expected_len.map_or(limits.max_size, |len| len.min(limits.max_size));
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, handle);
+    let mut digester = Digester::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(StorageError::Body)?;
+        if digester.len() + chunk.len() as u64 > cap {
+            return Err(StorageError::TooLarge { max_size: cap });
+        }
+        digester.update(&chunk);
+        out.write_all(&chunk).await.map_err(|e| fail("writing", e))?;
+    }
+    if let Some(expected) = limits.expected_len
+        && digester.len() < expected
+    {
+        return Err(StorageError::Incomplete { received: digester.len(), expected });
+    }
+    let digests = digester.finish();
+    if limits.expected_md5.is_some_and(|md5| md5 != digests.md5) {
+        return Err(StorageError::DigestMismatch);
+    }
+    out.write_all(&encode_trailer(&digests)).await.map_err(|e| fail("writing", e))?;
+    out.flush().await.map_err(|e| fail("writing", e))?;
+    let handle = out.into_inner();
+    handle.sync_all().await.map_err(|e| fail("syncing", e))?;
+    let modified = handle.metadata().await.and_then(|m| m.modified()).map_err(|e| fail("reading the time of", e))?;
+    drop(handle);
+    match fs::rename(&tmp, dir.join(file.to_string())).await {
+        Ok(()) => leftover.disarm(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(closed()),
+        Err(e) => return Err(fail("storing", e)),
+    }
+    sync_dir(dir).await.map_err(|e| fail("syncing the folder of", e))?;
+    Ok((digests, modified))
+}
+
+fn encode_trailer(digests: &Digests) -> [u8; TRAILER_LEN] {
+    let mut trailer = [0u8; TRAILER_LEN];
+    trailer[..16].copy_from_slice(&digests.md5);
+    trailer[16..24].copy_from_slice(&digests.crc64.to_le_bytes());
+    trailer[24..32].copy_from_slice(&digests.len.to_le_bytes());
+    trailer[32..].copy_from_slice(TRAILER_MAGIC);
+    trailer
+}
+
+fn decode_trailer(trailer: &[u8; TRAILER_LEN]) -> Option<Digests> {
+    let (md5, rest) = trailer.split_first_chunk::<16>()?;
+    let (crc64, rest) = rest.split_first_chunk::<8>()?;
+    let (len, magic) = rest.split_first_chunk::<8>()?;
+    (magic == TRAILER_MAGIC).then(|| Digests {
+        md5: *md5,
+        crc64: u64::from_le_bytes(*crc64),
+        len: u64::from_le_bytes(*len),
+    })
+}
+
+/// The part stored as `dir/<part_number>`, from its trailer and its modification time.
+fn read_part(dir: &Path, part_number: u32) -> io::Result<PartInfo> {
+    let mut file = std::fs::File::open(dir.join(part_number.to_string()))?;
+    let meta = file.metadata()?;
+    let corrupt = || io::Error::new(io::ErrorKind::InvalidData, format!("part file {part_number} has no valid trailer"));
+    let data_len = meta.len().checked_sub(TRAILER_LEN as u64).ok_or_else(corrupt)?;
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.seek(SeekFrom::Start(data_len))?;
+    file.read_exact(&mut trailer)?;
+    let digests = decode_trailer(&trailer).filter(|d| d.len == data_len).ok_or_else(corrupt)?;
+    Ok(PartInfo { part_number, digests, last_modified: meta.modified()? })
+}
+
+/// Every stored part in a staging folder, ascending. `*.tmp` files (writes in flight, or left by a crash)
+/// are not parts; a part removed while we list it is skipped.
+fn scan_parts(dir: &Path) -> io::Result<Vec<PartInfo>> {
+    let mut numbers = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Some(n) = entry?.file_name().to_str().and_then(part_file_number) {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    let mut parts = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        match read_part(dir, n) {
+            Ok(part) => parts.push(part),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(parts)
+}
+
+/// Removes every entry of a completed upload's folder that is not a listed part file.
+fn prune(dir: &Path, keep: &[String]) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_name().to_str().is_some_and(|name| keep.iter().any(|k| k == name)) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The part number a staged file name stands for: canonical decimal (no sign, no leading zero) in range.
+fn part_file_number(name: &str) -> Option<u32> {
+    if name.is_empty() || name.starts_with('0') || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok().filter(|&n| is_valid_part_number(n))
+}
+
+fn is_upload_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+/// Blob folders are upload ids (multipart) or `put-` and 32 lower-case hex digits; the two never meet.
+fn is_blob_dir(name: &str) -> bool {
+    is_upload_id(name)
+        || name
+            .strip_prefix("put-")
+            .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+fn random_hex() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await.map_err(io::Error::other)?
+}
+
+fn remove_children(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
+    }
+    Ok(())
+}
+
+/// `None` is the whole object; `Some(r)` must be non-empty and inside it (so an empty object has no range).
+fn resolve_range(range: Option<Range<u64>>, size: u64) -> Result<Range<u64>, StorageError> {
+    match range {
+        None => Ok(0..size),
+        Some(r) if r.start < r.end && r.end <= size => Ok(r),
+        Some(r) => Err(StorageError::InvalidRange { start: r.start, end: r.end, size }),
+    }
+}
+
+/// One stretch of one blob file that a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segment {
+    file: u32,
+    offset: u64,
+    len: u64,
+}
+
+/// The stretches of the blob files that `range` of the object covers, in order.
+fn segments(blobs: &[BlobRef], range: Range<u64>) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for blob in blobs {
+        let end = start + blob.len;
+        let (from, to) = (range.start.max(start), range.end.min(end));
+        if from < to {
+            out.push(Segment { file: blob.file, offset: from - start, len: to - from });
+        }
+        start = end;
+    }
+    out
+}
+
+/// A GET in progress: the segments still to read and the file being read. Holds a lease on the folder.
+struct BlobReader {
+    _lease: ReadLease,
+    dir: PathBuf,
+    key: String,
+    pending: std::vec::IntoIter<Segment>,
+    current: Option<(ReaderStream<tokio::io::Take<fs::File>>, Segment, u64)>,
+}
+
+impl BlobReader {
+    /// Opens the first segment now, so that a missing or unreadable blob fails the request, not the body.
+    async fn open(lease: ReadLease, dir: PathBuf, segments: Vec<Segment>, key: &str) -> io::Result<Self> {
+        let mut reader = Self { _lease: lease, dir, key: key.to_owned(), pending: segments.into_iter(), current: None };
+        if let Some(first) = reader.pending.next() {
+            reader.current = Some(reader.open_segment(first).await?);
+        }
+        Ok(reader)
+    }
+
+    async fn open_segment(&self, segment: Segment) -> io::Result<(ReaderStream<tokio::io::Take<fs::File>>, Segment, u64)> {
+        let mut file = fs::File::open(self.dir.join(segment.file.to_string())).await.map_err(|e| self.context(segment, e))?;
+        file.seek(SeekFrom::Start(segment.offset)).await.map_err(|e| self.context(segment, e))?;
+        Ok((ReaderStream::with_capacity(file.take(segment.len), READ_CHUNK), segment, segment.len))
+    }
+
+    fn context(&self, segment: Segment, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("reading blob {} of object {:?}: {e}", segment.file, self.key))
+    }
+
+    /// Yields each segment's bytes in turn; ends after the last, or after the first error.
+    fn into_stream(self) -> ByteStream {
+        Box::pin(futures_util::stream::unfold(Some(self), |reader| async move {
+            let mut reader = reader?;
+            loop {
+                if let Some((stream, segment, remaining)) = reader.current.as_mut() {
+                    let segment = *segment;
+                    match stream.next().await {
+                        Some(Ok(bytes)) => {
+                            *remaining -= bytes.len() as u64;
+                            return Some((Ok::<Bytes, io::Error>(bytes), Some(reader)));
+                        }
+                        Some(Err(e)) => return Some((Err(reader.context(segment, e)), None)),
+                        None if *remaining > 0 => {
+                            let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the blob file is shorter than its manifest says");
+                            return Some((Err(reader.context(segment, e)), None));
+                        }
+                        None => reader.current = None,
+                    }
+                }
+                let segment = reader.pending.next()?;
+                match reader.open_segment(segment).await {
+                    Ok(current) => reader.current = Some(current),
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        }))
+    }
+}
+
+/// The read side of a blob folder's lifetime, per folder name in [`Shared::leases`].
+#[derive(Debug, Default)]
+struct LeaseState {
+    readers: usize,
+    /// Retired while read: the last reader removes it.
+    retired: bool,
+    /// Being moved to trash/: new leases are refused (the reader re-reads the manifest).
+    discarding: bool,
+}
+
+/// Keeps a blob folder in place while a GET streams from it.
+#[derive(Debug)]
+struct ReadLease {
+    shared: Arc<Shared>,
+    blob_dir: String,
+}
+
+impl ReadLease {
+    /// `None` if the folder is being removed. A lease on a folder already gone is possible; the caller checks
+    /// the folder exists after leasing (removal renames it away before it forgets the name).
+    fn acquire(shared: &Arc<Shared>, blob_dir: &str) -> Option<Self> {
+        let mut leases = shared.leases();
+        let state = leases.entry(blob_dir.to_owned()).or_default();
+        if state.discarding {
+            return None;
+        }
+        state.readers += 1;
+        Some(Self { shared: Arc::clone(shared), blob_dir: blob_dir.to_owned() })
+    }
+}
+
+impl Drop for ReadLease {
+    fn drop(&mut self) {
+        let discard = {
+            let mut leases = self.shared.leases();
+            match leases.get_mut(&self.blob_dir) {
+                Some(state) if state.readers > 1 => {
+                    state.readers -= 1;
+                    false
+                }
+                Some(state) if state.retired => {
+                    *state = LeaseState { readers: 0, retired: false, discarding: true };
+                    true
+                }
+                _ => {
+                    leases.remove(&self.blob_dir);
+                    false
+                }
+            }
+        };
+        if discard {
+            let (shared, blob_dir) = (Arc::clone(&self.shared), std::mem::take(&mut self.blob_dir));
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || shared.discard(&blob_dir))),
+                Err(_) => shared.discard(&blob_dir),
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn dir(&self, sub: &str) -> PathBuf {
+        self.root.join(sub)
+    }
+
+    /// `objects/ab/cd` and the hex SHA-256 of the key: keys choose nothing about paths.
+    fn manifest_location(&self, key: &str) -> (PathBuf, String) {
+        let hash = hex::encode(Sha256::digest(key.as_bytes()));
+        (self.dir("objects").join(&hash[..2]).join(&hash[2..4]), hash)
+    }
+
+    fn leases(&self) -> MutexGuard<'_, HashMap<String, LeaseState>> {
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks a blob folder whose manifest is gone for removal: `true` if the caller should [`Self::discard`]
+    /// it now, `false` if a reader will when it finishes (or another retire already is).
+    fn retire(&self, blob_dir: &str) -> bool {
+        let mut leases = self.leases();
+        let state = leases.entry(blob_dir.to_owned()).or_default();
+        if state.discarding {
+            return false;
+        }
+        if state.readers > 0 {
+            state.retired = true;
+            return false;
+        }
+        state.discarding = true;
+        true
+    }
+
+    /// Moves a retired blob folder to trash/ (atomically, so no reader sees it half-removed), forgets its
+    /// lease entry, then removes it. Blocking; best effort.
+    fn discard(&self, blob_dir: &str) {
+        let from = self.dir("blobs").join(blob_dir);
+        let to = self.dir("trash").join(format!("{blob_dir}.{}", random_hex()));
+        let moved = std::fs::rename(&from, &to);
+        self.leases().remove(blob_dir);
+        let removed = moved.and_then(|()| std::fs::remove_dir_all(&to));
+        if let Err(e) = removed
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(blob_dir, error = %e, "removing a replaced blob folder failed; it is left as garbage");
+        }
+    }
+}
+
+/// Removes a file or folder on drop unless disarmed: a failed or abandoned write leaves nothing behind.
+/// The removal is one blocking syscall in `drop`, accepted so that it also runs when a future is cancelled.
+#[derive(Debug)]
+struct Leftover {
+    path: Option<PathBuf>,
+    is_dir: bool,
+}
+
+impl Leftover {
+    fn file(path: PathBuf) -> Self {
+        Self { path: Some(path), is_dir: false }
+    }
+
+    fn dir(path: PathBuf) -> Self {
+        Self { path: Some(path), is_dir: true }
+    }
+
+    fn disarm(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = if self.is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        }
+    }
+}
+
+/// Moves a claimed upload folder back to staging unless the completion was published: a failed Complete
+/// leaves the upload open, as it was.
+#[derive(Debug)]
+struct Reopen {
+    from: PathBuf,
+    to: Option<PathBuf>,
+}
+
+impl Drop for Reopen {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take()
+            && let Err(e) = std::fs::rename(&self.from, &to)
+        {
+            tracing::warn!(error = %e, path = %self.from.display(), "reopening an upload after a failed complete failed");
+        }
+    }
+}
+
+/// One blob file of an object, named by its number inside the object's blob folder, and its data length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct BlobRef {
+    file: u32,
+    len: u64,
+}
+
+/// The stored form of an object. Every path it leads to is rebuilt from checked names, never taken as is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    key: String,
+    blob_dir: String,
+    blobs: Vec<BlobRef>,
+    size: u64,
+    etag: String,
+    crc64: u64,
+    /// Lower-case hex; `Normal` objects only.
+    content_md5: Option<String>,
+    object_type: String,
+    last_modified_ms: u64,
+    content_type: Option<String>,
+    user_meta: Vec<(String, String)>,
+}
+
+impl Manifest {
+    /// The manifest of a PutObject body stored as `blob_dir/1`.
+    fn normal(key: &str, blob_dir: String, body: &Digests, meta: ObjectMeta) -> Self {
+        let blobs = vec![BlobRef { file: 1, len: body.len }];
+        let mut manifest = Self::base(key, blob_dir, blobs, body.etag(), body.crc64, ObjectType::Normal, meta);
+        manifest.content_md5 = Some(hex::encode(body.md5));
+        manifest
+    }
+
+    /// The manifest of a completed upload: its parts in the listed order, with the CRC-64 combined from
+    /// theirs and the ETag made of their MD5s, so no byte is re-read.
+    fn multipart(key: &str, upload_id: &str, parts: &[PartInfo], meta: ObjectMeta) -> Self {
+        let blobs = parts.iter().map(|p| BlobRef { file: p.part_number, len: p.digests.len }).collect();
+        let crc64 = parts.iter().fold(0, |crc, p| vodup_proto::crc64::combine(crc, p.digests.crc64, p.digests.len));
+        let etag = multipart_etag(parts.iter().map(|p| &p.digests.md5));
+        Self::base(key, upload_id.to_owned(), blobs, etag, crc64, ObjectType::Multipart, meta)
+    }
+
+    fn base(
+        key: &str,
+        blob_dir: String,
+        blobs: Vec<BlobRef>,
+        etag: String,
+        crc64: u64,
+        object_type: ObjectType,
+        meta: ObjectMeta,
+    ) -> Self {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self {
+            format: MANIFEST_FORMAT,
+            key: key.to_owned(),
+            blob_dir,
+            size: blobs.iter().map(|b| b.len).sum(),
+            blobs,
+            etag,
+            crc64,
+            content_md5: None,
+            object_type: object_type.as_str().to_owned(),
+            last_modified_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+            content_type: meta.content_type,
+            user_meta: meta.user_meta,
+        }
+    }
+
+    /// Decodes and checks a manifest read for `key`.
+    fn parse(bytes: &[u8], key: &str) -> io::Result<Self> {
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt manifest: {why}"));
+        let manifest: Self = serde_json::from_slice(bytes).map_err(|e| invalid(&e.to_string()))?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(invalid(&format!("unknown format {}", manifest.format)));
+        }
+        if manifest.key != key {
+            return Err(invalid("it belongs to another key"));
+        }
+        if !is_blob_dir(&manifest.blob_dir) {
+            return Err(invalid("bad blob folder name"));
+        }
+        if manifest.blobs.iter().try_fold(0u64, |sum, b| sum.checked_add(b.len)) != Some(manifest.size) {
+            return Err(invalid("blob lengths do not add up to the size"));
+        }
+        if !matches!(manifest.object_type.as_str(), "Normal" | "Multipart") {
+            return Err(invalid("unknown object type"));
+        }
+        if manifest.content_md5.as_deref().is_some_and(|hex| md5_of_hex(hex).is_none()) {
+            return Err(invalid("bad content MD5"));
+        }
+        Ok(manifest)
+    }
+
+    fn info(&self) -> ObjectInfo {
+        ObjectInfo {
+            key: self.key.clone(),
+            size: self.size,
+            etag: self.etag.clone(),
+            crc64: self.crc64,
+            content_md5: self.content_md5.as_deref().and_then(md5_of_hex),
+            object_type: if self.object_type == "Multipart" { ObjectType::Multipart } else { ObjectType::Normal },
+            last_modified: UNIX_EPOCH + Duration::from_millis(self.last_modified_ms),
+            meta: ObjectMeta { content_type: self.content_type.clone(), user_meta: self.user_meta.clone() },
+        }
+    }
+}
+
+fn md5_of_hex(hex: &str) -> Option<[u8; 16]> {
+    let mut md5 = [0u8; 16];
+    hex::decode_to_slice(hex, &mut md5).ok().map(|()| md5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailer_round_trips_and_rejects_other_files() {
+        let digests = Digests::of(b"hello world");
+        let trailer = encode_trailer(&digests);
+        assert_eq!(decode_trailer(&trailer), Some(digests));
+        let mut foreign = trailer;
+        foreign[39] ^= 1;
+        assert_eq!(decode_trailer(&foreign), None);
+    }
+
+    #[test]
+    fn segments_cover_exactly_the_range() {
+        let blobs = [BlobRef { file: 1, len: 5 }, BlobRef { file: 2, len: 0 }, BlobRef { file: 7, len: 3 }];
+        let seg = |file, offset, len| Segment { file, offset, len };
+        assert_eq!(segments(&blobs, 0..8), vec![seg(1, 0, 5), seg(7, 0, 3)]);
+        assert_eq!(segments(&blobs, 4..6), vec![seg(1, 4, 1), seg(7, 0, 1)]);
+        assert_eq!(segments(&blobs, 5..6), vec![seg(7, 0, 1)]);
+        assert_eq!(segments(&blobs, 7..8), vec![seg(7, 2, 1)]);
+        assert_eq!(segments(&blobs, 0..0), vec![]);
+    }
+
+    #[test]
+    fn ranges_must_be_non_empty_and_inside() {
+        assert_eq!(resolve_range(None, 0).unwrap(), 0..0);
+        assert_eq!(resolve_range(Some(2..3), 3).unwrap(), 2..3);
+        for (r, size) in [(0..0, 0), (0..1, 0), (2..2, 5), (3..2, 5), (4..6, 5)] {
+            assert!(matches!(resolve_range(Some(r), size), Err(StorageError::InvalidRange { .. })));
+        }
+    }
+
+    #[test]
+    fn names_that_reach_paths_are_checked() {
+        assert!(is_upload_id("0123456789ABCDEF"));
+        for bad in ["", "abc", "../A", "A/B", "A.B", &"A".repeat(65)] {
+            assert!(!is_upload_id(bad), "{bad:?}");
+        }
+        assert!(is_blob_dir("ABC") && is_blob_dir(&format!("put-{}", random_hex())));
+        assert!(!is_blob_dir("put-../x") && !is_blob_dir("put-ABCDEF0123456789ABCDEF0123456789"));
+        assert_eq!(part_file_number("37"), Some(37));
+        for bad in ["0", "037", "10001", "1.ab.tmp", "+1", ""] {
+            assert_eq!(part_file_number(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn manifests_are_checked_against_their_key_and_sizes() {
+        let manifest = Manifest::normal("k", "ABC".into(), &Digests::of(b"hello world"), ObjectMeta::default());
+        let json = serde_json::to_vec(&manifest).unwrap();
+        let parsed = Manifest::parse(&json, "k").unwrap();
+        assert_eq!(parsed.info(), manifest.info());
+        assert_eq!(parsed.info().content_md5, Some(Digests::of(b"hello world").md5));
+        assert!(Manifest::parse(&json, "other").is_err());
+        let mut wrong = manifest.clone();
+        wrong.size = 12;
+        assert!(Manifest::parse(&serde_json::to_vec(&wrong).unwrap(), "k").is_err());
+        let mut escaping = manifest;
+        escaping.blob_dir = "../../etc".into();
+        assert!(Manifest::parse(&serde_json::to_vec(&escaping).unwrap(), "k").is_err());
+    }
+}

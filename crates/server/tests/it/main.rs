@@ -1,0 +1,4 @@
+//! The server crate's single integration test binary: one module per concern.
+
+mod meta;
+mod storage;

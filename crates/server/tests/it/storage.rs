@@ -1,0 +1,348 @@
+//! The local-disk blob store: every conformance check on a fresh folder, then what only a store on a
+//! filesystem can get wrong: keys or upload ids that reach outside the root, whole bodies held in
+//! memory, crash leftovers showing through, the lock on the root, and blob folders that outlive their
+//! objects.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use tempfile::TempDir;
+use vodup_server::proto::crc64::Crc64;
+use vodup_server::storage::{BlobStore, ByteStream, LocalStore, ObjectMeta, WriteLimits, conformance};
+
+/// A store at `<tempdir>/store`; the directory lives as long as the returned guard.
+async fn open_temp() -> (TempDir, LocalStore) {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let store = LocalStore::open(dir.path().join("store")).await.expect("open a fresh local store");
+    (dir, store)
+}
+
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $check() {
+            let (_dir, store) = open_temp().await;
+            conformance::$check(&store).await;
+        }
+    )*};
+}
+
+conformance_tests!(
+    run_all,
+    health_check_passes,
+    put_head_get_round_trip,
+    hello_world_has_the_oss_digests,
+    overwrite_replaces_the_whole_object,
+    content_md5_mismatch_keeps_nothing,
+    oversized_body_keeps_nothing,
+    short_body_is_incomplete_and_keeps_nothing,
+    failed_body_keeps_nothing,
+    parts_upload_out_of_order_and_replace,
+    part_writes_check_their_limits,
+    part_numbers_out_of_range_are_refused,
+    complete_publishes_the_listed_parts_in_order,
+    complete_with_a_missing_part_leaves_the_upload_open,
+    abort_removes_parts_and_closes_the_upload,
+    unknown_uploads_are_not_found,
+    ranges_of_every_form,
+    invalid_ranges_are_rejected,
+    empty_objects,
+    delete_is_idempotent,
+    awkward_keys_are_distinct,
+    missing_objects_are_not_found,
+    large_parts_and_objects_stream_back_exactly,
+    reads_in_progress_survive_overwrite_and_delete,
+    concurrent_writes_leave_one_whole_object,
+);
+
+fn limits() -> WriteLimits {
+    WriteLimits { max_size: 1 << 30, ..WriteLimits::default() }
+}
+
+fn body(data: &[u8]) -> ByteStream {
+    let chunk: io::Result<Bytes> = Ok(Bytes::copy_from_slice(data));
+    Box::pin(futures_util::stream::iter([chunk]))
+}
+
+async fn read_all(key: &str, store: &LocalStore) -> Vec<u8> {
+    let (_, mut stream) = store.get_object(key, None).await.expect("get");
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("read"));
+    }
+    out
+}
+
+/// Every file and folder under `dir` except `skip`, with its size and content hash (files) or `None`
+/// (folders), keyed by path.
+fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, Option<(u64, String)>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read a folder") {
+            let path = entry.expect("a folder entry").path();
+            if path == skip {
+                continue;
+            }
+            if path.is_dir() {
+                out.insert(path.clone(), None);
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read a file");
+                out.insert(path, Some((bytes.len() as u64, hex::encode(Sha256::digest(&bytes)))));
+            }
+        }
+    }
+    out
+}
+
+/// Every path under `root`, relative.
+fn tree(root: &Path) -> Vec<PathBuf> {
+    snapshot(root, Path::new("")).into_keys().map(|p| p.strip_prefix(root).expect("under the root").to_owned()).collect()
+}
+
+/// Names the store itself chooses: its folders, hash fan-out, manifests, upload ids, `put-` folders and
+/// part numbers. Anything else would mean a key or id chose a name.
+fn is_store_name(name: &str) -> bool {
+    let hex = |s: &str, upper: bool| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || if upper { b.is_ascii_uppercase() } else { b.is_ascii_lowercase() } && b.is_ascii_hexdigit())
+    };
+    ["lock", "objects", "uploads", "blobs", "trash"].contains(&name)
+        || (name.len() == 2 && hex(name, false))
+        || name.strip_suffix(".manifest").is_some_and(|h| h.len() == 64 && hex(h, false))
+        || name.strip_prefix("put-").is_some_and(|h| h.len() == 32 && hex(h, false))
+        || hex(name, true)
+}
+
+#[tokio::test]
+async fn hostile_keys_and_upload_ids_stay_inside_the_root() {
+    let outer = tempfile::tempdir().expect("create a temporary directory");
+    // Deep enough that up to four `..` from any folder of the store still land inside `outer`.
+    let root = outer.path().join("l1/l2/l3/store");
+    for canary in ["canary", "l1/canary", "l1/l2/canary", "l1/l2/l3/canary"] {
+        std::fs::create_dir_all(outer.path().join(canary)).expect("create a canary folder");
+        std::fs::write(outer.path().join(canary).join("secret"), b"do not touch").expect("write a canary");
+    }
+    let store = LocalStore::open(root.clone()).await.expect("open the store");
+    let before = snapshot(outer.path(), &root);
+
+    let keys = [
+        "../../etc/x",
+        "a/../../b",
+        "/abs",
+        "/etc/passwd",
+        "..",
+        ".",
+        "%2e%2e/x",
+        "../../../canary/secret",
+        "../../../../canary/secret",
+        "../../../../../../../../../../tmp/x",
+        "..\\..\\x",
+        "nul\0byte",
+        "objects/../blobs",
+        "lock",
+    ];
+    for key in keys {
+        store.put_object(key, body(b"payload"), &limits(), ObjectMeta::default()).await.expect("put");
+        assert_eq!(read_all(key, &store).await, b"payload", "{key:?}");
+    }
+    for key in &keys[..5] {
+        store.delete_object(key).await.expect("delete");
+    }
+    let bad_ids = ["../../../canary", "..", "/tmp", "A/../../B", "%2E%2E", "ABC/../../..", "", "a"];
+    for id in bad_ids {
+        assert!(store.create_upload(id).await.is_err(), "create_upload accepted {id:?}");
+        let put = store.put_part(id, 1, body(b"x"), &limits()).await;
+        assert!(put.is_err_and(|e| e.is_not_found()), "put_part to {id:?}");
+        assert!(store.list_parts(id).await.is_err_and(|e| e.is_not_found()), "list_parts of {id:?}");
+        let complete = store.complete_upload(id, "k", &[1], ObjectMeta::default()).await;
+        assert!(complete.is_err_and(|e| e.is_not_found()), "complete of {id:?}");
+        assert!(store.abort_upload(id).await.is_err_and(|e| e.is_not_found()), "abort of {id:?}");
+    }
+    store.create_upload("ABC123").await.expect("create upload");
+    store.put_part("ABC123", 1, body(b"part"), &limits()).await.expect("put part");
+    store.complete_upload("ABC123", "../../../canary/secret", &[1], ObjectMeta::default()).await.expect("complete");
+    assert_eq!(read_all("../../../canary/secret", &store).await, b"part");
+
+    assert_eq!(snapshot(outer.path(), &root), before, "something outside the store root changed");
+    for path in tree(&root) {
+        for name in path.iter() {
+            let name = name.to_str().expect("a UTF-8 name");
+            assert!(is_store_name(name), "{} holds a name the store did not choose", path.display());
+        }
+    }
+    assert!(!Path::new("/tmp/x").exists() && !Path::new("/abs").exists());
+}
+
+#[tokio::test]
+async fn large_bodies_are_streamed_not_buffered() {
+    const CHUNK: usize = 64 << 10;
+    const CHUNKS: usize = 1024;
+    // BufWriter (1 MiB) plus tokio's in-flight write (2 MiB), with room to spare: far below the 64 MiB body.
+    const SLACK: u64 = 8 << 20;
+    let (_dir, store) = open_temp().await;
+    let blobs = _dir.path().join("store/blobs");
+    let checked = Arc::new(AtomicUsize::new(0));
+    let chunk = Bytes::from((0..CHUNK).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    let (stream_chunk, stream_blobs, stream_checked) = (chunk.clone(), blobs.clone(), Arc::clone(&checked));
+    // Before yielding chunk n, the store must already have written all but SLACK of chunks 0..n.
+    let stream = futures_util::stream::iter(0..CHUNKS).map(move |n| {
+        if n % 64 == 0 && n > 0 {
+            let written = staging_file_len(&stream_blobs);
+            assert!(written + SLACK >= (n * CHUNK) as u64, "chunk {n}: only {written} bytes on disk");
+            stream_checked.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(stream_chunk.clone())
+    });
+    let info = store.put_object("big", Box::pin(stream), &limits(), ObjectMeta::default()).await.expect("put 64 MiB");
+    assert_eq!(checked.load(Ordering::Relaxed), CHUNKS / 64 - 1);
+    let mut want = Crc64::new();
+    for _ in 0..CHUNKS {
+        want.update(&chunk);
+    }
+    assert_eq!((info.size, info.crc64), (want.len(), want.value()));
+
+    let (_, mut stream) = store.get_object("big", None).await.expect("get");
+    let (mut got, mut largest) = (Crc64::new(), 0);
+    while let Some(bytes) = stream.next().await {
+        let bytes = bytes.expect("read");
+        largest = largest.max(bytes.len());
+        got.update(&bytes);
+    }
+    assert_eq!((got.len(), got.value()), (want.len(), want.value()));
+    assert!(largest <= 1 << 20, "a GET chunk of {largest} bytes");
+}
+
+/// The size of the one staging file (`*.tmp`) being written under `blobs/`.
+fn staging_file_len(blobs: &Path) -> u64 {
+    for folder in std::fs::read_dir(blobs).expect("read blobs/") {
+        for file in std::fs::read_dir(folder.expect("a blob folder").path()).expect("read a blob folder") {
+            let file = file.expect("a blob file");
+            if file.file_name().to_string_lossy().ends_with(".tmp") {
+                return file.metadata().expect("stat the staging file").len();
+            }
+        }
+    }
+    panic!("no staging file under {}", blobs.display());
+}
+
+#[tokio::test]
+async fn crash_leftovers_are_invisible() {
+    let (dir, store) = open_temp().await;
+    let root = dir.path().join("store");
+    store.create_upload("ABCDEF").await.expect("create upload");
+    store.put_part("ABCDEF", 1, body(b"kept part"), &limits()).await.expect("put part");
+    // A part write interrupted before its rename, and files that are not parts at all.
+    let staging = root.join("uploads/ABCDEF");
+    std::fs::write(staging.join("2.0123456789abcdef0123456789abcdef.tmp"), b"half a part").expect("write");
+    std::fs::write(staging.join("3.tmp"), b"").expect("write");
+    std::fs::write(staging.join("01"), b"not canonical").expect("write");
+    let parts = store.list_parts("ABCDEF").await.expect("list parts");
+    assert_eq!(parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [1]);
+    store.complete_upload("ABCDEF", "assembled", &[1], ObjectMeta::default()).await.expect("complete");
+    assert_eq!(read_all("assembled", &store).await, b"kept part");
+    let kept: Vec<_> = tree(&root.join("blobs/ABCDEF"));
+    assert_eq!(kept, [PathBuf::from("1")], "unlisted files are removed at complete");
+
+    // A manifest write interrupted before its rename, next to a published one.
+    store.put_object("k", body(b"published"), &limits(), ObjectMeta::default()).await.expect("put");
+    let manifest = tree(&root.join("objects"))
+        .into_iter()
+        .map(|p| root.join("objects").join(p))
+        .find(|p| p.extension().is_some_and(|e| e == "manifest") && read_json_key(p) == "k")
+        .expect("the manifest of k");
+    let half = manifest.with_extension("0123456789abcdef0123456789abcdef.tmp");
+    std::fs::write(&half, b"{\"format\":1,\"key\":\"k\",\"blob").expect("write a torn manifest");
+    assert_eq!(read_all("k", &store).await, b"published");
+    // A PutObject interrupted before publishing: a blob folder no manifest names.
+    std::fs::create_dir(root.join("blobs/put-0123456789abcdef0123456789abcdef")).expect("mkdir");
+    assert_eq!(store.head_object("k").await.expect("head").size, 9);
+
+    // Folders being removed when the process stopped are emptied on the next open.
+    std::fs::create_dir_all(root.join("trash/put-0.x/sub")).expect("mkdir");
+    std::fs::write(root.join("trash/put-0.x/sub/1"), b"garbage").expect("write");
+    drop(store);
+    let store = LocalStore::open(root.clone()).await.expect("reopen");
+    assert!(tree(&root.join("trash")).is_empty(), "trash/ is emptied on open");
+    assert_eq!(read_all("k", &store).await, b"published");
+    assert_eq!(read_all("assembled", &store).await, b"kept part");
+}
+
+fn read_json_key(path: &Path) -> String {
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
+    value["key"].as_str().expect("a key").to_owned()
+}
+
+#[tokio::test]
+async fn the_root_is_locked_and_everything_survives_reopening() {
+    let (dir, store) = open_temp().await;
+    let root = dir.path().join("store");
+    store.put_object("k", body(b"durable"), &limits(), ObjectMeta::default()).await.expect("put");
+    store.create_upload("F00D").await.expect("create upload");
+    store.put_part("F00D", 2, body(b"staged"), &limits()).await.expect("put part");
+    let second = LocalStore::open(root.clone()).await;
+    assert!(second.is_err(), "a second store on the same root must be refused");
+    drop(store);
+
+    let store = LocalStore::open(root).await.expect("reopen after the first store is gone");
+    assert_eq!(read_all("k", &store).await, b"durable");
+    let parts = store.list_parts("F00D").await.expect("list parts after reopening");
+    assert_eq!(parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [2]);
+    store.complete_upload("F00D", "later", &[2], ObjectMeta::default()).await.expect("complete after reopening");
+    assert_eq!(read_all("later", &store).await, b"staged");
+}
+
+#[tokio::test]
+async fn replaced_blobs_are_removed_once_their_readers_finish() {
+    let (dir, store) = open_temp().await;
+    let root = dir.path().join("store");
+    let blob_folders = || tree(&root.join("blobs")).into_iter().filter(|p| p.components().count() == 1).count();
+    let old = vec![3u8; 3 << 20];
+    store.put_object("k", body(&old), &limits(), ObjectMeta::default()).await.expect("put");
+    let (_, mut reading) = store.get_object("k", None).await.expect("get");
+    let mut got = reading.next().await.expect("a chunk").expect("read").to_vec();
+
+    store.put_object("k", body(b"new"), &limits(), ObjectMeta::default()).await.expect("overwrite");
+    assert_eq!(blob_folders(), 2, "the old blobs stay while a GET reads them");
+    while let Some(chunk) = reading.next().await {
+        got.extend_from_slice(&chunk.expect("read"));
+    }
+    assert!(got == old, "the GET read the old object whole");
+    drop(reading);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blob_folders() != 1 {
+        assert!(Instant::now() < deadline, "the old blobs were not removed after their reader finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    store.create_upload("AB").await.expect("create upload");
+    store.put_part("AB", 1, body(b"part"), &limits()).await.expect("put part");
+    store.complete_upload("AB", "k", &[1], ObjectMeta::default()).await.expect("complete over k");
+    assert_eq!(blob_folders(), 1, "an overwrite with no reader removes the old blobs at once");
+    store.delete_object("k").await.expect("delete");
+    for sub in ["blobs", "uploads", "trash"] {
+        assert!(tree(&root.join(sub)).is_empty(), "{sub}/ is empty once every object is gone");
+    }
+    let manifests = tree(&root.join("objects")).into_iter().filter(|p| p.extension().is_some()).count();
+    assert_eq!(manifests, 0, "no manifest or temporary file is left in objects/");
+}
+
+#[tokio::test]
+async fn upload_ids_of_completed_uploads_cannot_be_reused() {
+    let (_dir, store) = open_temp().await;
+    store.create_upload("AB").await.expect("create upload");
+    assert!(store.create_upload("AB").await.is_err(), "an open upload id is refused");
+    store.put_part("AB", 1, body(b"part"), &limits()).await.expect("put part");
+    store.complete_upload("AB", "k", &[1], ObjectMeta::default()).await.expect("complete");
+    assert!(store.create_upload("AB").await.is_err(), "two objects would share blobs/AB");
+    store.create_upload("CD").await.expect("create upload");
+    store.abort_upload("CD").await.expect("abort");
+    store.create_upload("CD").await.expect("an aborted upload left nothing behind");
+}
