@@ -45,7 +45,8 @@ impl ServeArgs {
     fn into_config(self) -> Result<Config> {
         let mut config = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
                 Config::from_toml(&text)?
             }
             None => Config::default(),
@@ -75,8 +76,12 @@ impl ServeArgs {
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.into_config()?.validate()?;
-    let control = TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let data = TcpListener::bind(settings.oss_listen).await.with_context(|| format!("cannot listen on {}", settings.oss_listen))?;
+    let control = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let data = TcpListener::bind(settings.oss_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.oss_listen))?;
     let (vod_addr, oss_addr) = (control.local_addr()?, data.local_addr()?);
     let state = build_state(settings, oss_addr).await?;
     // One line on stdout for scripts and tests that bind port 0; logs go to stderr.
@@ -148,7 +153,9 @@ pub enum KeysCommand {
 }
 
 async fn meta(data: &std::path::Path) -> Result<Box<dyn MetaStore>> {
-    Ok(Box::new(open_meta(data).await.with_context(|| format!("cannot open the catalogue in {}", data.display()))?))
+    Ok(Box::new(
+        open_meta(data).await.with_context(|| format!("cannot open the catalogue in {}", data.display()))?,
+    ))
 }
 
 /// Runs a keys command.
@@ -158,7 +165,10 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
             let meta = meta(&data).await?;
             let key = create_key(meta.as_ref(), &description, SystemTime::now()).await?;
             if json {
-                println!("{}", serde_json::json!({ "AccessKeyId": key.id, "AccessKeySecret": key.secret.expose() }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "AccessKeyId": key.id, "AccessKeySecret": key.secret.expose() })
+                );
             } else {
                 println!("AccessKeyId:     {}\nAccessKeySecret: {}", key.id, key.secret.expose());
             }
@@ -174,7 +184,13 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
                         serde_json::json!({ "AccessKeyId": key.id, "Description": key.description, "CreationTime": created, "RevokedTime": revoked })
                     );
                 } else {
-                    println!("{}  {}  {}  {}", key.id, created, revoked.as_deref().unwrap_or("active"), key.description);
+                    println!(
+                        "{}  {}  {}  {}",
+                        key.id,
+                        created,
+                        revoked.as_deref().unwrap_or("active"),
+                        key.description
+                    );
                 }
             }
         }

@@ -107,14 +107,19 @@ impl Config {
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let s = &self.server;
         let data = s.data.clone().ok_or_else(|| ConfigError("--data (VODUP_DATA) is required".into()))?;
-        let parse_addr = |name: &str, value: Option<&String>, default: &str| -> Result<SocketAddr, ConfigError> {
-            let text = value.map_or(default, String::as_str);
-            text.parse().map_err(|_| ConfigError(format!("{name} {text:?} is not an address like 127.0.0.1:8080")))
-        };
+        let parse_addr =
+            |name: &str, value: Option<&String>, default: &str| -> Result<SocketAddr, ConfigError> {
+                let text = value.map_or(default, String::as_str);
+                text.parse().map_err(|_| {
+                    ConfigError(format!("{name} {text:?} is not an address like 127.0.0.1:8080"))
+                })
+            };
         let listen = parse_addr("--listen", s.listen.as_ref(), "127.0.0.1:8080")?;
         let oss_listen = parse_addr("--oss-listen", s.oss_listen.as_ref(), "127.0.0.1:9000")?;
         if listen == oss_listen && listen.port() != 0 {
-            return Err(ConfigError(format!("--listen and --oss-listen are both {listen}; give them different ports")));
+            return Err(ConfigError(format!(
+                "--listen and --oss-listen are both {listen}; give them different ports"
+            )));
         }
         let public_oss_endpoint = match &s.public_oss_endpoint {
             Some(url) => Some(check_endpoint(url)?),
@@ -122,7 +127,9 @@ impl Config {
             None => None,
         };
         let region = s.region.clone().unwrap_or_else(|| "cn-shanghai".to_owned());
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if region.is_empty()
+            || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(ConfigError(format!("--region {region:?} is not a region name like cn-shanghai")));
         }
         if let Some(bucket) = &s.bucket {
@@ -162,12 +169,14 @@ impl Settings {
 
 fn check_endpoint(url: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"))
-        .ok_or_else(|| ConfigError(format!("--public-oss-endpoint {url:?} must start with http:// or https://")))?;
+    let rest =
+        trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("https://")).ok_or_else(|| {
+            ConfigError(format!("--public-oss-endpoint {url:?} must start with http:// or https://"))
+        })?;
     if rest.is_empty() || rest.contains('/') || rest.contains('?') {
-        return Err(ConfigError(format!("--public-oss-endpoint {url:?} must be scheme://host[:port] without a path")));
+        return Err(ConfigError(format!(
+            "--public-oss-endpoint {url:?} must be scheme://host[:port] without a path"
+        )));
     }
     Ok(trimmed.to_owned())
 }
@@ -178,7 +187,11 @@ pub fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
         && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !bucket.starts_with('-')
         && !bucket.ends_with('-');
-    if ok { Ok(()) } else { Err(ConfigError(format!("bucket {bucket:?} must be 3-63 characters of a-z, 0-9 and -"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!("bucket {bucket:?} must be 3-63 characters of a-z, 0-9 and -")))
+    }
 }
 
 #[cfg(test)]

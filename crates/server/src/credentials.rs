@@ -108,7 +108,12 @@ impl RevocationSet {
 
     /// Reloads from the store: keys revoked at any time, media deleted within `horizon` (no credential
     /// lives longer).
-    pub async fn refresh(&self, meta: &dyn MetaStore, now: SystemTime, horizon: Duration) -> Result<(), MetaError> {
+    pub async fn refresh(
+        &self,
+        meta: &dyn MetaStore,
+        now: SystemTime,
+        horizon: Duration,
+    ) -> Result<(), MetaError> {
         let since = now.checked_sub(horizon).unwrap_or(SystemTime::UNIX_EPOCH);
         let fresh = meta.revocations(since).await?;
         let mut state = self.inner.lock().expect("revocation lock");

@@ -17,7 +17,11 @@ fn random_text(len: usize) -> String {
 }
 
 /// Creates and stores a new key.
-pub async fn create_key(meta: &dyn MetaStore, description: &str, now: SystemTime) -> Result<AccessKeyRecord, MetaError> {
+pub async fn create_key(
+    meta: &dyn MetaStore,
+    description: &str,
+    now: SystemTime,
+) -> Result<AccessKeyRecord, MetaError> {
     let record = AccessKeyRecord {
         id: format!("LTAI{}", random_text(20)),
         secret: Secret::new(random_text(30)),

@@ -27,8 +27,12 @@ impl Metrics {
     /// Counts one request of `plane` (`vod` or `oss`) for `action` answered with `code` (`OK` or an
     /// error code).
     pub fn count_request(&self, plane: &'static str, action: &str, code: &str) {
-        *self.requests.lock().expect("metrics lock").entry((plane, action.to_owned(), code.to_owned())).or_default() +=
-            1;
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((plane, action.to_owned(), code.to_owned()))
+            .or_default() += 1;
     }
 
     /// Adds to a counter.
@@ -50,13 +54,29 @@ impl Metrics {
             );
         }
         for (name, help, counter) in [
-            ("vodup_bytes_received_total", "Request body bytes stored by the data plane.", &self.bytes_received),
+            (
+                "vodup_bytes_received_total",
+                "Request body bytes stored by the data plane.",
+                &self.bytes_received,
+            ),
             ("vodup_parts_uploaded_total", "Multipart parts stored.", &self.parts_uploaded),
-            ("vodup_objects_completed_total", "Objects published by PutObject or Complete.", &self.objects_completed),
+            (
+                "vodup_objects_completed_total",
+                "Objects published by PutObject or Complete.",
+                &self.objects_completed,
+            ),
             ("vodup_uploads_initiated_total", "Multipart uploads initiated.", &self.uploads_initiated),
-            ("vodup_credential_refreshes_total", "RefreshUploadVideo calls answered.", &self.credential_refreshes),
+            (
+                "vodup_credential_refreshes_total",
+                "RefreshUploadVideo calls answered.",
+                &self.credential_refreshes,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         out
     }
@@ -77,7 +97,10 @@ mod tests {
         metrics.count_request("vod", "CreateUploadVideo", "OK");
         Metrics::add(&metrics.bytes_received, 10);
         let text = metrics.render();
-        assert!(text.contains("vodup_requests_total{plane=\"vod\",action=\"CreateUploadVideo\",code=\"OK\"} 2"), "{text}");
+        assert!(
+            text.contains("vodup_requests_total{plane=\"vod\",action=\"CreateUploadVideo\",code=\"OK\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("vodup_bytes_received_total 10"));
     }
 }

@@ -43,7 +43,13 @@ impl Presigner {
     /// A GET URL for `key`, valid until `expires`.
     pub fn get_url(&self, site: &Site, key: &str, expires: SystemTime) -> String {
         let headers = HeaderMap::new();
-        let request = OssRequest { method: "GET", bucket: Some(&site.bucket), key: Some(key), query: &[], headers: &headers };
+        let request = OssRequest {
+            method: "GET",
+            bucket: Some(&site.bucket),
+            key: Some(key),
+            query: &[],
+            headers: &headers,
+        };
         let query = presign_query(&request, PRESIGN_KEY_ID, &self.secret, unix_seconds(expires), None);
         format!("{}?{}", site.object_url(key), query_encode(&query))
     }

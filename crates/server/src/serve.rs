@@ -63,7 +63,9 @@ pub async fn open_meta(data: &Path) -> Result<SqliteMeta, StartError> {
     tokio::fs::create_dir_all(data).await.map_err(folder_error)?;
     {
         use std::os::unix::fs::PermissionsExt as _;
-        tokio::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).await.map_err(folder_error)?;
+        tokio::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+            .await
+            .map_err(folder_error)?;
     }
     Ok(SqliteMeta::open(&meta_path(data)).await?)
 }
@@ -75,7 +77,7 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
     tracing::info!(data = %settings.data.display(), "opening the catalogue");
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&settings.data).await?);
     tracing::info!("opening storage");
-    let storage: Arc<dyn BlobStore> = Arc::new(LocalStore::open(settings.data.join("objects")).await?);
+    let storage: Arc<dyn BlobStore> = Arc::new(LocalStore::open(settings.data.join("store")).await?);
     storage.health_check().await?;
 
     let generated_bucket = format!("outin-{}", hex::encode(rand::random::<[u8; 16]>()));
@@ -134,8 +136,14 @@ pub async fn run(
     let control_app = control::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let data_app = data::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(control = %control_listener.local_addr()?, data = %data_listener.local_addr()?, "serving");
-    let control_server = tokio::spawn(axum::serve(control_listener, control_app).with_graceful_shutdown(wait(stop_rx.clone())).into_future());
-    let data_server = tokio::spawn(axum::serve(data_listener, data_app).with_graceful_shutdown(wait(stop_rx.clone())).into_future());
+    let control_server = tokio::spawn(
+        axum::serve(control_listener, control_app)
+            .with_graceful_shutdown(wait(stop_rx.clone()))
+            .into_future(),
+    );
+    let data_server = tokio::spawn(
+        axum::serve(data_listener, data_app).with_graceful_shutdown(wait(stop_rx.clone())).into_future(),
+    );
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -159,7 +167,11 @@ async fn refresh_revocations(state: AppState, mut stop: tokio::sync::watch::Rece
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        if let Err(e) = state.revocations.refresh(state.meta.as_ref(), state.now(), revocation_horizon(&state.settings)).await {
+        if let Err(e) = state
+            .revocations
+            .refresh(state.meta.as_ref(), state.now(), revocation_horizon(&state.settings))
+            .await
+        {
             tracing::warn!(error = %e, "could not refresh the revocation set");
         }
     }

@@ -57,7 +57,8 @@ impl StsClaims {
     /// Whether `bucket`/`key` is in scope.
     pub fn allows(&self, bucket: &str, key: &str) -> bool {
         bucket == self.bucket
-            && (key == self.key || self.prefix.as_deref().is_some_and(|p| !p.is_empty() && key.starts_with(p)))
+            && (key == self.key
+                || self.prefix.as_deref().is_some_and(|p| !p.is_empty() && key.starts_with(p)))
     }
 
     /// Whether the credential has expired at `now`.
@@ -138,7 +139,8 @@ impl StsAuthority {
     ) -> IssuedSts {
         const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
         let mut rng = rand::rng();
-        let suffix: String = (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
+        let suffix: String =
+            (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
         let claims = StsClaims {
             version: TOKEN_VERSION,
             sts_id: format!("{STS_ID_PREFIX}{suffix}"),
@@ -151,7 +153,8 @@ impl StsAuthority {
         };
         let payload = serde_json::to_vec(&claims).expect("claims always serialize");
         let mac = hmac_sha256(&self.token_key, &payload);
-        let token = format!("{TOKEN_PREFIX}{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(mac));
+        let token =
+            format!("{TOKEN_PREFIX}{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(mac));
         IssuedSts {
             access_key_id: claims.sts_id.clone(),
             access_key_secret: self.secret_for(&claims.sts_id),
@@ -198,7 +201,8 @@ impl StsAuthority {
     pub fn verify(&self, access_key_id: &str, token: &str) -> Result<StsClaims, StsError> {
         let body = token.strip_prefix(TOKEN_PREFIX).ok_or(StsError::Invalid("unknown token format"))?;
         let (payload, mac) = body.split_once('.').ok_or(StsError::Invalid("unknown token format"))?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| StsError::Invalid("token is not Base64"))?;
+        let payload =
+            URL_SAFE_NO_PAD.decode(payload).map_err(|_| StsError::Invalid("token is not Base64"))?;
         let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| StsError::Invalid("token is not Base64"))?;
         if !constant_time_eq(&mac, &hmac_sha256(&self.token_key, &payload)) {
             return Err(StsError::Invalid("token signature does not match"));

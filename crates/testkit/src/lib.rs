@@ -1,8 +1,13 @@
-//! Test-only helpers shared by the integration tests of every vodup crate.
+//! Test-only helpers shared by the integration tests of every vodup crate: a real `vodup serve` on
+//! loopback ([`TestServer`]), request signing for raw VOD and OSS calls ([`server`]), and the skip rule.
 //!
-//! For now it holds the skip rule: a test whose component is absent says why and skips, unless
-//! `VODUP_REQUIRE_ALL=1` (set by `.ci/run`), in which case the skip is a failure, so CI never passes by
-//! running less than everything. Loopback servers and fixtures join it with the service.
+//! The skip rule: a test whose component is absent says why and skips, unless `VODUP_REQUIRE_ALL=1` (set
+//! by `.ci/run`), in which case the skip is a failure, so CI never passes by running less than
+//! everything.
+
+pub mod server;
+
+pub use server::{OssCall, OssCredential, TestServer, VodReply};
 
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ALL: &str = "VODUP_REQUIRE_ALL";

@@ -39,13 +39,21 @@ pub struct Signed<'a> {
 }
 
 /// Authenticates a call; returns the AccessKeyId of the long-lived key that signed it.
-pub async fn authenticate(state: &AppState, request: &Signed<'_>, request_id: &str) -> Result<String, ApiError> {
+pub async fn authenticate(
+    state: &AppState,
+    request: &Signed<'_>,
+    request_id: &str,
+) -> Result<String, ApiError> {
     let authorization = request.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let acs3 = match authorization {
-        Some(value) if value.starts_with(signature_acs3::ALGORITHM) => Some(
-            Acs3Authorization::parse(value)
-                .map_err(|e| ApiError::new(VodErrorCode::IncompleteSignature, format!("The Authorization header is malformed: {e}")))?,
-        ),
+        Some(value) if value.starts_with(signature_acs3::ALGORITHM) => {
+            Some(Acs3Authorization::parse(value).map_err(|e| {
+                ApiError::new(
+                    VodErrorCode::IncompleteSignature,
+                    format!("The Authorization header is malformed: {e}"),
+                )
+            })?)
+        }
         _ => None,
     };
     let access_key_id = match &acs3 {
@@ -66,9 +74,14 @@ pub async fn authenticate(state: &AppState, request: &Signed<'_>, request_id: &s
         .fresh(state.meta.as_ref(), &access_key_id)
         .await
         .map_err(|e| ApiError::internal(request_id, &e))?
-        .ok_or_else(|| ApiError::new(VodErrorCode::InvalidAccessKeyIdNotFound, "Specified access key is not found."))?;
+        .ok_or_else(|| {
+            ApiError::new(VodErrorCode::InvalidAccessKeyIdNotFound, "Specified access key is not found.")
+        })?;
     if key.revoked_at.is_some() {
-        return Err(ApiError::new(VodErrorCode::InvalidAccessKeyIdInactive, "Specified access key is disabled."));
+        return Err(ApiError::new(
+            VodErrorCode::InvalidAccessKeyIdInactive,
+            "Specified access key is disabled.",
+        ));
     }
 
     let (timestamp_name, timestamp) = match &acs3 {
@@ -105,18 +118,24 @@ pub async fn authenticate(state: &AppState, request: &Signed<'_>, request_id: &s
     };
     let nonce = nonce.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::missing("SignatureNonce"))?;
     if !state.nonces.check_and_record(&access_key_id, nonce) {
-        return Err(ApiError::new(VodErrorCode::SignatureNonceUsed, "Specified signature nonce was used already."));
+        return Err(ApiError::new(
+            VodErrorCode::SignatureNonceUsed,
+            "Specified signature nonce was used already.",
+        ));
     }
     Ok(access_key_id)
 }
 
 fn check_timestamp(name: &str, text: &str, now: SystemTime) -> Result<(), ApiError> {
-    let at = parse_iso8601(text).ok_or_else(|| ApiError::invalid(name, "expected YYYY-MM-DDThh:mm:ssZ (UTC)"))?;
+    let at =
+        parse_iso8601(text).ok_or_else(|| ApiError::invalid(name, "expected YYYY-MM-DDThh:mm:ssZ (UTC)"))?;
     let skew = at.duration_since(now).or_else(|_| now.duration_since(at)).unwrap_or_default();
     if skew > TIMESTAMP_WINDOW {
         return Err(ApiError::new(
             VodErrorCode::InvalidTimeStampExpired,
-            format!("Specified time stamp or date value is expired: {text} is more than 15 minutes from the server's clock; sync the clock."),
+            format!(
+                "Specified time stamp or date value is expired: {text} is more than 15 minutes from the server's clock; sync the clock."
+            ),
         ));
     }
     Ok(())

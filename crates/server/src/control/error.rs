@@ -26,12 +26,20 @@ impl ApiError {
 
     /// `MissingParameter` naming the parameter.
     pub fn missing(name: &str) -> Self {
-        Self::new(VodErrorCode::MissingParameter, format!("The input parameter \"{name}\" that is mandatory for processing this request is not supplied."))
+        Self::new(
+            VodErrorCode::MissingParameter,
+            format!(
+                "The input parameter \"{name}\" that is mandatory for processing this request is not supplied."
+            ),
+        )
     }
 
     /// `InvalidParameter` naming the parameter and what is wrong.
     pub fn invalid(name: &str, why: impl std::fmt::Display) -> Self {
-        Self::new(VodErrorCode::InvalidParameter, format!("The specified parameter \"{name}\" is not valid: {why}"))
+        Self::new(
+            VodErrorCode::InvalidParameter,
+            format!("The specified parameter \"{name}\" is not valid: {why}"),
+        )
     }
 
     /// An internal failure: logged here with its detail, answered without it.
@@ -44,7 +52,9 @@ impl ApiError {
     /// anything else is internal.
     pub fn from_meta(request_id: &str, error: &MetaError) -> Self {
         match error {
-            MetaError::NotFound(what) => Self::new(VodErrorCode::InvalidVideoNotFound, format!("{what} does not exist.")),
+            MetaError::NotFound(what) => {
+                Self::new(VodErrorCode::InvalidVideoNotFound, format!("{what} does not exist."))
+            }
             MetaError::Conflict(what) => Self::invalid("ReferenceId", what),
             MetaError::Refused(what) => Self::new(VodErrorCode::ForbiddenIllegalStatus, what.clone()),
             MetaError::Backend { .. } => Self::internal(request_id, error),
@@ -59,9 +69,12 @@ impl ApiError {
     /// The response, with the request id and host in the body.
     pub fn into_response_for(self, request_id: &str, host: &str) -> Response {
         let body = VodError::new(self.code, self.message, request_id, host).to_json();
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
         if let Ok(value) = HeaderValue::from_str(request_id) {
             response.headers_mut().insert("x-acs-request-id", value);
         }

@@ -71,7 +71,8 @@ async fn find(state: &AppState, call: &Call, id: &str, kind: MediaKind) -> Resul
 }
 
 fn ids(call: &Call, name: &str, too_many: VodErrorCode) -> Result<Vec<String>, ApiError> {
-    call.params.list(name, MAX_IDS, || ApiError::new(too_many, format!("{name} has more than {MAX_IDS} ids.")))
+    call.params
+        .list(name, MAX_IDS, || ApiError::new(too_many, format!("{name} has more than {MAX_IDS} ids.")))
 }
 
 fn auth_timeout(call: &Call) -> Result<Duration, ApiError> {
@@ -108,7 +109,8 @@ pub async fn get_video_info(state: &AppState, call: &Call) -> Result<Value, ApiE
             .filter(|m| m.new.kind == MediaKind::Video),
         (None, None) => return Err(ApiError::missing("VideoId")),
     };
-    let media = media.ok_or_else(|| ApiError::new(VodErrorCode::InvalidVideoNotFound, "The video does not exist."))?;
+    let media = media
+        .ok_or_else(|| ApiError::new(VodErrorCode::InvalidVideoNotFound, "The video does not exist."))?;
     let video = video_fields(&media)
         .text("TemplateGroupId", &media.new.template_group_id)
         .text("RegionId", &state.site.region)
@@ -139,7 +141,11 @@ pub async fn get_video_infos(state: &AppState, call: &Call) -> Result<Value, Api
         }
     }
     for reference in &reference_ids {
-        let media = state.meta.get_media_by_reference(reference).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
+        let media = state
+            .meta
+            .get_media_by_reference(reference)
+            .await
+            .map_err(|e| ApiError::internal(&call.request_id, &e))?;
         match media.filter(|m| m.new.kind == MediaKind::Video) {
             Some(media) => list.push(video_fields(&media).value("Snapshots", Some(json!([]))).done()),
             None => missing_refs.push(reference.clone()),
@@ -157,11 +163,17 @@ pub async fn get_video_list(state: &AppState, call: &Call) -> Result<Value, ApiE
         return Err(ApiError::invalid("PageSize", "must be 1..=100"));
     }
     if page_no.saturating_sub(1).saturating_mul(page_size) >= 5000 {
-        return Err(ApiError::new(VodErrorCode::VideoListExceededMax, "Only the first 5000 videos can be paged through; narrow StartTime/EndTime."));
+        return Err(ApiError::new(
+            VodErrorCode::VideoListExceededMax,
+            "Only the first 5000 videos can be paged through; narrow StartTime/EndTime.",
+        ));
     }
     let time = |name: &str| -> Result<Option<std::time::SystemTime>, ApiError> {
         p.opt(name)
-            .map(|t| vodup_proto::timestamp::parse_iso8601(t).ok_or_else(|| ApiError::invalid(name, "expected yyyy-MM-ddTHH:mm:ssZ")))
+            .map(|t| {
+                vodup_proto::timestamp::parse_iso8601(t)
+                    .ok_or_else(|| ApiError::invalid(name, "expected yyyy-MM-ddTHH:mm:ssZ"))
+            })
             .transpose()
     };
     let (start, end) = (time("StartTime")?, time("EndTime")?);
@@ -173,7 +185,9 @@ pub async fn get_video_list(state: &AppState, call: &Call) -> Result<Value, ApiE
     let statuses = p
         .list("Status", 16, || ApiError::invalid("Status", "too many values"))?
         .iter()
-        .map(|s| MediaStatus::parse(s).ok_or_else(|| ApiError::invalid("Status", format!("unknown status {s:?}"))))
+        .map(|s| {
+            MediaStatus::parse(s).ok_or_else(|| ApiError::invalid("Status", format!("unknown status {s:?}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let ascending = match p.opt("SortBy") {
         None | Some("CreationTime:Desc") => false,
@@ -191,9 +205,12 @@ pub async fn get_video_list(state: &AppState, call: &Call) -> Result<Value, ApiE
         offset: (page_no - 1) * page_size,
         limit: page_size,
     };
-    let (total, videos) = state.meta.list_videos(&query).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
-    let videos: Vec<Value> =
-        videos.iter().map(|m| video_fields(m).value("Snapshots", Some(json!({ "Snapshot": [] }))).done()).collect();
+    let (total, videos) =
+        state.meta.list_videos(&query).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
+    let videos: Vec<Value> = videos
+        .iter()
+        .map(|m| video_fields(m).value("Snapshots", Some(json!({ "Snapshot": [] }))).done())
+        .collect();
     Ok(json!({ "Total": total.min(5000), "VideoList": { "Video": videos } }))
 }
 
@@ -211,11 +228,17 @@ pub async fn update_video_info(state: &AppState, call: &Call) -> Result<Value, A
         tags: if given("Tags") { Some(super::validate::tags(p)?) } else { None },
         cover_url: if given("CoverURL") { Some(super::validate::url(p, "CoverURL")?) } else { None },
         cate_id: p.opt_i64("CateId")?,
-        reference_id: if p.opt("ReferenceId").is_some() { Some(super::validate::reference_id(p)?) } else { None },
+        reference_id: if p.opt("ReferenceId").is_some() {
+            Some(super::validate::reference_id(p)?)
+        } else {
+            None
+        },
         user_data: if given("UserData") { Some(super::validate::user_data(p)?) } else { None },
     };
     state.meta.update_media(id, &update, call.now).await.map_err(|e| match e {
-        e if e.is_not_found() => ApiError::new(VodErrorCode::InvalidVideoNotFound, "The video does not exist."),
+        e if e.is_not_found() => {
+            ApiError::new(VodErrorCode::InvalidVideoNotFound, "The video does not exist.")
+        }
         e if e.is_conflict() => ApiError::invalid("ReferenceId", "is already used by another video"),
         e => ApiError::internal(&call.request_id, &e),
     })?;
@@ -225,7 +248,8 @@ pub async fn update_video_info(state: &AppState, call: &Call) -> Result<Value, A
 /// Deletes media in the catalogue, then their open uploads and stored objects. The catalogue goes
 /// first: once it says deleted, no write can complete (vod-api.md §12.2); storage cleanup is best effort.
 async fn delete(state: &AppState, call: &Call, ids: &[String]) -> Result<Vec<String>, ApiError> {
-    let deleted = state.meta.delete_media(ids, call.now).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
+    let deleted =
+        state.meta.delete_media(ids, call.now).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
     for id in &deleted.deleted {
         state.revocations.note_media_deleted(id);
     }
@@ -259,7 +283,11 @@ pub async fn delete_video(state: &AppState, call: &Call) -> Result<Value, ApiErr
         }
     }
     for reference in reference_ids {
-        let media = state.meta.get_media_by_reference(&reference).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
+        let media = state
+            .meta
+            .get_media_by_reference(&reference)
+            .await
+            .map_err(|e| ApiError::internal(&call.request_id, &e))?;
         match media.filter(|m| m.new.kind == MediaKind::Video) {
             Some(media) => targets.push(media.new.id),
             None => missing_refs.push(reference),
@@ -356,7 +384,8 @@ pub async fn delete_image(state: &AppState, call: &Call) -> Result<Value, ApiErr
             // An ImageURL is the object URL CreateUploadImage returned; its last segment names the image.
             for url in urls {
                 let key_start = url.find("/image/").map(|i| &url[i + 1..]);
-                if let Some(id) = key_start.map(|k| k.split('?').next().unwrap_or(k)).and_then(image_id_for_key)
+                if let Some(id) =
+                    key_start.map(|k| k.split('?').next().unwrap_or(k)).and_then(image_id_for_key)
                     && find(state, call, &id, MediaKind::Image).await?.is_some()
                 {
                     targets.push(id);
@@ -368,7 +397,12 @@ pub async fn delete_image(state: &AppState, call: &Call) -> Result<Value, ApiErr
             p.required("ImageType")?;
             // Snapshots are made by transcoding, which this service does not do: nothing to delete.
         }
-        other => return Err(ApiError::invalid("DeleteImageType", format!("{other:?} is not ImageURL, ImageId or VideoId"))),
+        other => {
+            return Err(ApiError::invalid(
+                "DeleteImageType",
+                format!("{other:?} is not ImageURL, ImageId or VideoId"),
+            ));
+        }
     }
     delete(state, call, &targets).await?;
     Ok(json!({}))

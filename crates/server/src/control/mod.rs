@@ -34,12 +34,20 @@ use crate::state::AppState;
 /// Query plus body larger than this is refused with 413 (vod-api.md §12.1).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// The control-plane router.
+/// A whole control-plane request (they are small) must finish within this.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The control-plane router. Unlike the data plane it has a deadline per request: its bodies are at
+/// most 64 KiB, so a slow one is a stuck or hostile client.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/", any(rpc))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 
@@ -60,15 +68,23 @@ async fn rpc(
     let started = std::time::Instant::now();
     let (action, result) = handle(&state, &request_id, peer, &method, &uri, &headers, body).await;
     let action_name = action.map_or("Unknown", Action::as_str);
-    let response = match result {
+    match result {
         Ok(mut value) => {
             if let Value::Object(map) = &mut value {
                 map.insert("RequestId".into(), Value::String(request_id.clone()));
             }
             state.metrics.count_request("vod", action_name, "OK");
-            tracing::info!(request_id, action = action_name, status = 200, elapsed_ms = started.elapsed().as_millis() as u64, "vod call");
+            tracing::info!(
+                request_id,
+                action = action_name,
+                status = 200,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "vod call"
+            );
             let mut response = (StatusCode::OK, value.to_string()).into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-acs-request-id", value);
             }
@@ -76,11 +92,16 @@ async fn rpc(
         }
         Err(error) => {
             state.metrics.count_request("vod", action_name, error.code.as_str());
-            tracing::info!(request_id, action = action_name, code = error.code.as_str(), status = error.code.http_status(), "vod call refused");
+            tracing::info!(
+                request_id,
+                action = action_name,
+                code = error.code.as_str(),
+                status = error.code.http_status(),
+                "vod call refused"
+            );
             error.into_response_for(&request_id, &host)
         }
-    };
-    response
+    }
 }
 
 async fn handle(
@@ -106,7 +127,12 @@ async fn handle(
     let body = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return (None, Err(too_large())),
-        Err(_) => return (None, Err(ApiError::new(VodErrorCode::InvalidParameter, "The request body could not be read."))),
+        Err(_) => {
+            return (
+                None,
+                Err(ApiError::new(VodErrorCode::InvalidParameter, "The request body could not be read.")),
+            );
+        }
     };
     let query = form_decode(raw_query);
     let mut pairs = query.clone();
@@ -122,12 +148,16 @@ async fn handle(
     }
     let params = Params::new(pairs);
 
-    let action_name = params.opt("Action").or_else(|| headers.get("x-acs-action").and_then(|v| v.to_str().ok()));
+    let action_name =
+        params.opt("Action").or_else(|| headers.get("x-acs-action").and_then(|v| v.to_str().ok()));
     let Some(action_name) = action_name else { return (None, Err(ApiError::missing("Action"))) };
     let Ok(action) = action_name.parse::<Action>() else {
         return (
             None,
-            Err(ApiError::new(VodErrorCode::InvalidActionNotFound, format!("Specified api {action_name:?} is not found, please check your url and method."))),
+            Err(ApiError::new(
+                VodErrorCode::InvalidActionNotFound,
+                format!("Specified api {action_name:?} is not found, please check your url and method."),
+            )),
         );
     };
 
@@ -136,8 +166,16 @@ async fn handle(
         return (Some(action), progress::report_upload_progress(state, &params, peer.ip(), body.len()));
     }
 
-    let version = params.opt("Version").or_else(|| headers.get("x-acs-version").and_then(|v| v.to_str().ok()));
-    let signed = Signed { method: method.as_str(), path: uri.path(), query: &query, params: &params, headers, body: &body };
+    let version =
+        params.opt("Version").or_else(|| headers.get("x-acs-version").and_then(|v| v.to_str().ok()));
+    let signed = Signed {
+        method: method.as_str(),
+        path: uri.path(),
+        query: &query,
+        params: &params,
+        headers,
+        body: &body,
+    };
     let key_id = match auth::authenticate(state, &signed, request_id).await {
         Ok(key_id) => key_id,
         Err(error) => return (Some(action), Err(error)),
@@ -145,10 +183,14 @@ async fn handle(
     if version != Some(API_VERSION) {
         return (
             Some(action),
-            Err(ApiError::new(VodErrorCode::InvalidVersion, format!("Specified parameter Version is not valid; this service speaks {API_VERSION}."))),
+            Err(ApiError::new(
+                VodErrorCode::InvalidVersion,
+                format!("Specified parameter Version is not valid; this service speaks {API_VERSION}."),
+            )),
         );
     }
-    let call = Call { request_id: request_id.to_owned(), action, params, key_id, now: state.now(), peer: peer.ip() };
+    let call =
+        Call { request_id: request_id.to_owned(), action, params, key_id, now: state.now(), peer: peer.ip() };
     (Some(action), dispatch(state, &call).await)
 }
 
@@ -176,7 +218,10 @@ async fn dispatch(state: &AppState, call: &Call) -> Result<Value, ApiError> {
         | Action::GetPlayInfo
         | Action::RegisterMedia => Err(ApiError::new(
             VodErrorCode::InvalidActionNotFound,
-            format!("{} is not offered by this self-hosted service (it pulls, transcodes or searches media, which vodup does not).", call.action),
+            format!(
+                "{} is not offered by this self-hosted service (it pulls, transcodes or searches media, which vodup does not).",
+                call.action
+            ),
         )),
     }
 }

@@ -31,7 +31,12 @@ fn truncated(value: Option<&str>) -> String {
 
 /// Handles one report. Returns the JSON to send (the caller adds `RequestId`), or a refusal for
 /// oversize and rate-limited reports, which are still answered at once.
-pub fn report_upload_progress(state: &AppState, params: &Params, peer: IpAddr, body_len: usize) -> Result<Value, ApiError> {
+pub fn report_upload_progress(
+    state: &AppState,
+    params: &Params,
+    peer: IpAddr,
+    body_len: usize,
+) -> Result<Value, ApiError> {
     if body_len > MAX_REPORT_BYTES {
         return Err(ApiError::new(
             VodErrorCode::RequestEntityTooLarge,
@@ -40,7 +45,10 @@ pub fn report_upload_progress(state: &AppState, params: &Params, peer: IpAddr, b
     }
     let Some(media_id) = params.opt("VideoId").map(str::to_owned) else { return Ok(json!({})) };
     if !state.progress_limiter.allow(&peer.to_string(), &media_id) {
-        return Err(ApiError::new(VodErrorCode::Throttling, "Too many progress reports; this one was dropped."));
+        return Err(ApiError::new(
+            VodErrorCode::Throttling,
+            "Too many progress reports; this one was dropped.",
+        ));
     }
     let number = |name: &str| params.opt(name).and_then(|v| v.trim().parse::<u64>().ok());
     let done_bytes = params

@@ -41,16 +41,25 @@ impl Params {
 
     /// An optional integer.
     pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        self.opt(name).map(|v| v.trim().parse().map_err(|_| ApiError::invalid(name, "not an integer"))).transpose()
+        self.opt(name)
+            .map(|v| v.trim().parse().map_err(|_| ApiError::invalid(name, "not an integer")))
+            .transpose()
     }
 
     /// An optional non-negative integer.
     pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        self.opt(name).map(|v| v.trim().parse().map_err(|_| ApiError::invalid(name, "not a non-negative integer"))).transpose()
+        self.opt(name)
+            .map(|v| v.trim().parse().map_err(|_| ApiError::invalid(name, "not a non-negative integer")))
+            .transpose()
     }
 
     /// A comma-separated list of non-empty items, at most `max`.
-    pub fn list(&self, name: &str, max: usize, too_many: impl FnOnce() -> ApiError) -> Result<Vec<String>, ApiError> {
+    pub fn list(
+        &self,
+        name: &str,
+        max: usize,
+        too_many: impl FnOnce() -> ApiError,
+    ) -> Result<Vec<String>, ApiError> {
         let items: Vec<String> = self
             .opt(name)
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())

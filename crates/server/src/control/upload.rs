@@ -65,7 +65,11 @@ fn blank_media(call: &Call, kind: MediaKind, id: String, state: &AppState) -> Ne
 }
 
 /// Stores the media and mints its credential: `(UploadAddress, UploadAuth)` in Base64.
-async fn create_and_issue(state: &AppState, call: &Call, media: &NewMedia) -> Result<(String, String), ApiError> {
+async fn create_and_issue(
+    state: &AppState,
+    call: &Call,
+    media: &NewMedia,
+) -> Result<(String, String), ApiError> {
     state.meta.create_media(media).await.map_err(|e| {
         if e.is_conflict() {
             ApiError::invalid("ReferenceId", "is already used by another video")
@@ -146,7 +150,10 @@ pub async fn refresh_upload_video(state: &AppState, call: &Call) -> Result<Value
     if media.status != MediaStatus::Uploading {
         return Err(ApiError::new(
             VodErrorCode::ForbiddenIllegalStatus,
-            format!("The video is {}; only a video still Uploading gets new upload credentials.", media.status.as_str()),
+            format!(
+                "The video is {}; only a video still Uploading gets new upload credentials.",
+                media.status.as_str()
+            ),
         ));
     }
     let (address, auth) = issue(state, call, &media.new);
@@ -207,7 +214,10 @@ pub async fn create_upload_attached_media(state: &AppState, call: &Call) -> Resu
             if !allowed.contains(&ext.as_str()) {
                 return Err(ApiError::new(
                     VodErrorCode::InvalidFileNameExtension,
-                    format!("The specified MediaExt is illegal for {business_type}: use one of {}.", allowed.join(", ")),
+                    format!(
+                        "The specified MediaExt is illegal for {business_type}: use one of {}.",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             ext

@@ -11,9 +11,9 @@ use crate::state::Site;
 
 /// Video and audio extensions CreateUploadVideo accepts.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v", "rm", "rmvb", "mov", "mkv",
-    "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg", "qt", "swf", "webm", "mp3", "wma", "wav", "aac",
-    "ra", "m4a", "flac", "ape", "ac3", "amr", "caf", "acm",
+    "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v", "rm", "rmvb",
+    "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg", "qt", "swf", "webm",
+    "mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr", "caf", "acm",
 ];
 /// Image extensions CreateUploadImage accepts.
 pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "heic", "webp"];
@@ -41,7 +41,10 @@ pub fn extension_of(file_name: &str) -> Option<String> {
 pub fn allowed_extension(file_name: &str, allowed: &[&str]) -> Result<String, ApiError> {
     match extension_of(file_name) {
         Some(ext) if allowed.contains(&ext.as_str()) => Ok(ext),
-        _ => Err(ApiError::new(VodErrorCode::InvalidFileNameExtension, "The specified FileName's extension is illegal.")),
+        _ => Err(ApiError::new(
+            VodErrorCode::InvalidFileNameExtension,
+            "The specified FileName's extension is illegal.",
+        )),
     }
 }
 
@@ -50,7 +53,10 @@ fn is_emoji(c: char) -> bool {
 }
 
 fn length_exceeded(name: &str, max: usize) -> ApiError {
-    ApiError::new(VodErrorCode::LengthExceededMax, format!("The specified {name} length has exceeded {max} bytes."))
+    ApiError::new(
+        VodErrorCode::LengthExceededMax,
+        format!("The specified {name} length has exceeded {max} bytes."),
+    )
 }
 
 /// A title: at most 128 UTF-8 bytes, no emoji.
@@ -60,7 +66,10 @@ pub fn title(params: &Params, name: &str, required: bool) -> Result<String, ApiE
         return Err(length_exceeded(name, 128));
     }
     if value.chars().any(is_emoji) {
-        return Err(ApiError::new(VodErrorCode::IllegalCharacters, format!("The specified {name} contains illegal characters (emoji).")));
+        return Err(ApiError::new(
+            VodErrorCode::IllegalCharacters,
+            format!("The specified {name} contains illegal characters (emoji)."),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -72,7 +81,10 @@ pub fn description(params: &Params) -> Result<String, ApiError> {
         return Err(length_exceeded("Description", 1024));
     }
     if value.chars().any(is_emoji) {
-        return Err(ApiError::new(VodErrorCode::IllegalCharacters, "The specified Description contains illegal characters (emoji)."));
+        return Err(ApiError::new(
+            VodErrorCode::IllegalCharacters,
+            "The specified Description contains illegal characters (emoji).",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -88,7 +100,10 @@ pub fn tags(params: &Params) -> Result<String, ApiError> {
         return Err(length_exceeded("Tag", 32));
     }
     if tags.iter().any(|t| t.chars().any(is_emoji)) {
-        return Err(ApiError::new(VodErrorCode::IllegalCharacters, "The specified Tags contain illegal characters (emoji)."));
+        return Err(ApiError::new(
+            VodErrorCode::IllegalCharacters,
+            "The specified Tags contain illegal characters (emoji).",
+        ));
     }
     Ok(tags.join(","))
 }
@@ -105,14 +120,21 @@ pub fn user_data(params: &Params) -> Result<String, ApiError> {
 /// ReferenceId: 6-64 characters of `A-Za-z0-9_-`.
 pub fn reference_id(params: &Params) -> Result<String, ApiError> {
     let Some(value) = params.opt("ReferenceId") else { return Ok(String::new()) };
-    let ok = (6..=64).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok { Ok(value.to_owned()) } else { Err(ApiError::invalid("ReferenceId", "must be 6-64 characters of A-Z a-z 0-9 _ -")) }
+    let ok = (6..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid("ReferenceId", "must be 6-64 characters of A-Z a-z 0-9 _ -"))
+    }
 }
 
 /// AppId: `app-` and digits; `app-1000000` by default.
 pub fn app_id(params: &Params) -> Result<String, ApiError> {
     let Some(value) = params.opt("AppId") else { return Ok("app-1000000".to_owned()) };
-    let ok = value.strip_prefix("app-").is_some_and(|n| !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_digit()));
+    let ok = value
+        .strip_prefix("app-")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_digit()));
     if ok { Ok(value.to_owned()) } else { Err(ApiError::invalid("AppId", "must look like app-1000000")) }
 }
 
@@ -124,7 +146,9 @@ pub fn storage_location(params: &Params, site: &Site) -> Result<String, ApiError
         Some(value) if value == expected || value == site.bucket => Ok(expected),
         Some(value) => Err(ApiError::new(
             VodErrorCode::InvalidStorageNotFound,
-            format!("The specified StorageLocation {value:?} does not exist; this service stores into {expected}."),
+            format!(
+                "The specified StorageLocation {value:?} does not exist; this service stores into {expected}."
+            ),
         )),
     }
 }
@@ -196,7 +220,8 @@ mod tests {
 
     #[test]
     fn storage_location_must_be_ours() {
-        let site = Site { bucket: "outin-b".into(), endpoint: "http://127.0.0.1:9000".into(), region: "r".into() };
+        let site =
+            Site { bucket: "outin-b".into(), endpoint: "http://127.0.0.1:9000".into(), region: "r".into() };
         assert_eq!(storage_location(&params(&[]), &site).unwrap(), "outin-b.127.0.0.1:9000");
         assert!(storage_location(&params(&[("StorageLocation", "outin-b")]), &site).is_ok());
         let err = storage_location(&params(&[("StorageLocation", "other.oss.com")]), &site).unwrap_err();

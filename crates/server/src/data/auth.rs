@@ -35,11 +35,22 @@ pub enum Principal {
 }
 
 /// Authenticates a request.
-pub async fn authenticate(state: &AppState, request: &OssRequest<'_>, request_id: &str) -> Result<Principal, OssApiError> {
-    let credential = OssCredential::from_request(request)
-        .map_err(|e| OssApiError::with_message(OssErrorCode::AccessDenied, format!("The request carries a malformed credential: {e}.")))?;
+pub async fn authenticate(
+    state: &AppState,
+    request: &OssRequest<'_>,
+    request_id: &str,
+) -> Result<Principal, OssApiError> {
+    let credential = OssCredential::from_request(request).map_err(|e| {
+        OssApiError::with_message(
+            OssErrorCode::AccessDenied,
+            format!("The request carries a malformed credential: {e}."),
+        )
+    })?;
     let Some(access_key_id) = credential.access_key_id() else {
-        return Err(OssApiError::with_message(OssErrorCode::AccessDenied, "AccessDenied: anonymous access is not allowed; sign the request."));
+        return Err(OssApiError::with_message(
+            OssErrorCode::AccessDenied,
+            "AccessDenied: anonymous access is not allowed; sign the request.",
+        ));
     };
     let invalid_key = || {
         let mut error = OssApiError::new(OssErrorCode::InvalidAccessKeyId);
@@ -50,7 +61,10 @@ pub async fn authenticate(state: &AppState, request: &OssRequest<'_>, request_id
         if state.revocations.is_current() {
             Ok(())
         } else {
-            Err(OssApiError::with_message(OssErrorCode::ServiceUnavailable, "The revocation list is stale; try again shortly."))
+            Err(OssApiError::with_message(
+                OssErrorCode::ServiceUnavailable,
+                "The revocation list is stale; try again shortly.",
+            ))
         }
     };
 
@@ -61,7 +75,10 @@ pub async fn authenticate(state: &AppState, request: &OssRequest<'_>, request_id
         (Principal::Presign, state.presigner.secret().clone())
     } else if is_sts_id(access_key_id) {
         let token = security_token(request).ok_or_else(|| {
-            OssApiError::with_message(OssErrorCode::InvalidSecurityToken, "An STS AccessKeyId needs its x-oss-security-token.")
+            OssApiError::with_message(
+                OssErrorCode::InvalidSecurityToken,
+                "An STS AccessKeyId needs its x-oss-security-token.",
+            )
         })?;
         let claims = state
             .sts
@@ -110,27 +127,41 @@ pub async fn authenticate(state: &AppState, request: &OssRequest<'_>, request_id
                 OssCredential::Anonymous => "",
             };
             let mut error = OssApiError::new(OssErrorCode::SignatureDoesNotMatch);
-            error.body = error.body.with_string_to_sign(&string_to_sign, provided, access_key_id);
+            let body = std::mem::take(&mut *error.body);
+            *error.body = body.with_string_to_sign(&string_to_sign, provided, access_key_id);
             error
         }
-        other => OssApiError::with_message(OssErrorCode::AccessDenied, format!("The request signature is malformed: {other}.")),
+        other => OssApiError::with_message(
+            OssErrorCode::AccessDenied,
+            format!("The request signature is malformed: {other}."),
+        ),
     })?;
     Ok(principal)
 }
 
-fn check_time(state: &AppState, credential: &OssCredential, request: &OssRequest<'_>) -> Result<(), OssApiError> {
+fn check_time(
+    state: &AppState,
+    credential: &OssCredential,
+    request: &OssRequest<'_>,
+) -> Result<(), OssApiError> {
     let now = state.now();
     if credential.is_presigned() {
-        let expires = credential
-            .expires_at()
-            .ok_or_else(|| OssApiError::with_message(OssErrorCode::AccessDenied, "The presigned URL has an unreadable expiry."))?;
+        let expires = credential.expires_at().ok_or_else(|| {
+            OssApiError::with_message(
+                OssErrorCode::AccessDenied,
+                "The presigned URL has an unreadable expiry.",
+            )
+        })?;
         if now > expires {
             return Err(OssApiError::with_message(OssErrorCode::AccessDenied, "Request has expired."));
         }
         return Ok(());
     }
     let signed_at = credential.signed_at(request).ok_or_else(|| {
-        OssApiError::with_message(OssErrorCode::AccessDenied, "The request has no readable Date or x-oss-date header.")
+        OssApiError::with_message(
+            OssErrorCode::AccessDenied,
+            "The request has no readable Date or x-oss-date header.",
+        )
     })?;
     let skew = signed_at.duration_since(now).or_else(|_| now.duration_since(signed_at)).unwrap_or_default();
     if skew > MAX_SKEW {
@@ -145,7 +176,12 @@ fn check_time(state: &AppState, credential: &OssCredential, request: &OssRequest
 /// Validates an object key: 1-1023 bytes, no leading `/` or `\`, and (a vodup rule, vod-api.md §12.1) no
 /// `..` segment, so scope checks are plain prefix checks.
 pub fn check_object_name(key: &str) -> Result<(), OssApiError> {
-    let bad = |why: &str| Err(OssApiError::with_message(OssErrorCode::InvalidObjectName, format!("The specified object name is invalid: {why}.")));
+    let bad = |why: &str| {
+        Err(OssApiError::with_message(
+            OssErrorCode::InvalidObjectName,
+            format!("The specified object name is invalid: {why}."),
+        ))
+    };
     if key.is_empty() || key.len() > 1023 {
         return bad("it must be 1 to 1023 bytes");
     }
@@ -162,8 +198,16 @@ pub fn check_object_name(key: &str) -> Result<(), OssApiError> {
 }
 
 /// May `principal` do `endpoint` on `key`?
-pub fn authorize(state: &AppState, principal: &Principal, endpoint: &Endpoint, bucket: &str, key: Option<&str>) -> Result<(), OssApiError> {
-    let denied = |why: &str| Err(OssApiError::with_message(OssErrorCode::AccessDenied, format!("AccessDenied: {why}.")));
+pub fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    endpoint: &Endpoint,
+    bucket: &str,
+    key: Option<&str>,
+) -> Result<(), OssApiError> {
+    let denied = |why: &str| {
+        Err(OssApiError::with_message(OssErrorCode::AccessDenied, format!("AccessDenied: {why}.")))
+    };
     match principal {
         Principal::Key { .. } => Ok(()),
         Principal::Presign if endpoint.allowed_for_presign() => Ok(()),

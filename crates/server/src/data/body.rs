@@ -20,7 +20,10 @@ pub fn stream(body: Body, idle: Duration) -> ByteStream {
             Ok(Some(Err(e))) => Some((Err(io::Error::other(e)), None)),
             Ok(None) => None,
             Err(_) => Some((
-                Err(io::Error::new(io::ErrorKind::TimedOut, format!("no request body bytes for {} s", idle.as_secs()))),
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no request body bytes for {} s", idle.as_secs()),
+                )),
                 None,
             )),
         }

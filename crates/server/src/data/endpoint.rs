@@ -72,7 +72,11 @@ impl Endpoint {
                     Self::UploadPart { part_number, upload_id }
                 }
                 (Some(number), None) => {
-                    return Err(OssApiError::invalid_argument("UploadPart needs an uploadId.", "uploadId", number));
+                    return Err(OssApiError::invalid_argument(
+                        "UploadPart needs an uploadId.",
+                        "uploadId",
+                        number,
+                    ));
                 }
                 (None, Some(upload_id)) => {
                     return Err(OssApiError::invalid_argument(
@@ -157,7 +161,10 @@ mod tests {
     #[test]
     fn classifies_the_upload_path() {
         assert_eq!(Endpoint::classify("PUT", true, &[]).unwrap(), Endpoint::PutObject);
-        assert_eq!(Endpoint::classify("POST", true, &q(&[("uploads", "")])).unwrap(), Endpoint::InitiateMultipartUpload);
+        assert_eq!(
+            Endpoint::classify("POST", true, &q(&[("uploads", "")])).unwrap(),
+            Endpoint::InitiateMultipartUpload
+        );
         assert_eq!(
             Endpoint::classify("PUT", true, &q(&[("uploadId", "U"), ("partNumber", "7")])).unwrap(),
             Endpoint::UploadPart { part_number: 7, upload_id: "U".into() }
@@ -166,16 +173,23 @@ mod tests {
             Endpoint::classify("POST", true, &q(&[("encoding-type", "url"), ("uploadId", "U")])).unwrap(),
             Endpoint::CompleteMultipartUpload { upload_id: "U".into() }
         );
-        assert_eq!(Endpoint::classify("DELETE", true, &q(&[("uploadId", "U")])).unwrap().name(), "AbortMultipartUpload");
+        assert_eq!(
+            Endpoint::classify("DELETE", true, &q(&[("uploadId", "U")])).unwrap().name(),
+            "AbortMultipartUpload"
+        );
         assert_eq!(Endpoint::classify("GET", true, &q(&[("uploadId", "U")])).unwrap().name(), "ListParts");
-        assert_eq!(Endpoint::classify("GET", false, &q(&[("uploads", "")])).unwrap(), Endpoint::ListMultipartUploads);
+        assert_eq!(
+            Endpoint::classify("GET", false, &q(&[("uploads", "")])).unwrap(),
+            Endpoint::ListMultipartUploads
+        );
         assert_eq!(Endpoint::classify("HEAD", true, &[]).unwrap(), Endpoint::HeadObject);
     }
 
     #[test]
     fn part_numbers_outside_the_range_are_invalid_arguments() {
         for bad in ["0", "10001", "x", ""] {
-            let err = Endpoint::classify("PUT", true, &q(&[("uploadId", "U"), ("partNumber", bad)])).unwrap_err();
+            let err =
+                Endpoint::classify("PUT", true, &q(&[("uploadId", "U"), ("partNumber", bad)])).unwrap_err();
             assert_eq!(err.code, vodup_proto::oss::OssErrorCode::InvalidArgument, "{bad}");
             assert_eq!(err.body.argument_name.as_deref(), Some("PartNumber"));
         }

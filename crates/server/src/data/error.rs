@@ -14,8 +14,9 @@ use crate::storage::StorageError;
 /// A refusal or failure of an OSS request.
 #[derive(Debug)]
 pub struct OssApiError {
-    /// The body (code, message and extra elements); request id and host are filled when rendered.
-    pub body: OssError,
+    /// The body (code, message and extra elements); request id and host are filled when rendered. Boxed:
+    /// it is large and travels in every `Result` of the data plane.
+    pub body: Box<OssError>,
     /// The code, for status and metrics.
     pub code: OssErrorCode,
 }
@@ -23,7 +24,7 @@ pub struct OssApiError {
 impl OssApiError {
     /// An error with the code's default message.
     pub fn new(code: OssErrorCode) -> Self {
-        Self { body: OssError::new(code, "", ""), code }
+        Self { body: Box::new(OssError::new(code, "", "")), code }
     }
 
     /// An error with a specific message.
@@ -68,7 +69,9 @@ impl OssApiError {
             StorageError::TooLarge { .. } => Self::new(OssErrorCode::EntityTooLarge),
             StorageError::DigestMismatch => Self::new(OssErrorCode::InvalidDigest),
             StorageError::Incomplete { .. } => Self::new(OssErrorCode::IncompleteBody),
-            StorageError::Body(e) if e.kind() == std::io::ErrorKind::TimedOut => Self::new(OssErrorCode::RequestTimeout),
+            StorageError::Body(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Self::new(OssErrorCode::RequestTimeout)
+            }
             StorageError::Body(_) => Self::new(OssErrorCode::IncompleteBody),
             StorageError::InvalidRange { .. } => Self::new(OssErrorCode::InvalidRange),
             StorageError::Backend { .. } => Self::internal(request_id, error),
@@ -79,7 +82,10 @@ impl OssApiError {
     pub fn from_meta(request_id: &str, error: &MetaError, not_found: impl FnOnce() -> Self) -> Self {
         match error {
             MetaError::NotFound(_) => not_found(),
-            MetaError::Refused(why) => Self::with_message(OssErrorCode::AccessDenied, format!("The upload is no longer allowed: {why}.")),
+            MetaError::Refused(why) => Self::with_message(
+                OssErrorCode::AccessDenied,
+                format!("The upload is no longer allowed: {why}."),
+            ),
             MetaError::Conflict(_) | MetaError::Backend { .. } => Self::internal(request_id, error),
         }
     }
@@ -88,7 +94,8 @@ impl OssApiError {
     pub fn into_response_for(mut self, method: &Method, request_id: &str, host: &str) -> Response {
         self.body.request_id = request_id.to_owned();
         self.body.host_id = host.to_owned();
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = if *method == Method::HEAD {
             let mut response = status.into_response();
             if let Ok(value) = HeaderValue::from_str(&self.body.to_header()) {

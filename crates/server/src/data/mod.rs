@@ -75,7 +75,13 @@ impl Ctx {
     }
 }
 
-async fn oss(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn oss(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = new_request_id();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
     let started = std::time::Instant::now();
@@ -83,12 +89,24 @@ async fn oss(State(state): State<AppState>, method: Method, uri: Uri, headers: H
     let mut response = match result {
         Ok(response) => {
             state.metrics.count_request("oss", name, "OK");
-            tracing::info!(request_id, action = name, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "oss request");
+            tracing::info!(
+                request_id,
+                action = name,
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "oss request"
+            );
             response
         }
         Err(error) => {
             state.metrics.count_request("oss", name, error.code.as_str());
-            tracing::info!(request_id, action = name, code = error.code.as_str(), status = error.code.http_status(), "oss request refused");
+            tracing::info!(
+                request_id,
+                action = name,
+                code = error.code.as_str(),
+                status = error.code.http_status(),
+                "oss request refused"
+            );
             error.into_response_for(&method, &request_id, &host)
         }
     };
@@ -112,18 +130,21 @@ async fn oss(State(state): State<AppState>, method: Method, uri: Uri, headers: H
 fn address(bucket: &str, headers: &HeaderMap, path: &str) -> Result<(String, Option<String>), OssApiError> {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let raw = path.strip_prefix('/').unwrap_or(path);
-    let (bucket, raw_key) = if host.len() > bucket.len() && host.starts_with(bucket) && host.as_bytes()[bucket.len()] == b'.' {
-        (bucket.to_owned(), raw)
-    } else {
-        match raw.split_once('/') {
-            Some((bucket, rest)) => (bucket.to_owned(), rest),
-            None => (raw.to_owned(), ""),
-        }
-    };
-    let key = percent_decode(raw_key)
-        .map_err(|_| OssApiError::with_message(OssErrorCode::InvalidObjectName, "The object name is not valid UTF-8."))?;
-    let bucket = percent_decode(&bucket)
-        .map_err(|_| OssApiError::with_message(OssErrorCode::InvalidBucketName, "The bucket name is not valid UTF-8."))?;
+    let (bucket, raw_key) =
+        if host.len() > bucket.len() && host.starts_with(bucket) && host.as_bytes()[bucket.len()] == b'.' {
+            (bucket.to_owned(), raw)
+        } else {
+            match raw.split_once('/') {
+                Some((bucket, rest)) => (bucket.to_owned(), rest),
+                None => (raw.to_owned(), ""),
+            }
+        };
+    let key = percent_decode(raw_key).map_err(|_| {
+        OssApiError::with_message(OssErrorCode::InvalidObjectName, "The object name is not valid UTF-8.")
+    })?;
+    let bucket = percent_decode(&bucket).map_err(|_| {
+        OssApiError::with_message(OssErrorCode::InvalidBucketName, "The bucket name is not valid UTF-8.")
+    })?;
     Ok((bucket, (!key.is_empty()).then_some(key)))
 }
 
@@ -146,8 +167,13 @@ async fn handle(
     };
     let name = endpoint.name();
     let result = async {
-        let request =
-            OssRequest { method: method.as_str(), bucket: Some(&bucket), key: key.as_deref(), query: &query, headers: &headers };
+        let request = OssRequest {
+            method: method.as_str(),
+            bucket: Some(&bucket),
+            key: key.as_deref(),
+            query: &query,
+            headers: &headers,
+        };
         let principal = auth::authenticate(state, &request, request_id).await?;
         if let Some(key) = &key {
             auth::check_object_name(key)?;
@@ -163,14 +189,26 @@ async fn handle(
         {
             return Err(OssApiError::no_such_upload(upload_id));
         }
-        let ctx = Ctx { request_id: request_id.to_owned(), bucket, key: key.unwrap_or_default(), query, headers, principal };
+        let ctx = Ctx {
+            request_id: request_id.to_owned(),
+            bucket,
+            key: key.unwrap_or_default(),
+            query,
+            headers,
+            principal,
+        };
         dispatch(state, &ctx, &endpoint, body).await
     }
     .await;
     (name, result)
 }
 
-async fn dispatch(state: &AppState, ctx: &Ctx, endpoint: &Endpoint, body: Body) -> Result<Response, OssApiError> {
+async fn dispatch(
+    state: &AppState,
+    ctx: &Ctx,
+    endpoint: &Endpoint,
+    body: Body,
+) -> Result<Response, OssApiError> {
     match endpoint {
         Endpoint::PutObject => object::put_object(state, ctx, body).await,
         Endpoint::GetObject => object::get_object(state, ctx, false).await,
@@ -180,7 +218,9 @@ async fn dispatch(state: &AppState, ctx: &Ctx, endpoint: &Endpoint, body: Body) 
         Endpoint::UploadPart { part_number, upload_id } => {
             multipart::upload_part(state, ctx, upload_id, *part_number, body).await
         }
-        Endpoint::CompleteMultipartUpload { upload_id } => multipart::complete(state, ctx, upload_id, body).await,
+        Endpoint::CompleteMultipartUpload { upload_id } => {
+            multipart::complete(state, ctx, upload_id, body).await
+        }
         Endpoint::AbortMultipartUpload { upload_id } => multipart::abort(state, ctx, upload_id).await,
         Endpoint::ListParts { upload_id } => multipart::list_parts(state, ctx, upload_id).await,
         Endpoint::ListMultipartUploads => multipart::list_uploads(state, ctx).await,

@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vodup_proto::mac::{base64_decode_strict, base64_encode};
 use vodup_proto::oss::OssErrorCode;
-use vodup_proto::oss::header::{X_OSS_HASH_CRC64ECMA, X_OSS_META_PREFIX, X_OSS_OBJECT_TYPE, X_OSS_STORAGE_CLASS};
+use vodup_proto::oss::header::{
+    X_OSS_HASH_CRC64ECMA, X_OSS_META_PREFIX, X_OSS_OBJECT_TYPE, X_OSS_STORAGE_CLASS,
+};
 use vodup_proto::oss::part::MAX_PUT_OBJECT_SIZE;
 
 use super::Ctx;
@@ -29,7 +31,12 @@ pub fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, OssApiError> {
         .ok()
         .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
         .map(Some)
-        .ok_or_else(|| OssApiError::with_message(OssErrorCode::InvalidDigest, "The Content-MD5 you specified is not valid."))
+        .ok_or_else(|| {
+            OssApiError::with_message(
+                OssErrorCode::InvalidDigest,
+                "The Content-MD5 you specified is not valid.",
+            )
+        })
 }
 
 /// The write limits of a PUT body: its size cap, `Content-MD5` and `Content-Length`.
@@ -47,16 +54,35 @@ pub fn write_limits(ctx: &Ctx, max_size: u64) -> Result<WriteLimits, OssApiError
     Ok(WriteLimits { max_size, expected_md5: content_md5(ctx)?, expected_len })
 }
 
-/// Before storing for an upload credential: the media must still exist and be `Uploading`, and its
-/// issuing key must be active. (The catalogue checks again when the object is recorded.)
+/// Before a write that publishes (PutObject, Initiate, Complete), the revocation checks that must hold at
+/// once (vod-api.md §12.2), read fresh from the catalogue rather than from the data plane's caches: the
+/// signing key (or the key that issued an upload credential) is active, and an upload credential's media
+/// still exists and is `Uploading`. The catalogue checks again, atomically, when the object is recorded.
 pub async fn precheck(state: &AppState, ctx: &Ctx) -> Result<(), OssApiError> {
-    let Principal::Sts(claims) = &ctx.principal else { return Ok(()) };
-    let media = state.meta.get_media(&claims.media_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-    if !media.is_some_and(|m| m.status == MediaStatus::Uploading) {
-        return Err(OssApiError::with_message(OssErrorCode::AccessDenied, "AccessDenied: the media of this credential is deleted or no longer uploading."));
-    }
-    let key = state.keys.fresh(state.meta.as_ref(), &claims.issuing_key_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-    if !key.is_some_and(|k| k.revoked_at.is_none()) {
+    let key_id = match &ctx.principal {
+        Principal::Key { id } => id.as_str(),
+        Principal::Sts(claims) => {
+            let media = state
+                .meta
+                .get_media(&claims.media_id)
+                .await
+                .map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+            if !media.is_some_and(|m| m.status == MediaStatus::Uploading) {
+                return Err(OssApiError::with_message(
+                    OssErrorCode::AccessDenied,
+                    "AccessDenied: the media of this credential is deleted or no longer uploading.",
+                ));
+            }
+            claims.issuing_key_id.as_str()
+        }
+        Principal::Presign => return Ok(()),
+    };
+    let key = state
+        .keys
+        .fresh(state.meta.as_ref(), key_id)
+        .await
+        .map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+    if key.is_none_or(|k| k.revoked_at.is_some()) {
         return Err(OssApiError::new(OssErrorCode::InvalidAccessKeyId));
     }
     Ok(())
@@ -64,7 +90,12 @@ pub async fn precheck(state: &AppState, ctx: &Ctx) -> Result<(), OssApiError> {
 
 /// Records a published object in the catalogue; if the catalogue refuses (revoked meanwhile), the object
 /// is removed again so nothing appears after a revocation.
-pub async fn record(state: &AppState, ctx: &Ctx, upload_id: Option<&str>, info: &ObjectInfo) -> Result<(), OssApiError> {
+pub async fn record(
+    state: &AppState,
+    ctx: &Ctx,
+    upload_id: Option<&str>,
+    info: &ObjectInfo,
+) -> Result<(), OssApiError> {
     let object = CompletedObject {
         bucket: ctx.bucket.clone(),
         key: ctx.key.clone(),
@@ -75,7 +106,12 @@ pub async fn record(state: &AppState, ctx: &Ctx, upload_id: Option<&str>, info: 
     match state.meta.complete_object(upload_id, &object, ctx.guard().as_ref(), state.now()).await {
         Ok(media) => {
             if let Some(media) = media {
-                tracing::info!(request_id = ctx.request_id, media_id = media.new.id, status = media.status.as_str(), "media complete");
+                tracing::info!(
+                    request_id = ctx.request_id,
+                    media_id = media.new.id,
+                    status = media.status.as_str(),
+                    "media complete"
+                );
             }
             Metrics::add(&state.metrics.objects_completed, 1);
             Ok(())
@@ -133,13 +169,15 @@ pub async fn put_object(state: &AppState, ctx: &Ctx, body: Body) -> Result<Respo
             Err(e) => return Err(OssApiError::internal(&ctx.request_id, &e)),
         }
     }
-    let meta = ObjectMeta { content_type: ctx.header(header::CONTENT_TYPE).map(str::to_owned), user_meta: user_meta(&ctx.headers) };
+    let meta = ObjectMeta {
+        content_type: ctx.header(header::CONTENT_TYPE).map(str::to_owned),
+        user_meta: user_meta(&ctx.headers),
+    };
     let stream = super::body::stream(body, state.settings.body_idle_timeout);
-    let info = state
-        .storage
-        .put_object(&ctx.key, stream, &limits, meta)
-        .await
-        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key)))?;
+    let info =
+        state.storage.put_object(&ctx.key, stream, &limits, meta).await.map_err(|e| {
+            OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key))
+        })?;
     Metrics::add(&state.metrics.bytes_received, info.size);
     record(state, ctx, None, &info).await?;
     Ok((StatusCode::OK, digest_headers(&info.etag, info.crc64, info.content_md5.as_ref())).into_response())
@@ -166,7 +204,13 @@ fn parse_range(value: &str, size: u64) -> Result<Option<Range<u64>>, OssApiError
         }
         (false, _) => {
             let Some(s) = parse(start) else { return Ok(None) };
-            let e = if end.is_empty() { size.saturating_sub(1) } else if let Some(e) = parse(end) { e.min(size.saturating_sub(1)) } else { return Ok(None) };
+            let e = if end.is_empty() {
+                size.saturating_sub(1)
+            } else if let Some(e) = parse(end) {
+                e.min(size.saturating_sub(1))
+            } else {
+                return Ok(None);
+            };
             if !end.is_empty() && parse(end).is_some_and(|e| e < s) {
                 return Ok(None);
             }
@@ -192,9 +236,10 @@ fn object_headers(info: &ObjectInfo) -> HeaderMap {
     headers.insert(X_OSS_STORAGE_CLASS, HeaderValue::from_static("Standard"));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     for (name, value) in &info.meta.user_meta {
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(format!("{X_OSS_META_PREFIX}{name}").as_bytes()), HeaderValue::from_str(value))
-        {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(format!("{X_OSS_META_PREFIX}{name}").as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(name, value);
         }
     }
@@ -204,7 +249,11 @@ fn object_headers(info: &ObjectInfo) -> HeaderMap {
 /// GetObject and HeadObject.
 pub async fn get_object(state: &AppState, ctx: &Ctx, head_only: bool) -> Result<Response, OssApiError> {
     let not_found = || OssApiError::no_such_key(&ctx.key);
-    let info = state.storage.head_object(&ctx.key).await.map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, not_found))?;
+    let info = state
+        .storage
+        .head_object(&ctx.key)
+        .await
+        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, not_found))?;
     let range = match ctx.header(header::RANGE) {
         Some(value) if !head_only => parse_range(value, info.size)?,
         _ => None,

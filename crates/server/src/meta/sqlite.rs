@@ -79,6 +79,8 @@ fn create_private_file(path: &Path) -> MetaResult<()> {
         .read(true)
         .write(true)
         .create(true)
+        // Never truncate: an existing file is the live catalogue.
+        .truncate(false)
         .mode(0o600)
         .open(path)
         .map_err(|e| failed(context(), e))?;
@@ -418,7 +420,7 @@ impl UploadRepo for SqliteMeta {
         .map_err(|e| {
             if is_unique_violation(&e) {
                 MetaError::Conflict(format!("upload {} already exists", upload.upload_id))
-            } else if e.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) {
+            } else if e.as_database_error().is_some_and(sqlx::error::DatabaseError::is_foreign_key_violation) {
                 let media_id = upload.media_id.as_deref().unwrap_or_default();
                 MetaError::NotFound(format!("media {media_id} of upload {}", upload.upload_id))
             } else {
@@ -691,7 +693,7 @@ fn time(ms: i64) -> SystemTime {
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|e| e.is_unique_violation())
+    error.as_database_error().is_some_and(sqlx::error::DatabaseError::is_unique_violation)
 }
 
 /// Whether a constraint error names `column`. SQLite reports unique failures as

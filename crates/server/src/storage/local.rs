@@ -15,15 +15,20 @@
 //!
 //! Every file is written under a `*.tmp` name, fsynced, then renamed into place, and the folder is fsynced;
 //! a crash leaves at most `*.tmp` files and unreferenced blob folders, which are garbage, never visible.
+//! Steps that must not stop halfway (publish, complete, delete, abort) run on their own task, so a client
+//! that disconnects cannot interrupt them.
+//!
 //! A blob folder belongs to exactly one manifest publication, so once that manifest is replaced or deleted
-//! the folder can go. Readers lease the folder they read from ([`ReadLease`]); a folder replaced while
-//! leased is removed when its last reader finishes, so part files are opened one at a time (a 10000-part
-//! object does not need 10000 descriptors) and a concurrent overwrite never tears a read.
+//! the folder can go. Manifest changes are serialized per key (a striped lock; the root's lock file makes
+//! this process the only writer), so each replaced folder is known exactly and retired once. Readers
+//! lease the folder they read from ([`ReadLease`]); a folder retired while leased is removed when its last
+//! reader finishes. Part files are therefore opened one at a time as a GET reaches them (a 10000-part
+//! object does not need 10000 descriptors), and a concurrent overwrite or delete never tears a read.
 //!
 //! Not here: which keys and upload ids are legal (the data plane), expiring uploads (the sweeper), and
 //! collecting garbage left by crashes (blob folders no manifest references).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::ops::Range;
@@ -40,7 +45,9 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _, BufWri
 use tokio_util::io::ReaderStream;
 
 use super::digests::Digester;
-use super::{BlobStore, ByteStream, Digests, ObjectInfo, ObjectMeta, ObjectType, PartInfo, StorageError, WriteLimits};
+use super::{
+    BlobStore, ByteStream, Digests, ObjectInfo, ObjectMeta, ObjectType, PartInfo, StorageError, WriteLimits,
+};
 use vodup_proto::oss::part::{is_valid_part_number, multipart_etag};
 
 /// MD5 (16) + CRC-64 LE (8) + data length LE (8) + magic (8), appended to every blob file.
@@ -67,6 +74,10 @@ struct Shared {
     leases: Mutex<HashMap<String, LeaseState>>,
     /// Held for the store's lifetime: leases only work if one process owns the root.
     _lock: std::fs::File,
+    /// Manifest changes of keys in one stripe (first byte of the key hash) run one at a time, so the
+    /// manifest a write reads as "previous" is exactly the one its rename replaces and every blob folder
+    /// is retired once. One process owns the root, so an in-process lock is enough.
+    stripes: Box<[tokio::sync::Mutex<()>; 256]>,
 }
 
 impl LocalStore {
@@ -74,18 +85,22 @@ impl LocalStore {
     pub async fn open(root: PathBuf) -> Result<Self, StorageError> {
         let at = root.display().to_string();
         for sub in ["objects", "uploads", "blobs", "trash"] {
-            fs::create_dir_all(root.join(sub))
-                .await
-                .map_err(|e| StorageError::backend(format!("creating {sub}/ of the local store at {at}"), e))?;
+            fs::create_dir_all(root.join(sub)).await.map_err(|e| {
+                StorageError::backend(format!("creating {sub}/ of the local store at {at}"), e)
+            })?;
         }
-        sync_dir(&root).await.map_err(|e| StorageError::backend(format!("syncing the local store at {at}"), e))?;
+        sync_dir(&root)
+            .await
+            .map_err(|e| StorageError::backend(format!("syncing the local store at {at}"), e))?;
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(root.join("lock"))
             .await
-            .map_err(|e| StorageError::backend(format!("opening the lock file of the local store at {at}"), e))?
+            .map_err(|e| {
+                StorageError::backend(format!("opening the lock file of the local store at {at}"), e)
+            })?
             .into_std()
             .await;
         lock.try_lock().map_err(|e| {
@@ -98,13 +113,16 @@ impl LocalStore {
             };
             StorageError::backend(format!("locking the local store at {at}"), source)
         })?;
-        let shared = Arc::new(Shared { root, leases: Mutex::default(), _lock: lock });
+        let shared = Arc::new(Shared {
+            root,
+            leases: Mutex::default(),
+            _lock: lock,
+            stripes: Box::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+        });
         // Anything in trash/ was being removed when the last process stopped; nothing references it.
         let trash = shared.dir("trash");
-        tokio::task::spawn_blocking(move || remove_children(&trash))
+        blocking(move || remove_children(&trash))
             .await
-            .map_err(io::Error::other)
-            .and_then(|r| r)
             .map_err(|e| StorageError::backend(format!("emptying trash/ of the local store at {at}"), e))?;
         Ok(Self { shared })
     }
@@ -117,17 +135,21 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StorageError::NotFound(format!("object {key:?}")));
             }
-            Err(e) => return Err(StorageError::backend(format!("reading the manifest of object {key:?}"), e)),
+            Err(e) => {
+                return Err(StorageError::backend(format!("reading the manifest of object {key:?}"), e));
+            }
         };
         Manifest::parse(&bytes, key)
             .map_err(|e| StorageError::backend(format!("reading the manifest of object {key:?}"), e))
     }
 
     /// Makes `manifest` the object at its key: the only commit point of a write. Returns the blob folder
-    /// of the manifest it replaced, for [`Self::retire`] once the caller is done.
+    /// of the manifest it replaced, for [`Self::retire`] once the caller is done. An error means nothing
+    /// was published, so the caller may undo.
     async fn publish(&self, manifest: &Manifest) -> Result<Option<String>, StorageError> {
         let key = &manifest.key;
-        let fail = |doing: &str, e| StorageError::backend(format!("{doing} the manifest of object {key:?}"), e);
+        let fail =
+            |doing: &str, e| StorageError::backend(format!("{doing} the manifest of object {key:?}"), e);
         let (dir, name) = self.shared.manifest_location(key);
         if fs::metadata(&dir).await.is_err() {
             fs::create_dir_all(&dir).await.map_err(|e| fail("creating the folder of", e))?;
@@ -149,8 +171,7 @@ impl LocalStore {
         file.sync_all().await.map_err(|e| fail("syncing", e))?;
         drop(file);
         let path = dir.join(format!("{name}.manifest"));
-        // Read before the rename: whatever we see was current before our publication and, since a blob
-        // folder is published only once, can never be current again after it.
+        let stripe = self.shared.stripe(&name).lock().await;
         let previous = match fs::read(&path).await {
             Ok(bytes) => match Manifest::parse(&bytes, key) {
                 Ok(old) => Some(old.blob_dir),
@@ -163,7 +184,12 @@ impl LocalStore {
         };
         fs::rename(&tmp, &path).await.map_err(|e| fail("publishing", e))?;
         leftover.disarm();
-        sync_dir(&dir).await.map_err(|e| fail("syncing the folder of", e))?;
+        drop(stripe);
+        // Published: every reader sees it now. Reporting a failure here would make the caller undo its
+        // blobs under a visible manifest; only durability across a power loss is in doubt, so log it.
+        if let Err(e) = sync_dir(&dir).await {
+            tracing::error!(key, error = %e, "syncing the folder of a published manifest failed");
+        }
         Ok(previous)
     }
 
@@ -210,7 +236,9 @@ impl BlobStore for LocalStore {
         detached(async move {
             let mut leftover = leftover;
             let blobs = store.shared.dir("blobs");
-            sync_dir(&blobs).await.map_err(|e| StorageError::backend("syncing blobs/ of the local store", e))?;
+            sync_dir(&blobs)
+                .await
+                .map_err(|e| StorageError::backend("syncing blobs/ of the local store", e))?;
             let previous = store.publish(&manifest).await?;
             leftover.disarm();
             store.retire(previous).await;
@@ -231,7 +259,9 @@ impl BlobStore for LocalStore {
             return Err(fail("creating", e));
         }
         let uploads = self.shared.dir("uploads");
-        fs::create_dir(uploads.join(upload_id)).await.map_err(|e| fail("creating the staging folder of", e))?;
+        fs::create_dir(uploads.join(upload_id))
+            .await
+            .map_err(|e| fail("creating the staging folder of", e))?;
         sync_dir(&uploads).await.map_err(|e| fail("syncing the staging folder of", e))
     }
 
@@ -245,7 +275,10 @@ impl BlobStore for LocalStore {
         let dir = self.staging(upload_id)?;
         if !is_valid_part_number(part_number) {
             let e = io::Error::new(io::ErrorKind::InvalidInput, "part numbers are 1 to 10000");
-            return Err(StorageError::backend(format!("storing part {part_number} of upload {upload_id}"), e));
+            return Err(StorageError::backend(
+                format!("storing part {part_number} of upload {upload_id}"),
+                e,
+            ));
         }
         let what = format!("part {part_number} of upload {upload_id}");
         let (digests, last_modified) = write_blob(&dir, part_number, body, limits, &what).await?;
@@ -255,10 +288,11 @@ impl BlobStore for LocalStore {
     async fn list_parts(&self, upload_id: &str) -> Result<Vec<PartInfo>, StorageError> {
         let dir = self.staging(upload_id)?;
         // Thousands of trailers: one blocking task instead of three pool hops per part.
-        let listed = tokio::task::spawn_blocking(move || scan_parts(&dir)).await.map_err(io::Error::other);
-        match listed.and_then(|r| r) {
+        match blocking(move || scan_parts(&dir)).await {
             Ok(parts) => Ok(parts),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::NotFound(format!("upload {upload_id}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(format!("upload {upload_id}")))
+            }
             Err(e) => Err(StorageError::backend(format!("listing the parts of upload {upload_id}"), e)),
         }
     }
@@ -271,7 +305,8 @@ impl BlobStore for LocalStore {
         meta: ObjectMeta,
     ) -> Result<ObjectInfo, StorageError> {
         let staging = self.staging(upload_id)?;
-        let (store, id, key, listed) = (self.clone(), upload_id.to_owned(), key.to_owned(), part_numbers.to_vec());
+        let (store, id, key, listed) =
+            (self.clone(), upload_id.to_owned(), key.to_owned(), part_numbers.to_vec());
         // From the first rename on, the steps must all run or be undone, whether or not the client waits.
         detached(async move { store.complete(staging, &id, &key, listed, meta).await }).await
     }
@@ -284,12 +319,13 @@ impl BlobStore for LocalStore {
         detached(async move {
             match fs::rename(&staging, &trash).await {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound(format!("upload {id}"))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(StorageError::NotFound(format!("upload {id}")));
+                }
                 Err(e) => return Err(StorageError::backend(format!("closing upload {id}"), e)),
             }
             sync_dir(&uploads).await.map_err(|e| StorageError::backend(format!("closing upload {id}"), e))?;
-            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash)).await;
-            if let Err(e) = removed.map_err(io::Error::other).and_then(|r| r) {
+            if let Err(e) = blocking(move || std::fs::remove_dir_all(&trash)).await {
                 tracing::warn!(upload_id = id, error = %e, "removing the parts of an aborted upload failed");
             }
             Ok(())
@@ -338,11 +374,13 @@ impl BlobStore for LocalStore {
             // Claim whichever manifest is current by renaming it away, so the blobs we retire are exactly
             // those of the object we removed.
             let claimed = dir.join(format!("{name}.{}.tmp", random_hex()));
+            let stripe = store.shared.stripe(&name).lock().await;
             match fs::rename(dir.join(format!("{name}.manifest")), &claimed).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(fail(e)),
             }
+            drop(stripe);
             sync_dir(&dir).await.map_err(fail)?;
             let manifest = fs::read(&claimed).await.and_then(|bytes| Manifest::parse(&bytes, &key));
             if let Err(e) = fs::remove_file(&claimed).await {
@@ -367,7 +405,8 @@ impl BlobStore for LocalStore {
             }
         }
         let probe = self.shared.root.join(format!("health.{}.tmp", random_hex()));
-        let fail = |e| StorageError::backend(format!("writing a probe file in {}", self.shared.root.display()), e);
+        let fail =
+            |e| StorageError::backend(format!("writing a probe file in {}", self.shared.root.display()), e);
         let mut leftover = Leftover::file(probe.clone());
         let mut file = fs::File::create_new(&probe).await.map_err(fail)?;
         file.write_all(b"ok").await.map_err(fail)?;
@@ -390,7 +429,9 @@ impl LocalStore {
         listed: Vec<u32>,
         meta: ObjectMeta,
     ) -> Result<ObjectInfo, StorageError> {
-        let fail = |doing: &str, e| StorageError::backend(format!("{doing} upload {upload_id} as object {key:?}"), e);
+        let fail = |doing: &str, e| {
+            StorageError::backend(format!("{doing} upload {upload_id} as object {key:?}"), e)
+        };
         let blobs = self.shared.dir("blobs");
         let dir = blobs.join(upload_id);
         match fs::rename(&staging, &dir).await {
@@ -404,23 +445,24 @@ impl LocalStore {
         sync_dir(&self.shared.dir("uploads")).await.map_err(|e| fail("syncing", e))?;
         sync_dir(&blobs).await.map_err(|e| fail("syncing", e))?;
         let (read_dir, numbers) = (dir.clone(), listed.clone());
-        let parts = tokio::task::spawn_blocking(move || {
-            numbers.iter().map(|&n| read_part(&read_dir, n).map_err(|e| (n, e))).collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| fail("reading the parts of", io::Error::other(e)))?;
-        let parts = match parts {
+        let parts = blocking(move || {
+            let part = |&n: &u32| {
+                read_part(&read_dir, n).map_err(|e| io::Error::new(e.kind(), format!("part {n}: {e}")))
+            };
+            numbers.iter().map(part).collect::<io::Result<Vec<_>>>()
+        });
+        let parts = match parts.await {
             Ok(parts) => parts,
-            Err((n, e)) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(format!("part {n} of upload {upload_id}")));
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(format!("upload {upload_id}, {e}")));
             }
-            Err((n, e)) => return Err(fail(&format!("reading part {n} of"), e)),
+            Err(e) => return Err(fail("reading the parts of", e)),
         };
         let manifest = Manifest::multipart(key, upload_id, &parts, meta);
         let previous = self.publish(&manifest).await?;
         reopen.to = None;
-        let keep: Vec<String> = listed.iter().map(u32::to_string).collect();
-        if let Err(e) = tokio::task::spawn_blocking(move || prune(&dir, &keep)).await.map_err(io::Error::other).and_then(|r| r) {
+        let keep: HashSet<u32> = listed.into_iter().collect();
+        if let Err(e) = blocking(move || prune(&dir, &keep)).await {
             tracing::warn!(upload_id, error = %e, "removing unlisted parts failed");
         }
         self.retire(previous).await;
@@ -481,7 +523,8 @@ async fn write_blob(
     out.flush().await.map_err(|e| fail("writing", e))?;
     let handle = out.into_inner();
     handle.sync_all().await.map_err(|e| fail("syncing", e))?;
-    let modified = handle.metadata().await.and_then(|m| m.modified()).map_err(|e| fail("reading the time of", e))?;
+    let modified =
+        handle.metadata().await.and_then(|m| m.modified()).map_err(|e| fail("reading the time of", e))?;
     drop(handle);
     match fs::rename(&tmp, dir.join(file.to_string())).await {
         Ok(()) => leftover.disarm(),
@@ -516,7 +559,9 @@ fn decode_trailer(trailer: &[u8; TRAILER_LEN]) -> Option<Digests> {
 fn read_part(dir: &Path, part_number: u32) -> io::Result<PartInfo> {
     let mut file = std::fs::File::open(dir.join(part_number.to_string()))?;
     let meta = file.metadata()?;
-    let corrupt = || io::Error::new(io::ErrorKind::InvalidData, format!("part file {part_number} has no valid trailer"));
+    let corrupt = || {
+        io::Error::new(io::ErrorKind::InvalidData, format!("part file {part_number} has no valid trailer"))
+    };
     let data_len = meta.len().checked_sub(TRAILER_LEN as u64).ok_or_else(corrupt)?;
     let mut trailer = [0u8; TRAILER_LEN];
     file.seek(SeekFrom::Start(data_len))?;
@@ -547,10 +592,10 @@ fn scan_parts(dir: &Path) -> io::Result<Vec<PartInfo>> {
 }
 
 /// Removes every entry of a completed upload's folder that is not a listed part file.
-fn prune(dir: &Path, keep: &[String]) -> io::Result<()> {
+fn prune(dir: &Path, keep: &HashSet<u32>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if !entry.file_name().to_str().is_some_and(|name| keep.iter().any(|k| k == name)) {
+        if !entry.file_name().to_str().and_then(part_file_number).is_some_and(|n| keep.contains(&n)) {
             std::fs::remove_file(entry.path())?;
         }
     }
@@ -572,18 +617,24 @@ fn is_upload_id(id: &str) -> bool {
 /// Blob folders are upload ids (multipart) or `put-` and 32 lower-case hex digits; the two never meet.
 fn is_blob_dir(name: &str) -> bool {
     is_upload_id(name)
-        || name
-            .strip_prefix("put-")
-            .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        || name.strip_prefix("put-").is_some_and(|hex| {
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 fn random_hex() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// Filesystem work with no async form (a folder fsync) or worth batching (thousands of small reads) runs
+/// as one task on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
+}
+
 async fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await.map_err(io::Error::other)?
+    blocking(move || std::fs::File::open(&dir)?.sync_all()).await
 }
 
 fn remove_children(dir: &Path) -> io::Result<()> {
@@ -638,15 +689,21 @@ struct BlobReader {
 impl BlobReader {
     /// Opens the first segment now, so that a missing or unreadable blob fails the request, not the body.
     async fn open(lease: ReadLease, dir: PathBuf, segments: Vec<Segment>, key: &str) -> io::Result<Self> {
-        let mut reader = Self { _lease: lease, dir, key: key.to_owned(), pending: segments.into_iter(), current: None };
+        let mut reader =
+            Self { _lease: lease, dir, key: key.to_owned(), pending: segments.into_iter(), current: None };
         if let Some(first) = reader.pending.next() {
             reader.current = Some(reader.open_segment(first).await?);
         }
         Ok(reader)
     }
 
-    async fn open_segment(&self, segment: Segment) -> io::Result<(ReaderStream<tokio::io::Take<fs::File>>, Segment, u64)> {
-        let mut file = fs::File::open(self.dir.join(segment.file.to_string())).await.map_err(|e| self.context(segment, e))?;
+    async fn open_segment(
+        &self,
+        segment: Segment,
+    ) -> io::Result<(ReaderStream<tokio::io::Take<fs::File>>, Segment, u64)> {
+        let mut file = fs::File::open(self.dir.join(segment.file.to_string()))
+            .await
+            .map_err(|e| self.context(segment, e))?;
         file.seek(SeekFrom::Start(segment.offset)).await.map_err(|e| self.context(segment, e))?;
         Ok((ReaderStream::with_capacity(file.take(segment.len), READ_CHUNK), segment, segment.len))
     }
@@ -669,7 +726,10 @@ impl BlobReader {
                         }
                         Some(Err(e)) => return Some((Err(reader.context(segment, e)), None)),
                         None if *remaining > 0 => {
-                            let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the blob file is shorter than its manifest says");
+                            let e = io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the blob file is shorter than its manifest says",
+                            );
                             return Some((Err(reader.context(segment, e)), None));
                         }
                         None => reader.current = None,
@@ -751,6 +811,11 @@ impl Shared {
     }
 
     /// `objects/ab/cd` and the hex SHA-256 of the key: keys choose nothing about paths.
+    /// The lock serializing manifest changes for the key whose hash is `name`.
+    fn stripe(&self, name: &str) -> &tokio::sync::Mutex<()> {
+        &self.stripes[usize::from(u8::from_str_radix(&name[..2], 16).unwrap_or(0))]
+    }
+
     fn manifest_location(&self, key: &str) -> (PathBuf, String) {
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
         (self.dir("objects").join(&hash[..2]).join(&hash[2..4]), hash)
@@ -869,7 +934,8 @@ impl Manifest {
     /// The manifest of a PutObject body stored as `blob_dir/1`.
     fn normal(key: &str, blob_dir: String, body: &Digests, meta: ObjectMeta) -> Self {
         let blobs = vec![BlobRef { file: 1, len: body.len }];
-        let mut manifest = Self::base(key, blob_dir, blobs, body.etag(), body.crc64, ObjectType::Normal, meta);
+        let mut manifest =
+            Self::base(key, blob_dir, blobs, body.etag(), body.crc64, ObjectType::Normal, meta);
         manifest.content_md5 = Some(hex::encode(body.md5));
         manifest
     }
@@ -878,7 +944,8 @@ impl Manifest {
     /// theirs and the ETag made of their MD5s, so no byte is re-read.
     fn multipart(key: &str, upload_id: &str, parts: &[PartInfo], meta: ObjectMeta) -> Self {
         let blobs = parts.iter().map(|p| BlobRef { file: p.part_number, len: p.digests.len }).collect();
-        let crc64 = parts.iter().fold(0, |crc, p| vodup_proto::crc64::combine(crc, p.digests.crc64, p.digests.len));
+        let crc64 =
+            parts.iter().fold(0, |crc, p| vodup_proto::crc64::combine(crc, p.digests.crc64, p.digests.len));
         let etag = multipart_etag(parts.iter().map(|p| &p.digests.md5));
         Self::base(key, upload_id.to_owned(), blobs, etag, crc64, ObjectType::Multipart, meta)
     }
@@ -911,7 +978,8 @@ impl Manifest {
 
     /// Decodes and checks a manifest read for `key`.
     fn parse(bytes: &[u8], key: &str) -> io::Result<Self> {
-        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt manifest: {why}"));
+        let invalid =
+            |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt manifest: {why}"));
         let manifest: Self = serde_json::from_slice(bytes).map_err(|e| invalid(&e.to_string()))?;
         if manifest.format != MANIFEST_FORMAT {
             return Err(invalid(&format!("unknown format {}", manifest.format)));
@@ -941,7 +1009,11 @@ impl Manifest {
             etag: self.etag.clone(),
             crc64: self.crc64,
             content_md5: self.content_md5.as_deref().and_then(md5_of_hex),
-            object_type: if self.object_type == "Multipart" { ObjectType::Multipart } else { ObjectType::Normal },
+            object_type: if self.object_type == "Multipart" {
+                ObjectType::Multipart
+            } else {
+                ObjectType::Normal
+            },
             last_modified: UNIX_EPOCH + Duration::from_millis(self.last_modified_ms),
             meta: ObjectMeta { content_type: self.content_type.clone(), user_meta: self.user_meta.clone() },
         }
@@ -982,7 +1054,7 @@ mod tests {
     fn ranges_must_be_non_empty_and_inside() {
         assert_eq!(resolve_range(None, 0).unwrap(), 0..0);
         assert_eq!(resolve_range(Some(2..3), 3).unwrap(), 2..3);
-        for (r, size) in [(0..0, 0), (0..1, 0), (2..2, 5), (3..2, 5), (4..6, 5)] {
+        for (r, size) in [(0..0, 0), (0..1, 0), (2..2, 5), (Range { start: 3, end: 2 }, 5), (4..6, 5)] {
             assert!(matches!(resolve_range(Some(r), size), Err(StorageError::InvalidRange { .. })));
         }
     }
@@ -1003,7 +1075,8 @@ mod tests {
 
     #[test]
     fn manifests_are_checked_against_their_key_and_sizes() {
-        let manifest = Manifest::normal("k", "ABC".into(), &Digests::of(b"hello world"), ObjectMeta::default());
+        let manifest =
+            Manifest::normal("k", "ABC".into(), &Digests::of(b"hello world"), ObjectMeta::default());
         let json = serde_json::to_vec(&manifest).unwrap();
         let parsed = Manifest::parse(&json, "k").unwrap();
         assert_eq!(parsed.info(), manifest.info());

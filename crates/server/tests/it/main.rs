@@ -1,4 +1,9 @@
 //! The server crate's single integration test binary: one module per concern.
 
+mod auth_oss;
+mod auth_vod;
+mod complete;
 mod meta;
 mod storage;
+mod support;
+mod traversal;

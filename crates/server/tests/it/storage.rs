@@ -62,9 +62,7 @@ conformance_tests!(
     concurrent_writes_leave_one_whole_object,
 );
 
-fn limits() -> WriteLimits {
-    WriteLimits { max_size: 1 << 30, ..WriteLimits::default() }
-}
+const LIMITS: WriteLimits = WriteLimits { max_size: 1 << 30, expected_md5: None, expected_len: None };
 
 fn body(data: &[u8]) -> ByteStream {
     let chunk: io::Result<Bytes> = Ok(Bytes::copy_from_slice(data));
@@ -105,14 +103,22 @@ fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, Option<(u64, String)>>
 
 /// Every path under `root`, relative.
 fn tree(root: &Path) -> Vec<PathBuf> {
-    snapshot(root, Path::new("")).into_keys().map(|p| p.strip_prefix(root).expect("under the root").to_owned()).collect()
+    snapshot(root, Path::new(""))
+        .into_keys()
+        .map(|p| p.strip_prefix(root).expect("under the root").to_owned())
+        .collect()
 }
 
 /// Names the store itself chooses: its folders, hash fan-out, manifests, upload ids, `put-` folders and
 /// part numbers. Anything else would mean a key or id chose a name.
 fn is_store_name(name: &str) -> bool {
     let hex = |s: &str, upper: bool| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || if upper { b.is_ascii_uppercase() } else { b.is_ascii_lowercase() } && b.is_ascii_hexdigit())
+        !s.is_empty()
+            && s.bytes().all(|b| {
+                b.is_ascii_digit()
+                    || if upper { b.is_ascii_uppercase() } else { b.is_ascii_lowercase() }
+                        && b.is_ascii_hexdigit()
+            })
     };
     ["lock", "objects", "uploads", "blobs", "trash"].contains(&name)
         || (name.len() == 2 && hex(name, false))
@@ -150,7 +156,7 @@ async fn hostile_keys_and_upload_ids_stay_inside_the_root() {
         "lock",
     ];
     for key in keys {
-        store.put_object(key, body(b"payload"), &limits(), ObjectMeta::default()).await.expect("put");
+        store.put_object(key, body(b"payload"), &LIMITS, ObjectMeta::default()).await.expect("put");
         assert_eq!(read_all(key, &store).await, b"payload", "{key:?}");
     }
     for key in &keys[..5] {
@@ -159,7 +165,7 @@ async fn hostile_keys_and_upload_ids_stay_inside_the_root() {
     let bad_ids = ["../../../canary", "..", "/tmp", "A/../../B", "%2E%2E", "ABC/../../..", "", "a"];
     for id in bad_ids {
         assert!(store.create_upload(id).await.is_err(), "create_upload accepted {id:?}");
-        let put = store.put_part(id, 1, body(b"x"), &limits()).await;
+        let put = store.put_part(id, 1, body(b"x"), &LIMITS).await;
         assert!(put.is_err_and(|e| e.is_not_found()), "put_part to {id:?}");
         assert!(store.list_parts(id).await.is_err_and(|e| e.is_not_found()), "list_parts of {id:?}");
         let complete = store.complete_upload(id, "k", &[1], ObjectMeta::default()).await;
@@ -167,8 +173,11 @@ async fn hostile_keys_and_upload_ids_stay_inside_the_root() {
         assert!(store.abort_upload(id).await.is_err_and(|e| e.is_not_found()), "abort of {id:?}");
     }
     store.create_upload("ABC123").await.expect("create upload");
-    store.put_part("ABC123", 1, body(b"part"), &limits()).await.expect("put part");
-    store.complete_upload("ABC123", "../../../canary/secret", &[1], ObjectMeta::default()).await.expect("complete");
+    store.put_part("ABC123", 1, body(b"part"), &LIMITS).await.expect("put part");
+    store
+        .complete_upload("ABC123", "../../../canary/secret", &[1], ObjectMeta::default())
+        .await
+        .expect("complete");
     assert_eq!(read_all("../../../canary/secret", &store).await, b"part");
 
     assert_eq!(snapshot(outer.path(), &root), before, "something outside the store root changed");
@@ -201,7 +210,8 @@ async fn large_bodies_are_streamed_not_buffered() {
         }
         Ok(stream_chunk.clone())
     });
-    let info = store.put_object("big", Box::pin(stream), &limits(), ObjectMeta::default()).await.expect("put 64 MiB");
+    let info =
+        store.put_object("big", Box::pin(stream), &LIMITS, ObjectMeta::default()).await.expect("put 64 MiB");
     assert_eq!(checked.load(Ordering::Relaxed), CHUNKS / 64 - 1);
     let mut want = Crc64::new();
     for _ in 0..CHUNKS {
@@ -238,7 +248,7 @@ async fn crash_leftovers_are_invisible() {
     let (dir, store) = open_temp().await;
     let root = dir.path().join("store");
     store.create_upload("ABCDEF").await.expect("create upload");
-    store.put_part("ABCDEF", 1, body(b"kept part"), &limits()).await.expect("put part");
+    store.put_part("ABCDEF", 1, body(b"kept part"), &LIMITS).await.expect("put part");
     // A part write interrupted before its rename, and files that are not parts at all.
     let staging = root.join("uploads/ABCDEF");
     std::fs::write(staging.join("2.0123456789abcdef0123456789abcdef.tmp"), b"half a part").expect("write");
@@ -252,7 +262,7 @@ async fn crash_leftovers_are_invisible() {
     assert_eq!(kept, [PathBuf::from("1")], "unlisted files are removed at complete");
 
     // A manifest write interrupted before its rename, next to a published one.
-    store.put_object("k", body(b"published"), &limits(), ObjectMeta::default()).await.expect("put");
+    store.put_object("k", body(b"published"), &LIMITS, ObjectMeta::default()).await.expect("put");
     let manifest = tree(&root.join("objects"))
         .into_iter()
         .map(|p| root.join("objects").join(p))
@@ -284,9 +294,9 @@ fn read_json_key(path: &Path) -> String {
 async fn the_root_is_locked_and_everything_survives_reopening() {
     let (dir, store) = open_temp().await;
     let root = dir.path().join("store");
-    store.put_object("k", body(b"durable"), &limits(), ObjectMeta::default()).await.expect("put");
+    store.put_object("k", body(b"durable"), &LIMITS, ObjectMeta::default()).await.expect("put");
     store.create_upload("F00D").await.expect("create upload");
-    store.put_part("F00D", 2, body(b"staged"), &limits()).await.expect("put part");
+    store.put_part("F00D", 2, body(b"staged"), &LIMITS).await.expect("put part");
     let second = LocalStore::open(root.clone()).await;
     assert!(second.is_err(), "a second store on the same root must be refused");
     drop(store);
@@ -295,7 +305,10 @@ async fn the_root_is_locked_and_everything_survives_reopening() {
     assert_eq!(read_all("k", &store).await, b"durable");
     let parts = store.list_parts("F00D").await.expect("list parts after reopening");
     assert_eq!(parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [2]);
-    store.complete_upload("F00D", "later", &[2], ObjectMeta::default()).await.expect("complete after reopening");
+    store
+        .complete_upload("F00D", "later", &[2], ObjectMeta::default())
+        .await
+        .expect("complete after reopening");
     assert_eq!(read_all("later", &store).await, b"staged");
 }
 
@@ -303,13 +316,14 @@ async fn the_root_is_locked_and_everything_survives_reopening() {
 async fn replaced_blobs_are_removed_once_their_readers_finish() {
     let (dir, store) = open_temp().await;
     let root = dir.path().join("store");
-    let blob_folders = || tree(&root.join("blobs")).into_iter().filter(|p| p.components().count() == 1).count();
+    let blob_folders =
+        || tree(&root.join("blobs")).into_iter().filter(|p| p.components().count() == 1).count();
     let old = vec![3u8; 3 << 20];
-    store.put_object("k", body(&old), &limits(), ObjectMeta::default()).await.expect("put");
+    store.put_object("k", body(&old), &LIMITS, ObjectMeta::default()).await.expect("put");
     let (_, mut reading) = store.get_object("k", None).await.expect("get");
     let mut got = reading.next().await.expect("a chunk").expect("read").to_vec();
 
-    store.put_object("k", body(b"new"), &limits(), ObjectMeta::default()).await.expect("overwrite");
+    store.put_object("k", body(b"new"), &LIMITS, ObjectMeta::default()).await.expect("overwrite");
     assert_eq!(blob_folders(), 2, "the old blobs stay while a GET reads them");
     while let Some(chunk) = reading.next().await {
         got.extend_from_slice(&chunk.expect("read"));
@@ -323,7 +337,7 @@ async fn replaced_blobs_are_removed_once_their_readers_finish() {
     }
 
     store.create_upload("AB").await.expect("create upload");
-    store.put_part("AB", 1, body(b"part"), &limits()).await.expect("put part");
+    store.put_part("AB", 1, body(b"part"), &LIMITS).await.expect("put part");
     store.complete_upload("AB", "k", &[1], ObjectMeta::default()).await.expect("complete over k");
     assert_eq!(blob_folders(), 1, "an overwrite with no reader removes the old blobs at once");
     store.delete_object("k").await.expect("delete");
@@ -339,10 +353,119 @@ async fn upload_ids_of_completed_uploads_cannot_be_reused() {
     let (_dir, store) = open_temp().await;
     store.create_upload("AB").await.expect("create upload");
     assert!(store.create_upload("AB").await.is_err(), "an open upload id is refused");
-    store.put_part("AB", 1, body(b"part"), &limits()).await.expect("put part");
+    store.put_part("AB", 1, body(b"part"), &LIMITS).await.expect("put part");
     store.complete_upload("AB", "k", &[1], ObjectMeta::default()).await.expect("complete");
     assert!(store.create_upload("AB").await.is_err(), "two objects would share blobs/AB");
     store.create_upload("CD").await.expect("create upload");
     store.abort_upload("CD").await.expect("abort");
     store.create_upload("CD").await.expect("an aborted upload left nothing behind");
+}
+
+#[tokio::test]
+async fn failed_and_abandoned_writes_leave_no_files() {
+    let (dir, store) = open_temp().await;
+    let root = dir.path().join("store");
+    let bad_md5 = WriteLimits { expected_md5: Some([0; 16]), ..LIMITS };
+    let small = WriteLimits { max_size: 2, ..LIMITS };
+    let long = WriteLimits { expected_len: Some(99), ..LIMITS };
+    for limits in [&bad_md5, &small, &long] {
+        assert!(store.put_object("k", body(b"abc"), limits, ObjectMeta::default()).await.is_err());
+    }
+    store.create_upload("AB").await.expect("create upload");
+    for limits in [&bad_md5, &small, &long] {
+        assert!(store.put_part("AB", 1, body(b"abc"), limits).await.is_err());
+    }
+    // A client that stops sending: the request future is dropped halfway through the body.
+    let stalled = || -> ByteStream {
+        let first: io::Result<Bytes> = Ok(Bytes::from_static(b"some bytes"));
+        Box::pin(futures_util::stream::iter([first]).chain(futures_util::stream::pending()))
+    };
+    let put = store.put_object("k", stalled(), &LIMITS, ObjectMeta::default());
+    assert!(tokio::time::timeout(Duration::from_millis(200), put).await.is_err(), "the put must stall");
+    let part = store.put_part("AB", 2, stalled(), &LIMITS);
+    assert!(tokio::time::timeout(Duration::from_millis(200), part).await.is_err(), "the part must stall");
+
+    assert_eq!(tree(&root.join("uploads")), [PathBuf::from("AB")], "no staging file is left");
+    assert!(tree(&root.join("blobs")).is_empty(), "no blob folder is left");
+    assert!(tree(&root.join("objects")).is_empty(), "nothing was published");
+    store.abort_upload("AB").await.expect("abort");
+    assert!(tree(&root.join("uploads")).is_empty() && tree(&root.join("trash")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_reads_writes_and_deletes_see_whole_versions_and_leave_no_garbage() {
+    let (dir, store) = open_temp().await;
+    let root = dir.path().join("store");
+    // Version v is 600 KB of the byte v: a torn read shows as mixed bytes or a wrong length.
+    let version = |v: u8| vec![v; 600_000];
+    store.put_object("k", body(&version(0)), &LIMITS, ObjectMeta::default()).await.expect("put");
+    let writing = Arc::new(AtomicUsize::new(3));
+    let mut writers = Vec::new();
+    // One writer puts single-blob objects, one completes three-part uploads (whose later parts a GET
+    // opens only when it reaches them), one deletes now and then.
+    for writer in 0..3u8 {
+        let (store, writing) = (store.clone(), Arc::clone(&writing));
+        writers.push(tokio::spawn(async move {
+            for round in 0..20u8 {
+                let v = 1 + writer * 20 + round;
+                match writer {
+                    0 => {
+                        let put = store.put_object("k", body(&version(v)), &LIMITS, ObjectMeta::default());
+                        put.await.expect("put");
+                    }
+                    1 => {
+                        let id = format!("{v:02X}");
+                        store.create_upload(&id).await.expect("create upload");
+                        for (n, third) in (1..).zip(version(v).chunks(200_000)) {
+                            store.put_part(&id, n, body(third), &LIMITS).await.expect("put part");
+                        }
+                        let done = store.complete_upload(&id, "k", &[1, 2, 3], ObjectMeta::default());
+                        done.await.expect("complete");
+                    }
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        store.delete_object("k").await.expect("delete");
+                    }
+                }
+            }
+            writing.fetch_sub(1, Ordering::SeqCst);
+        }));
+    }
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (store, writing) = (store.clone(), Arc::clone(&writing));
+        readers.push(tokio::spawn(async move {
+            let mut whole_reads = 0;
+            while writing.load(Ordering::SeqCst) > 0 {
+                let (_, mut stream) = match store.get_object("k", None).await {
+                    Ok(found) => found,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => panic!("get: {e}"),
+                };
+                let mut bytes = Vec::new();
+                // A slow client, so that overwrites land while later parts are still unopened.
+                while let Some(chunk) = stream.next().await {
+                    bytes.extend_from_slice(&chunk.expect("read"));
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                assert_eq!(bytes.len(), 600_000, "a read returned a partial object");
+                assert!(bytes.iter().all(|&b| b == bytes[0]), "a read mixed two versions");
+                whole_reads += 1;
+            }
+            whole_reads
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("a writer");
+    }
+    for reader in readers {
+        assert!(reader.await.expect("a reader") > 0, "every reader read something");
+    }
+    store.put_object("k", body(&version(99)), &LIMITS, ObjectMeta::default()).await.expect("final put");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tree(&root.join("blobs")).into_iter().filter(|p| p.components().count() == 1).count() != 1 {
+        assert!(Instant::now() < deadline, "replaced blob folders were left behind");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(tree(&root.join("trash")).is_empty() && tree(&root.join("uploads")).is_empty());
 }

@@ -1,0 +1,389 @@
+//! Ingest benchmark for BENCHMARKS.md: a 1 GiB multipart upload through the real `vodup serve` binary
+//! on loopback, beside a bare sink that only hashes (MD5 + CRC-64) what it receives, in the same run;
+//! then the server's peak RSS with many uploads in flight.
+//!
+//! The load generator is built on vodup-proto (the same signing code as SDK and service) and sends parts
+//! as slices of one reused buffer, so the client does no hashing and no per-part allocation.
+//!
+//! Usage: `cargo run --release -p vodup-testkit --bin ingest_bench -- [--vodup PATH] [--size-mib 1024]
+//! [--part-mib 8] [--parallel 2] [--uploads 16] [--upload-mib 64]`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::routing::any;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http::{HeaderMap, HeaderValue};
+use md5::Digest as _;
+use vodup_proto::Secret;
+use vodup_proto::crc64::Crc64;
+use vodup_proto::encoding::{percent_encode_path, query_encode};
+use vodup_proto::oss::xml::{
+    CompleteMultipartUpload, CompletePart, InitiateMultipartUploadResult, from_xml, to_xml_fragment,
+};
+use vodup_proto::oss::{OssRequest, signature_v1};
+use vodup_proto::timestamp::{http_date, iso8601};
+use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
+use vodup_proto::vod::signature_v1 as vod_v1;
+
+struct Options {
+    vodup: String,
+    size: u64,
+    part: u64,
+    parallel: usize,
+    uploads: usize,
+    upload_size: u64,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        vodup: "target/release/vodup".into(),
+        size: 1024 << 20,
+        part: 8 << 20,
+        parallel: 2,
+        uploads: 16,
+        upload_size: 64 << 20,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        let mib = || value.parse::<u64>().expect("a number") << 20;
+        match pair[0].as_str() {
+            "--vodup" => o.vodup = value.clone(),
+            "--size-mib" => o.size = mib(),
+            "--part-mib" => o.part = mib(),
+            "--parallel" => o.parallel = value.parse().expect("a number"),
+            "--uploads" => o.uploads = value.parse().expect("a number"),
+            "--upload-mib" => o.upload_size = mib(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+/// A running `vodup serve` child process.
+struct Server {
+    child: Child,
+    vod: String,
+    key_id: String,
+    secret: Secret,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(vodup: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let out = Command::new(vodup)
+            .args(["keys", "create", "--json", "--data"])
+            .arg(&data)
+            .output()
+            .expect("run vodup keys");
+        assert!(out.status.success(), "vodup keys create failed: {}", String::from_utf8_lossy(&out.stderr));
+        let key: serde_json::Value = serde_json::from_slice(&out.stdout).expect("key JSON");
+        let mut child = Command::new(vodup)
+            .args(["serve", "--listen", "127.0.0.1:0", "--oss-listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("VODUP_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vodup serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
+        Self {
+            child,
+            vod: format!("http://{}", ready["vod"].as_str().expect("vod")),
+            key_id: key["AccessKeyId"].as_str().expect("id").to_owned(),
+            secret: Secret::new(key["AccessKeySecret"].as_str().expect("secret")),
+            _dir: dir,
+        }
+    }
+
+    /// VmHWM (peak RSS) and VmRSS of the server process, in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn create_upload(client: &reqwest::Client, server: &Server, n: usize) -> (UploadAddress, UploadAuth) {
+    let mut pairs: Vec<(String, String)> = [
+        ("Action", "CreateUploadVideo".to_owned()),
+        ("Version", "2017-03-21".into()),
+        ("Format", "JSON".into()),
+        ("AccessKeyId", server.key_id.clone()),
+        ("SignatureMethod", "HMAC-SHA1".into()),
+        ("SignatureVersion", "1.0".into()),
+        ("SignatureNonce", format!("{:032x}", rand::random::<u128>())),
+        ("Timestamp", iso8601(SystemTime::now())),
+        ("Title", format!("bench {n}")),
+        ("FileName", "bench.mp4".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let signature = vod_v1::sign_params("POST", &pairs, &server.secret);
+    pairs.push(("Signature".into(), signature));
+    let reply: serde_json::Value = client
+        .post(format!("{}/?{}", server.vod, query_encode(&pairs)))
+        .send()
+        .await
+        .expect("vod")
+        .json_value()
+        .await;
+    let address =
+        UploadAddress::decode(reply["UploadAddress"].as_str().expect("UploadAddress")).expect("address");
+    let auth = UploadAuth::decode(reply["UploadAuth"].as_str().expect("UploadAuth")).expect("auth");
+    (address, auth)
+}
+
+trait JsonValue {
+    async fn json_value(self) -> serde_json::Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> serde_json::Value {
+        let text = self.text().await.expect("body");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
+}
+
+/// Sends one signed OSS request with the upload credential.
+async fn oss(
+    client: &reqwest::Client,
+    address: &UploadAddress,
+    auth: &UploadAuth,
+    method: &str,
+    query: &[(String, String)],
+    body: Bytes,
+) -> reqwest::Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("date", HeaderValue::from_str(&http_date(SystemTime::now())).expect("date"));
+    headers
+        .insert("x-oss-security-token", HeaderValue::from_str(auth.security_token.expose()).expect("token"));
+    let request = OssRequest {
+        method,
+        bucket: Some(&address.bucket),
+        key: Some(&address.file_name),
+        query,
+        headers: &headers,
+    };
+    let authorization = signature_v1::authorization(&request, &auth.access_key_id, &auth.access_key_secret);
+    headers.insert("authorization", HeaderValue::from_str(&authorization).expect("authorization"));
+    let url = format!(
+        "{}/{}/{}{}",
+        address.endpoint,
+        address.bucket,
+        percent_encode_path(&address.file_name),
+        if query.is_empty() { String::new() } else { format!("?{}", query_encode(query)) }
+    );
+    let response = client
+        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .expect("oss request");
+    assert!(response.status().is_success(), "{method} failed: {}", response.status());
+    response
+}
+
+/// One whole multipart upload of `size` bytes in parts sliced from `buffer`, `parallel` in flight.
+async fn multipart(
+    client: &reqwest::Client,
+    server: &Server,
+    n: usize,
+    size: u64,
+    part: u64,
+    parallel: usize,
+    buffer: &Bytes,
+) {
+    let (address, auth) = create_upload(client, server, n).await;
+    let init = oss(client, &address, &auth, "POST", &[("uploads".into(), String::new())], Bytes::new()).await;
+    let init: InitiateMultipartUploadResult =
+        from_xml(&init.text().await.expect("body")).expect("initiate XML");
+    let parts = size.div_ceil(part);
+    let etags: Vec<(u32, String)> = futures_util::stream::iter(1..=parts)
+        .map(|number| {
+            let (address, auth, upload_id) = (&address, &auth, init.upload_id.clone());
+            let len = part.min(size - (number - 1) * part) as usize;
+            let body = buffer.slice(0..len);
+            async move {
+                let query =
+                    vec![("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), upload_id)];
+                let response = oss(client, address, auth, "PUT", &query, body).await;
+                let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
+                (number as u32, etag)
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    let body = to_xml_fragment(&CompleteMultipartUpload {
+        parts: etags.into_iter().map(|(part_number, etag)| CompletePart { part_number, etag }).collect(),
+    });
+    oss(client, &address, &auth, "POST", &[("uploadId".into(), init.upload_id)], Bytes::from(body)).await;
+}
+
+/// A bare sink: reads every PUT body, MD5 + CRC-64 of each byte, answers 200. The floor a hashing
+/// OSS-compatible server cannot beat on this machine.
+async fn start_sink() -> String {
+    let app = axum::Router::new().fallback(any(|body: Body| async move {
+        let mut md5 = md5::Md5::new();
+        let mut crc = Crc64::new();
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.expect("body");
+            md5.update(&chunk);
+            crc.update(&chunk);
+        }
+        format!("{:x}{}", md5.finalize()[0], crc.value() & 1)
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn sink_upload(
+    client: &reqwest::Client,
+    sink: &str,
+    size: u64,
+    part: u64,
+    parallel: usize,
+    buffer: &Bytes,
+) {
+    futures_util::stream::iter(0..size.div_ceil(part))
+        .map(|i| {
+            let len = part.min(size - i * part) as usize;
+            let body = buffer.slice(0..len);
+            async move {
+                let response = client.put(format!("{sink}/part{i}")).body(body).send().await.expect("sink");
+                assert!(response.status().is_success());
+            }
+        })
+        .buffered(parallel)
+        .for_each(|()| async {})
+        .await;
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let mut random = vec![0u8; o.part as usize];
+    rand::fill(&mut random[..]);
+    let buffer = Bytes::from(random);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let server = Server::start(&o.vodup);
+    let sink = start_sink().await;
+    let gib = o.size as f64 / (1u64 << 30) as f64;
+
+    // Warm-up, then alternate so both see the same machine state.
+    multipart(&client, &server, 0, 64 << 20, o.part, o.parallel, &buffer).await;
+    sink_upload(&client, &sink, 64 << 20, o.part, o.parallel, &buffer).await;
+    let (mut vodup_times, mut sink_times) = (Vec::new(), Vec::new());
+    for round in 1..=3 {
+        let started = Instant::now();
+        multipart(&client, &server, round, o.size, o.part, o.parallel, &buffer).await;
+        vodup_times.push(started.elapsed());
+        let started = Instant::now();
+        sink_upload(&client, &sink, o.size, o.part, o.parallel, &buffer).await;
+        sink_times.push(started.elapsed());
+    }
+    let (hwm_after_ingest, _) = server.memory_kib();
+
+    // Peak RSS with many uploads in flight.
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let pid = server.child.id();
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if let Some(rss) = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    futures_util::future::join_all(
+        (0..o.uploads).map(|n| multipart(&client, &server, 100 + n, o.upload_size, o.part, 2, &buffer)),
+    )
+    .await;
+    let concurrent = started.elapsed();
+    sampler.abort();
+    let (hwm, _) = server.memory_kib();
+
+    let rate = |d: &Duration| o.size as f64 / d.as_secs_f64() / 1e9;
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (best_v, best_s) = (*vodup_times.iter().min().unwrap(), *sink_times.iter().min().unwrap());
+    let (med_v, med_s) = (median(&mut vodup_times), median(&mut sink_times));
+    println!(
+        "| upload of {gib:.2} GiB, {} MiB parts, {} in flight | best | median |",
+        o.part >> 20,
+        o.parallel
+    );
+    println!("|---|---|---|");
+    println!(
+        "| vodup serve (STS V1 auth, MD5+CRC-64, fsync'd part files, manifest publish) | {:.2} s ({:.2} GB/s) | {:.2} s ({:.2} GB/s) |",
+        best_v.as_secs_f64(),
+        rate(&best_v),
+        med_v.as_secs_f64(),
+        rate(&med_v)
+    );
+    println!(
+        "| bare MD5+CRC-64 sink (no auth, no disk) | {:.2} s ({:.2} GB/s) | {:.2} s ({:.2} GB/s) |",
+        best_s.as_secs_f64(),
+        rate(&best_s),
+        med_s.as_secs_f64(),
+        rate(&med_s)
+    );
+    println!(
+        "| ratio vodup / sink throughput | {:.2} | {:.2} |",
+        rate(&best_v) / rate(&best_s),
+        rate(&med_v) / rate(&med_s)
+    );
+    println!();
+    println!("server peak RSS after the ingest runs: {:.1} MiB", hwm_after_ingest as f64 / 1024.0);
+    println!(
+        "{} uploads of {} MiB in flight at once ({} MiB parts, 2 parts each): {:.2} s; server peak RSS (VmHWM) {:.1} MiB, sampled VmRSS max {:.1} MiB",
+        o.uploads,
+        o.upload_size >> 20,
+        o.part >> 20,
+        concurrent.as_secs_f64(),
+        hwm as f64 / 1024.0,
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+}
