@@ -18,6 +18,7 @@
 //! The specifications behind each module are `shared/specs/vod-api.md` and `shared/specs/oss-api.md`.
 #![deny(missing_docs)]
 
+mod auth_header;
 pub mod crc64;
 pub mod encoding;
 pub mod mac;

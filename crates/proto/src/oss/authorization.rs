@@ -151,26 +151,8 @@ impl OssCredential {
             });
         }
         if let Some(rest) = value.strip_prefix(signature_v4::ALGORITHM).and_then(|r| r.strip_prefix(' ')) {
-            let (mut credential, mut signature, mut additional) = (None, None, None);
-            for field in rest.split(',') {
-                let (name, value) = field.trim().split_once('=').ok_or_else(|| {
-                    SignatureError::malformed("Authorization", format!("field {field:?} has no '='"))
-                })?;
-                let slot = match name {
-                    "Credential" => &mut credential,
-                    "Signature" => &mut signature,
-                    "AdditionalHeaders" => &mut additional,
-                    _ => {
-                        return Err(SignatureError::malformed(
-                            "Authorization",
-                            format!("unknown field {name:?}"),
-                        ));
-                    }
-                };
-                if slot.replace(value.to_owned()).is_some() {
-                    return Err(SignatureError::malformed("Authorization", format!("{name} given twice")));
-                }
-            }
+            let [credential, signature, additional] =
+                crate::auth_header::fields(rest, ["Credential", "Signature", "AdditionalHeaders"], true)?;
             let (access_key_id, scope) =
                 split_credential(&credential.ok_or(SignatureError::Missing("Credential"))?)?;
             let oss_date = request.header(X_OSS_DATE);

@@ -46,21 +46,8 @@ impl Acs3Authorization {
             value.strip_prefix(ALGORITHM).and_then(|rest| rest.strip_prefix(' ')).ok_or_else(|| {
                 SignatureError::malformed("Authorization", format!("does not start with {ALGORITHM}"))
             })?;
-        let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-        for field in rest.split(',') {
-            let (name, value) = field.trim().split_once('=').ok_or_else(|| {
-                SignatureError::malformed("Authorization", format!("field {field:?} has no '='"))
-            })?;
-            let slot = match name {
-                "Credential" => &mut credential,
-                "SignedHeaders" => &mut signed_headers,
-                "Signature" => &mut signature,
-                _ => continue,
-            };
-            if slot.replace(value.to_owned()).is_some() {
-                return Err(SignatureError::malformed("Authorization", format!("{name} given twice")));
-            }
-        }
+        let [credential, signed_headers, signature] =
+            crate::auth_header::fields(rest, ["Credential", "SignedHeaders", "Signature"], false)?;
         let access_key_id =
             credential.filter(|c| !c.is_empty()).ok_or(SignatureError::Missing("Credential"))?;
         let signed_headers = signed_headers.ok_or(SignatureError::Missing("SignedHeaders"))?;
