@@ -5,7 +5,7 @@
 //! | `2024-01-01T12:00:00Z` ([`iso8601`]) | VOD `Timestamp`, `x-acs-date`, `ExpireUTCTime`, catalogue times |
 //! | `Wed, 25 Nov 2026 08:00:00 GMT` ([`http_date`]) | HTTP `Date`, OSS V1 string to sign, `Last-Modified` |
 //! | `20261125T080000Z` ([`oss_v4_date`]) | OSS V4 `x-oss-date`, with the scope date `20261125` |
-//! | `2026-11-25T20:36:49.000Z` ([`iso8601_millis`]) | OSS XML (`LastModified`, `Initiated`) |
+//! | `2026-11-25T20:36:49.000Z` ([`oss_xml_time`]) | OSS XML (`LastModified`, `Initiated`) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,8 +14,8 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 
 const ISO8601: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-const ISO8601_MILLIS: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+const OSS_XML_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
 const OSS_V4_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
 
 fn utc(at: SystemTime) -> OffsetDateTime {
@@ -32,9 +32,10 @@ pub fn iso8601(at: SystemTime) -> String {
     format(at, ISO8601)
 }
 
-/// `YYYY-MM-DDThh:mm:ss.mmmZ` in UTC.
-pub fn iso8601_millis(at: SystemTime) -> String {
-    format(at, ISO8601_MILLIS)
+/// `YYYY-MM-DDThh:mm:ss.000Z` in UTC: how OSS writes times in XML. The milliseconds are always `000`
+/// because oss2 parses these times with that literal suffix and fails on anything else.
+pub fn oss_xml_time(at: SystemTime) -> String {
+    format(at, OSS_XML_TIME)
 }
 
 /// RFC 1123 date in GMT, as HTTP `Date` and OSS V1 use it.
@@ -84,7 +85,7 @@ mod tests {
         assert_eq!(iso8601(at), "2026-11-25T08:00:00Z");
         assert_eq!(http_date(at), "Wed, 25 Nov 2026 08:00:00 GMT");
         assert_eq!(oss_v4_date(at), "20261125T080000Z");
-        assert_eq!(iso8601_millis(at + Duration::from_millis(7)), "2026-11-25T08:00:00.007Z");
+        assert_eq!(oss_xml_time(at + Duration::from_millis(7)), "2026-11-25T08:00:00.000Z");
     }
 
     #[test]

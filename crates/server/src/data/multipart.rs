@@ -19,7 +19,7 @@ use vodup_proto::oss::xml::{
     CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, InitiateMultipartUploadResult,
     ListMultipartUploadsResult, ListPartsResult, ListedPart, ListedUpload, encode_key, from_xml, to_xml,
 };
-use vodup_proto::timestamp::iso8601_millis;
+use vodup_proto::timestamp::oss_xml_time;
 
 use super::Ctx;
 use super::error::OssApiError;
@@ -253,7 +253,7 @@ pub async fn list_parts(state: &AppState, ctx: &Ctx, upload_id: &str) -> Result<
             .iter()
             .map(|p| ListedPart {
                 part_number: p.part_number,
-                last_modified: iso8601_millis(p.last_modified),
+                last_modified: oss_xml_time(p.last_modified),
                 etag: p.digests.etag(),
                 hash_crc64ecma: Some(p.digests.crc64),
                 size: p.digests.len,
@@ -297,7 +297,7 @@ pub async fn list_uploads(state: &AppState, ctx: &Ctx) -> Result<Response, OssAp
             key: encode_key(&row.new.key, encoding),
             upload_id: row.new.upload_id.clone(),
             storage_class: "Standard".into(),
-            initiated: iso8601_millis(row.new.initiated_at),
+            initiated: oss_xml_time(row.new.initiated_at),
         });
     }
     let last = rows.last();
