@@ -4,6 +4,7 @@ mod auth_oss;
 mod auth_vod;
 mod complete;
 mod meta;
+mod observability;
 mod storage;
 mod support;
 mod traversal;
