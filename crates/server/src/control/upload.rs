@@ -64,6 +64,17 @@ fn blank_media(call: &Call, kind: MediaKind, id: String, state: &AppState) -> Ne
     }
 }
 
+/// The parameters every Create* action shares: Description, Tags, StorageLocation, AppId, UserData.
+fn shared_fields(call: &Call, state: &AppState, media: &mut NewMedia) -> Result<(), ApiError> {
+    let p = &call.params;
+    media.description = validate::description(p)?;
+    media.tags = validate::tags(p)?;
+    media.storage_location = validate::storage_location(p, &state.site)?;
+    media.app_id = validate::app_id(p)?;
+    media.user_data = validate::user_data(p)?;
+    Ok(())
+}
+
 /// Stores the media and mints its credential: `(UploadAddress, UploadAuth)` in Base64.
 async fn create_and_issue(
     state: &AppState,
@@ -121,16 +132,12 @@ pub async fn create_upload_video(state: &AppState, call: &Call) -> Result<Value,
     media.file_name = file_name.to_owned();
     media.file_ext = ext;
     media.declared_size = p.opt_u64("FileSize")?;
-    media.description = validate::description(p)?;
     media.cover_url = validate::url(p, "CoverURL")?;
     media.cate_id = p.opt_i64("CateId")?;
-    media.tags = validate::tags(p)?;
     media.template_group_id = validate::short_id(p, "TemplateGroupId")?;
     media.workflow_id = validate::short_id(p, "WorkflowId")?;
-    media.storage_location = validate::storage_location(p, &state.site)?;
-    media.app_id = validate::app_id(p)?;
-    media.user_data = validate::user_data(p)?;
     media.reference_id = validate::reference_id(p)?;
+    shared_fields(call, state, &mut media)?;
     let (address, auth) = create_and_issue(state, call, &media).await?;
     Ok(json!({ "VideoId": media.id, "UploadAddress": address, "UploadAuth": auth }))
 }
@@ -185,12 +192,8 @@ pub async fn create_upload_image(state: &AppState, call: &Call) -> Result<Value,
     media.file_ext = ext;
     media.title = validate::title(p, "Title", false)?;
     media.file_name = p.opt("OriginalFileName").unwrap_or("").to_owned();
-    media.description = validate::description(p)?;
     media.cate_id = p.opt_i64("CateId")?;
-    media.tags = validate::tags(p)?;
-    media.storage_location = validate::storage_location(p, &state.site)?;
-    media.app_id = validate::app_id(p)?;
-    media.user_data = validate::user_data(p)?;
+    shared_fields(call, state, &mut media)?;
     let (address, auth) = create_and_issue(state, call, &media).await?;
     let url = state.site.object_url(&media.object_key);
     Ok(json!({
@@ -237,13 +240,9 @@ pub async fn create_upload_attached_media(state: &AppState, call: &Call) -> Resu
     media.title = validate::title(p, "Title", false)?;
     media.file_name = p.opt("FileName").unwrap_or("").to_owned();
     media.declared_size = p.opt_u64("FileSize")?;
-    media.description = validate::description(p)?;
-    media.tags = validate::tags(p)?;
     media.cate_id = cate_ids_parsed.first().copied();
     media.cate_ids = cate_ids.join(",");
-    media.storage_location = validate::storage_location(p, &state.site)?;
-    media.app_id = validate::app_id(p)?;
-    media.user_data = validate::user_data(p)?;
+    shared_fields(call, state, &mut media)?;
     let (address, auth) = create_and_issue(state, call, &media).await?;
     let url = state.site.object_url(&media.object_key);
     Ok(json!({
