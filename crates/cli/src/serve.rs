@@ -84,6 +84,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.oss_listen))?;
     let (vod_addr, oss_addr) = (control.local_addr()?, data.local_addr()?);
     let state = build_state(settings, oss_addr).await?;
+    // Signal handlers go in before the ready line: a SIGTERM sent right after it must stop us gracefully,
+    // not hit the default action.
+    let shutdown = shutdown_signal()?;
     // One line on stdout for scripts and tests that bind port 0; logs go to stderr.
     println!(
         "{}",
@@ -96,26 +99,21 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             "region": state.site.region,
         })
     );
-    run(control, data, state, shutdown_signal()).await?;
+    run(control, data, state, shutdown).await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGINT and SIGTERM now and returns the future that completes on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    })
 }
 
 /// `vodup keys …`.
