@@ -3,9 +3,12 @@
 //!
 //! Commands: `vodup serve` (the self-hosted service), `vodup keys` (its AccessKeys), and the wire-level
 //! tools `vodup crc64` (the CRC-64 OSS reports for a file) and `vodup decode` (read an `UploadAddress`
-//! or `UploadAuth` with its secrets redacted). `upload` arrives with its issue.
+//! or `UploadAuth` with its secrets redacted), and `vodup upload` (the SDK on the command line).
 
+mod exit;
+mod output;
 mod serve;
+mod upload;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -27,6 +30,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Upload media to VOD: video, image, attached media or an M3U8 playlist.
+    #[command(subcommand)]
+    Upload(upload::UploadCommand),
     /// Run the self-hosted VOD upload service (VOD RPC API + OSS data plane).
     Serve(serve::ServeArgs),
     /// Manage the service's long-lived AccessKeys.
@@ -45,14 +51,19 @@ enum Command {
     },
 }
 
-/// Exit codes (the full table is in the README).
-mod exit {
-    pub const INPUT: u8 = 3;
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Upload(command) => {
+            init_upload_logging();
+            return match runtime() {
+                Ok(rt) => exit::code(rt.block_on(upload::run(command))),
+                Err(error) => {
+                    eprintln!("vodup: {error:#}");
+                    exit::code(exit::INPUT)
+                }
+            };
+        }
         Command::Serve(args) => {
             init_logging();
             runtime().and_then(|rt| rt.block_on(serve::serve(args)))
@@ -80,6 +91,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VODUP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(false).init();
+}
+
+/// Uploads log warnings only (the bar or the JSON lines say the rest); `VODUP_LOG` turns on more.
+fn init_upload_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VODUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(false).init();
 }
 

@@ -1,9 +1,28 @@
-//! The vodup upload SDK: asks a VOD endpoint for an upload address and temporary credentials, then
-//! uploads to OSS with them.
+//! The vodup upload SDK: asks a VOD endpoint (Alibaba Cloud ApsaraVideo VOD, or `vodup serve`) for an
+//! upload address and temporary credentials, then uploads to OSS with them: multipart, parts in
+//! parallel, resumable across restarts, credentials refreshed mid-upload, CRC-64 checked end to end.
 //!
-//! This release holds only the wire layer it shares with the service, re-exported as [`proto`]; the
-//! VOD client, the multipart engine, checkpoints and sources arrive with the upload-SDK issue. The wire
-//! types are already the ones the SDK will sign with, so anything built on them now keeps working.
+//! The major components are:
+//! - [`Client`] ([`client`]): credentials, endpoint, one pooled HTTPS client, retry policy.
+//! - [`vod`]: the signed VOD API calls and the typed metadata of each media type.
+//! - [`oss`]: signed OSS requests with the temporary credentials.
+//! - [`upload`]: the orchestration: plan parts, keep N in flight with bounded memory, checkpoint after
+//!   each acknowledged part, refresh credentials, check CRC-64, report progress.
+//! - [`source`]: where bytes come from: local files, URLs (ranged or streamed), any `AsyncRead`, and
+//!   M3U8 playlists with their segments.
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod oss;
+pub mod rate;
+pub mod retry;
+pub mod source;
+pub mod upload;
+pub mod vod;
+
+pub use client::{Client, ClientBuilder};
+pub use credentials::Credentials;
+pub use error::{Error, ErrorKind, Result, Retry};
 pub use vodup_proto as proto;

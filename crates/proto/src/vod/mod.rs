@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod error;
+pub mod media;
 pub mod signature_acs3;
 pub mod signature_v1;
 

@@ -9,33 +9,7 @@ use super::error::ApiError;
 use super::request::Params;
 use crate::state::Site;
 
-/// Video and audio extensions CreateUploadVideo accepts.
-pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v", "rm", "rmvb",
-    "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg", "qt", "swf", "webm",
-    "mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr", "caf", "acm",
-];
-/// Image extensions CreateUploadImage accepts.
-pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "heic", "webp"];
-
-/// Extensions per attached-media BusinessType.
-pub fn attached_extensions(business_type: &str) -> Option<&'static [&'static str]> {
-    match business_type {
-        "watermark" => Some(&["png", "gif", "apng", "mov"]),
-        "subtitle" => Some(&["srt", "ass", "stl", "ttml", "vtt"]),
-        "material" => Some(&["jpg", "gif", "png", "mp4", "mat", "zip", "apk"]),
-        _ => None,
-    }
-}
-
-/// The extension of a FileName: the text after the last `.` of the last path segment, lower-cased,
-/// with any URL query or fragment dropped (voduploadsdk sends full paths and URLs).
-pub fn extension_of(file_name: &str) -> Option<String> {
-    let without_query = file_name.split(['?', '#']).next().unwrap_or(file_name);
-    let segment = without_query.rsplit(['/', '\\']).next().unwrap_or(without_query);
-    let (_, ext) = segment.rsplit_once('.')?;
-    (!ext.is_empty()).then(|| ext.to_ascii_lowercase())
-}
+pub use vodup_proto::vod::media::{IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, attached_extensions, extension_of};
 
 /// The extension of `file_name` if it is one of `allowed`, else `InvalidFileName.Extension`.
 pub fn allowed_extension(file_name: &str, allowed: &[&str]) -> Result<String, ApiError> {

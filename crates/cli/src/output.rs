@@ -1,0 +1,175 @@
+//! What `vodup upload` shows while it works: a progress bar (indicatif) when standard error is a
+//! terminal, JSON lines on standard output with `--json` (every event, then one `result` or `error`
+//! line last), and nothing but the result otherwise, so pipes and cron logs stay quiet.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use vodup_sdk::upload::UploadResult;
+use vodup_sdk::upload::progress::{Event, Progress};
+
+/// How to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// JSON lines on stdout.
+    Json,
+    /// A bar on stderr.
+    Bar,
+    /// The result only.
+    Quiet,
+}
+
+impl Mode {
+    /// `--json` wins; then a bar when stderr is a terminal and `--quiet` is not given.
+    pub fn choose(json: bool, quiet: bool) -> Self {
+        if json {
+            Self::Json
+        } else if !quiet && std::io::stderr().is_terminal() {
+            Self::Bar
+        } else {
+            Self::Quiet
+        }
+    }
+}
+
+/// The [`Progress`] the CLI hands to the SDK.
+#[derive(Debug)]
+pub struct Reporter {
+    mode: Mode,
+    bar: Option<ProgressBar>,
+    stdout: Mutex<()>,
+}
+
+impl Reporter {
+    /// A reporter for `mode`, labelled with the source's name.
+    pub fn new(mode: Mode, label: &str) -> Self {
+        let bar = (mode == Mode::Bar).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(label.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self { mode, bar, stdout: Mutex::new(()) }
+    }
+
+    fn line(&self, value: &Value) {
+        let _guard = self.stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = std::io::stdout().lock();
+        // A closed pipe is the reader's choice; nothing to report.
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+
+    /// The final line of a successful upload.
+    pub fn result(&self, label: &str, result: &UploadResult) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let id_field = result.kind.id_field();
+        match self.mode {
+            Mode::Json => {
+                let mut line = json!({
+                    "event": "result",
+                    "kind": result.kind.as_str(),
+                    "source": label,
+                    id_field: result.media_id,
+                    "RequestId": result.request_id,
+                    "Crc64": result.crc64.to_string(),
+                    "Size": result.size,
+                    "Bucket": result.bucket,
+                    "Key": result.key,
+                    "Parts": result.parts,
+                    "ResumedParts": result.resumed_parts,
+                });
+                if let Some(url) = &result.media_url {
+                    line["MediaURL"] = json!(url);
+                }
+                if let Some(url) = &result.file_url {
+                    line["FileURL"] = json!(url);
+                }
+                if result.segments > 0 {
+                    line["Segments"] = json!(result.segments);
+                }
+                self.line(&line);
+            }
+            Mode::Bar | Mode::Quiet => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "{id_field} {}  {} bytes  CRC-64 {}  {} part(s){}  {label}",
+                    result.media_id,
+                    result.size,
+                    result.crc64,
+                    result.parts,
+                    if result.resumed_parts > 0 {
+                        format!(", {} resumed", result.resumed_parts)
+                    } else {
+                        String::new()
+                    },
+                );
+            }
+        }
+    }
+
+    /// The final line of a failed upload (JSON mode; the message itself goes to stderr).
+    pub fn error(&self, kind: &str, message: &str, hint: Option<&str>, exit_code: u8) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+        if self.mode == Mode::Json {
+            self.line(&json!({
+                "event": "error",
+                "kind": kind,
+                "message": message,
+                "hint": hint,
+                "exit_code": exit_code,
+            }));
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn on_event(&self, event: &Event) {
+        match self.mode {
+            Mode::Json => {
+                // Byte counts come many times a second; parts and the rest carry the same information.
+                if !matches!(event, Event::BytesSent { .. })
+                    && let Ok(value) = serde_json::to_value(event)
+                {
+                    self.line(&value);
+                }
+            }
+            Mode::Bar => {
+                let Some(bar) = &self.bar else { return };
+                match event {
+                    Event::Started { size, resumed_bytes, media_id, kind, .. } => {
+                        if let Some(size) = size {
+                            bar.set_length(*size);
+                        }
+                        bar.set_position(*resumed_bytes);
+                        bar.println(format!("{} {media_id}", kind.id_field()));
+                    }
+                    Event::BytesSent { bytes } => bar.inc(*bytes),
+                    Event::Retried { reason, wasted_bytes, .. } => {
+                        bar.set_position(bar.position().saturating_sub(*wasted_bytes));
+                        bar.println(format!("retrying: {reason}"));
+                    }
+                    Event::CredentialsRefreshed { .. } => bar.set_message("credentials refreshed"),
+                    Event::Notice { message } => bar.println(message),
+                    _ => {}
+                }
+            }
+            Mode::Quiet => {}
+        }
+    }
+}

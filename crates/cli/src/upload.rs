@@ -1,0 +1,301 @@
+//! `vodup upload video|image|attached|m3u8 SOURCE`: the flags, turned into an SDK client, metadata and
+//! upload options; the outcome, turned into output and an exit code. All the work is the SDK's.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use vodup_sdk::client::DEFAULT_REGION;
+use vodup_sdk::source::Source;
+use vodup_sdk::upload::{UploadOptions, UploadResult};
+use vodup_sdk::vod::media::CommonMeta;
+use vodup_sdk::vod::{AttachedMeta, ImageMeta, VideoMeta};
+use vodup_sdk::{Client, Credentials, Error};
+
+use crate::exit;
+use crate::output::{Mode, Reporter};
+
+/// What to upload.
+#[derive(Debug, Subcommand)]
+pub enum UploadCommand {
+    /// A video or audio file (CreateUploadVideo).
+    Video {
+        /// A local path, an http(s) URL, or `-` for standard input.
+        source: String,
+        #[command(flatten)]
+        meta: VideoArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// An image (CreateUploadImage).
+    Image {
+        /// A local path, an http(s) URL, or `-` for standard input.
+        source: String,
+        /// `default` or `cover`.
+        #[arg(long, default_value = "default")]
+        image_type: String,
+        /// Category id.
+        #[arg(long)]
+        cate_id: Option<i64>,
+        #[command(flatten)]
+        meta: MetaArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// A watermark, subtitle or material (CreateUploadAttachedMedia).
+    Attached {
+        /// A local path, an http(s) URL, or `-` for standard input.
+        source: String,
+        /// watermark, subtitle or material.
+        #[arg(long)]
+        business_type: String,
+        /// Category ids (up to 5; repeat the flag or separate with commas).
+        #[arg(long, value_delimiter = ',')]
+        cate_id: Vec<i64>,
+        #[command(flatten)]
+        meta: MetaArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// An M3U8 playlist with its segments: segments first, the rewritten playlist last.
+    M3u8 {
+        /// A local path or an http(s) URL of a media playlist.
+        source: String,
+        /// Also upload EXT-X-KEY key files beside the segments (publishing keys defeats the encryption).
+        #[arg(long)]
+        include_keys: bool,
+        #[command(flatten)]
+        meta: VideoArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+/// Title, description, tags and the rest every media type takes.
+#[derive(Debug, Args)]
+pub struct MetaArgs {
+    /// Title (at most 128 UTF-8 bytes); default the file's name.
+    #[arg(long)]
+    title: Option<String>,
+    /// Description (at most 1024 bytes).
+    #[arg(long)]
+    description: Option<String>,
+    /// Comma-separated tags (at most 16).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Storage location (`bucket.oss-host`).
+    #[arg(long)]
+    storage_location: Option<String>,
+    /// Application id.
+    #[arg(long)]
+    app_id: Option<String>,
+    /// UserData as a JSON object (callback URL, Extend).
+    #[arg(long)]
+    user_data: Option<String>,
+    /// The FileName to send (required for standard input; its extension says what the media is).
+    #[arg(long)]
+    file_name: Option<String>,
+}
+
+impl MetaArgs {
+    fn common(&self) -> CommonMeta {
+        CommonMeta {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            tags: self.tags.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+            storage_location: self.storage_location.clone(),
+            app_id: self.app_id.clone(),
+            user_data: self.user_data.clone(),
+        }
+    }
+}
+
+/// CreateUploadVideo's parameters.
+#[derive(Debug, Args)]
+pub struct VideoArgs {
+    #[command(flatten)]
+    meta: MetaArgs,
+    /// Category id.
+    #[arg(long)]
+    cate_id: Option<i64>,
+    /// Cover image URL.
+    #[arg(long)]
+    cover_url: Option<String>,
+    /// Transcoding template group id.
+    #[arg(long)]
+    template_group_id: Option<String>,
+    /// Workflow id (wins over the template group).
+    #[arg(long)]
+    workflow_id: Option<String>,
+}
+
+impl VideoArgs {
+    fn meta(&self) -> VideoMeta {
+        VideoMeta {
+            common: self.meta.common(),
+            cate_id: self.cate_id,
+            cover_url: self.cover_url.clone(),
+            template_group_id: self.template_group_id.clone(),
+            workflow_id: self.workflow_id.clone(),
+            file_name: self.meta.file_name.clone(),
+        }
+    }
+}
+
+/// Where to upload, as whom, and how.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// VOD endpoint URL (e.g. http://127.0.0.1:8080 for vodup serve); wins over --region.
+    #[arg(long, env = "VODUP_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Region: the endpoint becomes https://vod.REGION.aliyuncs.com.
+    #[arg(long, env = "VODUP_REGION", default_value = DEFAULT_REGION)]
+    region: String,
+    /// AccessKey id.
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key_id: Option<String>,
+    /// AccessKey secret (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
+    access_key_secret: Option<String>,
+    /// STS security token, for temporary AccessKeys.
+    #[arg(long, env = "ALIBABA_CLOUD_SECURITY_TOKEN", hide_env_values = true)]
+    security_token: Option<String>,
+    /// Part size, with K/M/G suffixes (default 8M; raised if the file needs more than 10,000 parts).
+    #[arg(long, value_parser = parse_size)]
+    part_size: Option<u64>,
+    /// Parts in flight (default twice the cores, 2 to 8).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: Option<u16>,
+    /// Where checkpoints live (default ~/.local/state/vodup/checkpoints).
+    #[arg(long, env = "VODUP_CHECKPOINT_DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Do not resume from a checkpoint, and write none.
+    #[arg(long)]
+    no_resume: bool,
+    /// Bytes per second for the whole upload, with K/M/G suffixes.
+    #[arg(long, value_parser = parse_size)]
+    limit_rate: Option<u64>,
+    /// JSON lines on stdout: every event, then a `result` (or `error`) line.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// DNS overrides, `host=ip:port,...` (for tests and private deployments).
+    #[arg(long, env = "VODUP_RESOLVE")]
+    resolve: Option<String>,
+    /// A PEM file of extra root certificates.
+    #[arg(long, env = "VODUP_CA_FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    vodup_sdk::rate::parse_size(text)
+        .ok_or_else(|| format!("{text:?} is not a size (examples: 100K, 8M, 1G)"))
+}
+
+impl CommonArgs {
+    fn client(&self) -> Result<Client, Error> {
+        let (Some(id), Some(secret)) = (&self.access_key_id, &self.access_key_secret) else {
+            return Err(Credentials::from_env().err().unwrap_or_else(|| {
+                Error::new(vodup_sdk::ErrorKind::PermissionDenied, "read credentials", "no AccessKey given")
+            }));
+        };
+        let mut credentials = Credentials::new(id.trim(), secret.trim());
+        if let Some(token) = self.security_token.as_deref().filter(|t| !t.is_empty()) {
+            credentials = credentials.with_security_token(token);
+        }
+        let mut builder = Client::builder().credentials(credentials).region(&self.region);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.endpoint(endpoint);
+        }
+        if let Some(spec) = &self.resolve {
+            builder = builder.resolve_spec(spec)?;
+        }
+        if let Some(file) = &self.ca_file {
+            builder = builder.add_root_certificate_file(file);
+        }
+        builder.build()
+    }
+
+    fn options(&self, reporter: Arc<Reporter>, include_keys: bool) -> UploadOptions {
+        UploadOptions {
+            part_size: self.part_size,
+            parallel: self.parallel.map(usize::from),
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            resume: !self.no_resume,
+            limit_rate: self.limit_rate,
+            progress: Some(reporter),
+            include_keys,
+            ..UploadOptions::default()
+        }
+    }
+}
+
+/// Runs the upload; returns the exit code.
+pub async fn run(command: UploadCommand) -> u8 {
+    let (source_text, common) = match &command {
+        UploadCommand::Video { source, common, .. }
+        | UploadCommand::Image { source, common, .. }
+        | UploadCommand::Attached { source, common, .. }
+        | UploadCommand::M3u8 { source, common, .. } => (source.clone(), common),
+    };
+    let mode = Mode::choose(common.json, common.quiet);
+    let reporter = Arc::new(Reporter::new(mode, &source_text));
+    let outcome = upload(&command, common, &source_text, Arc::clone(&reporter)).await;
+    match outcome {
+        Ok(result) => {
+            reporter.result(&source_text, &result);
+            exit::OK
+        }
+        Err(error) => {
+            let code = exit::of(error.kind());
+            reporter.error(error.kind().as_str(), &error.to_string(), error.hint(), code);
+            eprintln!("vodup: {error}");
+            code
+        }
+    }
+}
+
+async fn upload(
+    command: &UploadCommand,
+    common: &CommonArgs,
+    source_text: &str,
+    reporter: Arc<Reporter>,
+) -> Result<UploadResult, Error> {
+    let client = common.client()?;
+    let source = Source::parse(source_text)?;
+    let include_keys = matches!(command, UploadCommand::M3u8 { include_keys: true, .. });
+    let options = common.options(reporter, include_keys);
+    let cancel = options.cancel.clone();
+    // Ctrl-C stops the upload between requests and keeps the checkpoint, so the same command resumes.
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    let result = match command {
+        UploadCommand::Video { meta, .. } => client.upload_video(source, &meta.meta(), &options).await,
+        UploadCommand::M3u8 { meta, .. } => client.upload_m3u8(source, &meta.meta(), &options).await,
+        UploadCommand::Image { image_type, cate_id, meta, .. } => {
+            let meta = ImageMeta {
+                common: meta.common(),
+                image_type: Some(image_type.clone()),
+                cate_id: *cate_id,
+                file_name: meta.file_name.clone(),
+            };
+            client.upload_image(source, &meta, &options).await
+        }
+        UploadCommand::Attached { business_type, cate_id, meta, .. } => {
+            let meta = AttachedMeta {
+                common: meta.common(),
+                business_type: business_type.clone(),
+                cate_ids: cate_id.clone(),
+                file_name: meta.file_name.clone(),
+            };
+            client.upload_attached(source, &meta, &options).await
+        }
+    };
+    interrupt.abort();
+    result
+}

@@ -1,0 +1,202 @@
+//! Resume state on disk, one JSON file per upload, so a killed process picks up where it stopped. It
+//! names the media (id, UploadAddress, the last UploadAuth while it is valid), the multipart upload id,
+//! the layout and every acknowledged part with its ETag and CRC-64, and what identified the source.
+//!
+//! Written atomically (temp file, fsync, rename) after each acknowledged part; mode 0600 because it
+//! holds temporary credentials. A sibling `.lock` file, locked for the whole upload, keeps a second
+//! process off the same upload. Removed when the upload completes.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vodup_proto::mac::sha256_hex;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::source::SourceIdentity;
+use crate::vod::MediaKind;
+
+/// The format version; a file with another one is ignored (and replaced).
+pub const VERSION: u32 = 1;
+
+/// An acknowledged part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DonePart {
+    /// The part number.
+    pub number: u32,
+    /// Its size.
+    pub size: u64,
+    /// The ETag OSS returned, quoted.
+    pub etag: String,
+    /// Its CRC-64.
+    pub crc64: u64,
+}
+
+/// The resume state of one upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// [`VERSION`].
+    pub version: u32,
+    /// The media type.
+    pub kind: MediaKind,
+    /// The VOD endpoint the media was created on.
+    pub endpoint: String,
+    /// What the source was.
+    pub source: SourceIdentity,
+    /// The media id.
+    pub media_id: String,
+    /// The Base64 UploadAddress.
+    pub upload_address: String,
+    /// The Base64 UploadAuth last used (temporary; reused only while valid).
+    pub upload_auth: String,
+    /// The media URL / file URL the Create call gave, for the result.
+    #[serde(default)]
+    pub media_url: Option<String>,
+    /// See `media_url`.
+    #[serde(default)]
+    pub file_url: Option<String>,
+    /// The multipart upload id, once initiated.
+    pub upload_id: Option<String>,
+    /// The part size of every part but the last.
+    pub part_size: u64,
+    /// Acknowledged parts, by number.
+    pub parts: Vec<DonePart>,
+}
+
+/// The locked checkpoint file of one upload.
+#[derive(Debug)]
+pub struct CheckpointFile {
+    path: PathBuf,
+    _lock: File,
+}
+
+/// The default folder: `$XDG_STATE_HOME/vodup/checkpoints`, else `~/.local/state/vodup/checkpoints`.
+pub fn default_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("vodup").join("checkpoints")
+}
+
+impl CheckpointFile {
+    /// Locks the checkpoint of the upload that `key_parts` identify in `dir` and reads what a previous
+    /// run left there.
+    pub fn open(dir: &Path, key_parts: &[&str]) -> Result<(Self, Option<Checkpoint>)> {
+        let io = |e: std::io::Error, what: &str, path: &Path| {
+            Error::new(ErrorKind::Io, "open checkpoint", format!("{what}: {e}"))
+                .with_path(path)
+                .with_hint("give a writable --checkpoint-dir, or --no-resume")
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(e, "cannot create the folder", dir))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let name = sha256_hex(key_parts.join("\n").as_bytes());
+        let path = dir.join(format!("{}.json", &name[..32]));
+        let lock_path = path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| io(e, "cannot create the lock file", &lock_path))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(Error::new(
+                ErrorKind::Locked,
+                "open checkpoint",
+                format!("another vodup process is uploading this source ({e})"),
+            )
+            .with_path(&lock_path)
+            .with_hint("wait for it to finish, or stop it"));
+        }
+        let previous = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Checkpoint>(&bytes).ok().filter(|c| c.version == VERSION),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e, "cannot read", &path)),
+        };
+        Ok((Self { path, _lock: lock }, previous))
+    }
+
+    /// Where the checkpoint lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `checkpoint` atomically: a crash leaves the old or the new file, never half of one.
+    pub fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
+        save_at(&self.path, checkpoint)
+    }
+
+    /// Deletes the checkpoint (the upload is complete) and its lock file.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(self.path.with_extension("lock"));
+    }
+}
+
+/// Writes `checkpoint` to `path` atomically (temp file, fsync, rename), mode 0600.
+pub(crate) fn save_at(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let bytes = serde_json::to_vec(checkpoint)
+        .map_err(|e| Error::new(ErrorKind::Io, "save checkpoint", e.to_string()))?;
+    let temp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_data()?;
+        std::fs::rename(&temp, path)
+    };
+    write().map_err(|e| {
+        Error::new(ErrorKind::Io, "save checkpoint", e.to_string())
+            .with_path(path)
+            .with_hint("free disk space or give another --checkpoint-dir")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            version: VERSION,
+            kind: MediaKind::Video,
+            endpoint: "http://127.0.0.1:1".into(),
+            source: SourceIdentity {
+                location: "/a.mp4".into(),
+                size: Some(3),
+                mtime_ns: Some(7),
+                etag: None,
+                last_modified: None,
+            },
+            media_id: "v".into(),
+            upload_address: "a".into(),
+            upload_auth: "b".into(),
+            media_url: None,
+            file_url: None,
+            upload_id: Some("u".into()),
+            part_size: 1,
+            parts: vec![DonePart { number: 1, size: 1, etag: "\"E\"".into(), crc64: 9 }],
+        }
+    }
+
+    #[test]
+    fn saves_reloads_and_locks_out_a_second_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, previous) = CheckpointFile::open(dir.path(), &["video", "/a.mp4"]).unwrap();
+        assert!(previous.is_none());
+        file.save(&sample()).unwrap();
+        let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let error = CheckpointFile::open(dir.path(), &["video", "/a.mp4"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Locked);
+        drop(file);
+        let (file, previous) = CheckpointFile::open(dir.path(), &["video", "/a.mp4"]).unwrap();
+        assert_eq!(previous.unwrap(), sample());
+        file.remove();
+        let (_file, previous) = CheckpointFile::open(dir.path(), &["video", "/a.mp4"]).unwrap();
+        assert!(previous.is_none());
+    }
+}

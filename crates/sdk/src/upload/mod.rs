@@ -1,0 +1,681 @@
+//! Upload orchestration: from a [`Source`] and the media's metadata to a verified object in VOD.
+//!
+//! The steps, each in its own module: check the metadata and open the source before any VOD request;
+//! [`plan`] the parts; find a [`checkpoint`] of an earlier run and keep it only if the source is the
+//! same and OSS still lists its parts; create the media (or refresh its credentials); send the parts
+//! through [`multipart`] (or one PutObject); complete and compare the object's CRC-64 with the one the
+//! parts combine to. [`playlist`] does the same for an M3U8 and its segments.
+
+pub mod checkpoint;
+mod feed;
+pub mod multipart;
+pub mod plan;
+mod playlist;
+pub mod progress;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
+
+use self::checkpoint::{Checkpoint, CheckpointFile, DonePart, VERSION};
+use self::feed::Feed;
+use self::multipart::{Recorder, SendContext, combined_crc};
+use self::plan::Layout;
+pub use self::progress::Progress;
+use self::progress::{Event, Reporter};
+use self::session::{Refresher, Session};
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::oss::{OssClient, OssTarget};
+use crate::rate::RateLimiter;
+use crate::source::{self, Opened, Reader, Source};
+use crate::vod::{AttachedMeta, ImageMeta, MediaKind, UploadTicket, VideoMeta};
+
+/// How to upload (the same for every media type).
+#[derive(Clone)]
+pub struct UploadOptions {
+    /// Part size (`--part-size`); default 8 MiB, raised when a file would need more than 10,000 parts.
+    pub part_size: Option<u64>,
+    /// Parts in flight (`--parallel`); default twice the cores, between 2 and 8.
+    pub parallel: Option<usize>,
+    /// Sizes up to this go in one PutObject; default the part size.
+    pub multipart_threshold: Option<u64>,
+    /// Where checkpoints live (`--checkpoint-dir`); default `~/.local/state/vodup/checkpoints`.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Resume from a checkpoint and write one (`--no-resume` turns it off).
+    pub resume: bool,
+    /// Bytes per second for the whole upload (`--limit-rate`).
+    pub limit_rate: Option<u64>,
+    /// Progress events.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Cancels the upload; the checkpoint is kept.
+    pub cancel: CancellationToken,
+    /// Upload `EXT-X-KEY` key files beside the segments (`--include-keys`).
+    pub include_keys: bool,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            part_size: None,
+            parallel: None,
+            multipart_threshold: None,
+            checkpoint_dir: None,
+            resume: true,
+            limit_rate: None,
+            progress: None,
+            cancel: CancellationToken::new(),
+            include_keys: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for UploadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadOptions")
+            .field("part_size", &self.part_size)
+            .field("parallel", &self.parallel)
+            .field("resume", &self.resume)
+            .field("limit_rate", &self.limit_rate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A finished upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadResult {
+    /// The media type.
+    pub kind: MediaKind,
+    /// `VideoId`, `ImageId` or `MediaId`.
+    pub media_id: String,
+    /// The RequestId of the VOD call that issued the upload credentials.
+    pub request_id: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The object key (the playlist's, for M3U8).
+    pub key: String,
+    /// Bytes in the object.
+    pub size: u64,
+    /// The object's CRC-64/ECMA, as OSS reports it.
+    pub crc64: u64,
+    /// Parts (1 for a PutObject).
+    pub parts: u32,
+    /// Parts an earlier run had already sent.
+    pub resumed_parts: u32,
+    /// `ImageURL` / `MediaURL`, when VOD gave one.
+    pub media_url: Option<String>,
+    /// `FileURL`, when VOD gave one.
+    pub file_url: Option<String>,
+    /// Segments uploaded with an M3U8 playlist.
+    pub segments: u32,
+}
+
+/// What is being created, with its metadata.
+#[derive(Debug, Clone)]
+pub(crate) enum MediaRequest {
+    Video(VideoMeta),
+    Image(ImageMeta),
+    Attached(AttachedMeta),
+}
+
+impl MediaRequest {
+    fn kind(&self) -> MediaKind {
+        match self {
+            Self::Video(_) => MediaKind::Video,
+            Self::Image(_) => MediaKind::Image,
+            Self::Attached(_) => MediaKind::Attached,
+        }
+    }
+
+    fn file_name_override(&self) -> Option<&str> {
+        match self {
+            Self::Video(m) => m.file_name.as_deref(),
+            Self::Image(m) => m.file_name.as_deref(),
+            Self::Attached(m) => m.file_name.as_deref(),
+        }
+    }
+
+    fn params(&self, file_name: &str, size: Option<u64>) -> Result<Vec<(String, String)>> {
+        match self {
+            Self::Video(m) => m.params(file_name, size),
+            Self::Image(m) => m.params(file_name),
+            Self::Attached(m) => m.params(file_name, size),
+        }
+    }
+
+    async fn create(&self, client: &Client, params: &[(String, String)]) -> Result<UploadTicket> {
+        let vod = client.vod();
+        match self {
+            Self::Video(_) => vod.create_upload_video(params).await,
+            Self::Image(_) => vod.create_upload_image(params).await,
+            Self::Attached(_) => vod.create_upload_attached_media(params).await,
+        }
+    }
+}
+
+/// The name a source goes by before it is opened: the path, the URL without query, the stream's name.
+fn declared_name(source: &Source) -> Option<String> {
+    match source {
+        Source::File(path) => Some(path.to_string_lossy().into_owned()),
+        Source::Url(url) => {
+            let mut url = url.clone();
+            url.set_query(None);
+            url.set_fragment(None);
+            Some(url.to_string())
+        }
+        Source::Stream { name, .. } => name.clone(),
+    }
+}
+
+impl Client {
+    /// Uploads a video or audio file (CreateUploadVideo). M3U8 playlists go through
+    /// [`upload_m3u8`](Self::upload_m3u8).
+    pub async fn upload_video(
+        &self,
+        source: Source,
+        meta: &VideoMeta,
+        options: &UploadOptions,
+    ) -> Result<UploadResult> {
+        self.upload(MediaRequest::Video(meta.clone()), source, options).await
+    }
+
+    /// Uploads an image (CreateUploadImage).
+    pub async fn upload_image(
+        &self,
+        source: Source,
+        meta: &ImageMeta,
+        options: &UploadOptions,
+    ) -> Result<UploadResult> {
+        self.upload(MediaRequest::Image(meta.clone()), source, options).await
+    }
+
+    /// Uploads a watermark, subtitle or material (CreateUploadAttachedMedia).
+    pub async fn upload_attached(
+        &self,
+        source: Source,
+        meta: &AttachedMeta,
+        options: &UploadOptions,
+    ) -> Result<UploadResult> {
+        self.upload(MediaRequest::Attached(meta.clone()), source, options).await
+    }
+
+    /// Uploads an M3U8 playlist (a local path or a URL) with every segment it references: segments in
+    /// parallel under the video's ObjectPrefix, then the rewritten playlist.
+    pub async fn upload_m3u8(
+        &self,
+        playlist: Source,
+        meta: &VideoMeta,
+        options: &UploadOptions,
+    ) -> Result<UploadResult> {
+        let reporter = Reporter::new(options.progress.clone());
+        let result = playlist::upload(self, playlist, meta, options, &reporter).await;
+        report_end(&reporter, &result);
+        result
+    }
+
+    async fn upload(
+        &self,
+        media: MediaRequest,
+        source: Source,
+        options: &UploadOptions,
+    ) -> Result<UploadResult> {
+        let reporter = Reporter::new(options.progress.clone());
+        let result = self.upload_object(&media, source, options, &reporter).await;
+        report_end(&reporter, &result);
+        result
+    }
+
+    async fn upload_object(
+        &self,
+        media: &MediaRequest,
+        source: Source,
+        options: &UploadOptions,
+        reporter: &Reporter,
+    ) -> Result<UploadResult> {
+        let kind = media.kind();
+        let name =
+            media.file_name_override().map(ToOwned::to_owned).or_else(|| declared_name(&source)).ok_or_else(
+                || {
+                    Error::invalid_input("a stream has no file name, and VOD needs one for its extension")
+                        .with_hint("give --file-name NAME.EXT (for example --file-name clip.mp4)")
+                },
+            )?;
+        // Everything that can be checked without the source is checked before touching it.
+        media.params(&name, None)?;
+        let opened = source::open(self.http(), source).await?;
+        let (layout, notice) = Layout::plan(opened.size, options.part_size, options.multipart_threshold)?;
+        if let Some(notice) = notice {
+            reporter.notice(notice);
+        }
+        let params = media.params(&name, opened.size)?;
+
+        let (file, previous) = self.open_checkpoint(kind, &opened, options)?;
+        let mut resumed = previous.and_then(|c| self.usable_checkpoint(c, kind, &opened, layout, reporter));
+        let ticket = match &resumed {
+            Some(checkpoint) => match self.resume_ticket(kind, checkpoint).await {
+                Ok(Some(ticket)) => Some(ticket),
+                Ok(None) => {
+                    reporter.notice(format!(
+                        "the upload credentials of {} {} expired and cannot be refreshed; starting a new upload",
+                        kind.id_field(),
+                        checkpoint.media_id
+                    ));
+                    None
+                }
+                Err(error) if error.kind() == ErrorKind::NotFound => {
+                    reporter.notice(format!(
+                        "{} {} is gone; starting a new upload",
+                        kind.id_field(),
+                        checkpoint.media_id
+                    ));
+                    None
+                }
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        let ticket = match ticket {
+            Some(ticket) => ticket,
+            None => {
+                resumed = None;
+                media.create(self, &params).await?
+            }
+        };
+        let mut state = resumed.unwrap_or_else(|| Checkpoint {
+            version: VERSION,
+            kind,
+            endpoint: self.vod().endpoint().to_string(),
+            source: opened.identity.clone().unwrap_or_else(|| source::SourceIdentity {
+                location: opened.display.clone(),
+                size: opened.size,
+                mtime_ns: None,
+                etag: None,
+                last_modified: None,
+            }),
+            media_id: ticket.media_id.clone(),
+            upload_address: ticket.address_b64.clone(),
+            upload_auth: String::new(),
+            media_url: ticket.media_url.clone(),
+            file_url: ticket.file_url.clone(),
+            upload_id: None,
+            part_size: layout.first_part_size(),
+            parts: Vec::new(),
+        });
+        state.upload_auth = ticket.auth.encode();
+        let mut recorder = Recorder { file, state };
+        recorder.save().await?;
+
+        let context = self.send_context(kind, &ticket, options, reporter)?;
+        let outcome = self.send_object(&context, opened, layout, &mut recorder, options, &ticket).await?;
+        let Recorder { file, state } = recorder;
+        if let Some(file) = file {
+            file.remove();
+        }
+        Ok(UploadResult {
+            kind,
+            media_id: state.media_id,
+            request_id: ticket.request_id,
+            bucket: ticket.address.bucket,
+            key: ticket.address.file_name,
+            size: outcome.size,
+            crc64: outcome.crc64,
+            parts: outcome.parts,
+            resumed_parts: outcome.resumed_parts,
+            media_url: state.media_url,
+            file_url: state.file_url,
+            segments: 0,
+        })
+    }
+
+    fn open_checkpoint(
+        &self,
+        kind: MediaKind,
+        opened: &Opened,
+        options: &UploadOptions,
+    ) -> Result<(Option<CheckpointFile>, Option<Checkpoint>)> {
+        let Some(identity) = opened.identity.as_ref().filter(|_| options.resume) else {
+            return Ok((None, None));
+        };
+        let dir = options.checkpoint_dir.clone().unwrap_or_else(checkpoint::default_dir);
+        let endpoint = self.vod().endpoint().to_string();
+        let (file, previous) = CheckpointFile::open(&dir, &[kind.as_str(), &endpoint, &identity.location])?;
+        Ok((Some(file), previous))
+    }
+
+    /// Keeps a checkpoint only when it is for the same media type, source content and part size.
+    fn usable_checkpoint(
+        &self,
+        checkpoint: Checkpoint,
+        kind: MediaKind,
+        opened: &Opened,
+        layout: Layout,
+        reporter: &Reporter,
+    ) -> Option<Checkpoint> {
+        if checkpoint.kind != kind || checkpoint.endpoint != self.vod().endpoint().as_str() {
+            return None;
+        }
+        if Some(&checkpoint.source) != opened.identity.as_ref() {
+            reporter.notice(format!(
+                "{} changed since the checkpoint of {} {} (size, time or validators differ); starting a new upload",
+                opened.display,
+                kind.id_field(),
+                checkpoint.media_id
+            ));
+            return None;
+        }
+        if checkpoint.part_size != layout.first_part_size() {
+            reporter.notice("the part size differs from the checkpoint's; starting a new upload");
+            return None;
+        }
+        Some(checkpoint)
+    }
+
+    /// Credentials for a resumed upload: the stored ones while valid, else RefreshUploadVideo for a
+    /// video; None when the media type cannot refresh (a new address is needed).
+    async fn resume_ticket(&self, kind: MediaKind, checkpoint: &Checkpoint) -> Result<Option<UploadTicket>> {
+        let address = UploadAddress::decode(&checkpoint.upload_address).ok();
+        let auth = UploadAuth::decode(&checkpoint.upload_auth).ok();
+        if let (Some(address), Some(auth)) = (address, auth) {
+            let fresh = auth.expires_at().is_some_and(|at| at > SystemTime::now() + Duration::from_secs(60));
+            if fresh {
+                return Ok(Some(UploadTicket {
+                    kind,
+                    media_id: checkpoint.media_id.clone(),
+                    address,
+                    auth,
+                    address_b64: checkpoint.upload_address.clone(),
+                    request_id: String::new(),
+                    media_url: checkpoint.media_url.clone(),
+                    file_url: checkpoint.file_url.clone(),
+                }));
+            }
+        }
+        match kind {
+            MediaKind::Video => self.vod().refresh_upload_video(&checkpoint.media_id).await.map(Some),
+            MediaKind::Image | MediaKind::Attached => Ok(None),
+        }
+    }
+
+    pub(crate) fn send_context(
+        &self,
+        kind: MediaKind,
+        ticket: &UploadTicket,
+        options: &UploadOptions,
+        reporter: &Reporter,
+    ) -> Result<SendContext> {
+        let target = OssTarget::new(&ticket.address, &ticket.auth)?;
+        let oss = OssClient::new(self.http().clone(), target);
+        let refresher: Option<Refresher> = (kind == MediaKind::Video).then(|| {
+            let client = self.clone();
+            let video_id = ticket.media_id.clone();
+            let refresher: Refresher = Arc::new(move || {
+                let client = client.clone();
+                let video_id = video_id.clone();
+                Box::pin(async move { client.vod().refresh_upload_video(&video_id).await })
+            });
+            refresher
+        });
+        let session = Arc::new(Session::new(oss, ticket, refresher, reporter.clone()));
+        Ok(SendContext {
+            session,
+            key: ticket.address.file_name.clone(),
+            retry: self.inner.retry,
+            limiter: options.limit_rate.map(|rate| Arc::new(RateLimiter::new(rate))),
+            reporter: reporter.clone(),
+            cancel: options.cancel.clone(),
+        })
+    }
+
+    /// Sends the object: one PutObject, or a (resumed) multipart upload. Returns size, CRC and part
+    /// counts.
+    async fn send_object(
+        &self,
+        context: &SendContext,
+        opened: Opened,
+        layout: Layout,
+        recorder: &mut Recorder,
+        options: &UploadOptions,
+        ticket: &UploadTicket,
+    ) -> Result<Outcome> {
+        let content_type = content_type_of(&ticket.address.file_name);
+        let parallel = options.parallel.unwrap_or_else(|| plan::default_parallel(layout.parts())).max(1);
+        let start = |multipart: bool, resumed: &[DonePart]| Event::Started {
+            kind: ticket.kind,
+            media_id: ticket.media_id.clone(),
+            bucket: ticket.address.bucket.clone(),
+            key: ticket.address.file_name.clone(),
+            size: opened.size,
+            multipart,
+            part_size: layout.first_part_size(),
+            parts: layout.parts(),
+            parallel: if multipart { parallel } else { 1 },
+            resumed_parts: u32::try_from(resumed.len()).unwrap_or(u32::MAX),
+            resumed_bytes: resumed.iter().map(|p| p.size).sum(),
+        };
+        let reporter = &context.reporter;
+        let path = opened.path.clone();
+        let with_path = |e: Error| match &path {
+            Some(p) => e.with_path(p),
+            None => e,
+        };
+
+        // A known small size, or a stream whose first part turns out to be all of it: one PutObject.
+        let (feed, first) = match (opened.reader, layout) {
+            (Reader::Random(source), Layout::Single { size }) => {
+                let len =
+                    usize::try_from(size).map_err(|_| Error::invalid_input("file too large for memory"))?;
+                let data = source.read_at(0, len, BytesMut::new()).await.map_err(&with_path)?.freeze();
+                reporter.emit(start(false, &[]));
+                return self.put_whole(context, data, &content_type).await.map_err(with_path);
+            }
+            (Reader::Random(source), layout) => (Feed::random(source, layout, &recorder.state.parts), None),
+            (Reader::Sequential(reader), layout) => {
+                let feed = Feed::sequential(reader, layout, &recorder.state.parts);
+                let first = if recorder.state.upload_id.is_none() { feed.next(None).await? } else { None };
+                if let Some(job) = &first
+                    && (job.data.len() as u64) < layout.first_part_size()
+                {
+                    if job.data.is_empty() {
+                        return Err(
+                            Error::invalid_input("the source is empty").with_hint("upload a non-empty file")
+                        );
+                    }
+                    reporter.emit(start(false, &[]));
+                    return self.put_whole(context, job.data.clone(), &content_type).await;
+                }
+                (feed, first)
+            }
+        };
+
+        let upload_id = self.multipart_upload_id(context, recorder, &content_type).await?;
+        reporter.emit(start(true, &recorder.state.parts));
+        let resumed_parts = u32::try_from(recorder.state.parts.len()).unwrap_or(u32::MAX);
+        let recorder_lock = tokio::sync::Mutex::new(std::mem::replace(
+            recorder,
+            Recorder { file: None, state: recorder.state.clone() },
+        ));
+        let parts = multipart::run(context, &upload_id, &feed, first, parallel, &recorder_lock).await;
+        *recorder = recorder_lock.into_inner();
+        let parts = parts.map_err(&with_path)?;
+        check_contiguous(&parts, opened.size)?;
+        let crc = combined_crc(&parts);
+        let list: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
+        let answer = self.complete(context, &upload_id, &list).await?;
+        if let Some(server) = answer.crc64
+            && server != crc
+        {
+            return Err(Error::new(
+                ErrorKind::ChecksumMismatch,
+                "CompleteMultipartUpload",
+                format!("the parts combine to CRC-64 {crc} but OSS reports {server} for the object"),
+            )
+            .with_request_id(answer.request_id)
+            .with_hint("re-run with --no-resume to upload the file again"));
+        }
+        Ok(Outcome {
+            size: parts.iter().map(|p| p.size).sum(),
+            crc64: crc,
+            parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+            resumed_parts,
+        })
+    }
+
+    async fn put_whole(
+        &self,
+        context: &SendContext,
+        data: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<Outcome> {
+        let crc = vodup_proto::crc64::checksum(&data);
+        context.send("PutObject", None, &data, crc, content_type).await?;
+        Ok(Outcome { size: data.len() as u64, crc64: crc, parts: 1, resumed_parts: 0 })
+    }
+
+    /// The upload id to continue: the checkpoint's if OSS still lists it (keeping only the parts OSS
+    /// lists with the same ETag and size), else a new one.
+    async fn multipart_upload_id(
+        &self,
+        context: &SendContext,
+        recorder: &mut Recorder,
+        content_type: &str,
+    ) -> Result<String> {
+        let oss = &context.session.oss;
+        if let Some(upload_id) = recorder.state.upload_id.clone() {
+            let credentials = context.session.credentials().await?;
+            match oss.list_parts(&credentials, &context.key, &upload_id).await {
+                Ok(listed) => {
+                    let before = recorder.state.parts.len();
+                    recorder.state.parts.retain(|done| {
+                        listed.iter().any(|l| {
+                            l.part_number == done.number
+                                && l.size == done.size
+                                && vodup_proto::oss::part::etags_match(&l.etag, &done.etag)
+                        })
+                    });
+                    if recorder.state.parts.len() < before {
+                        context.reporter.notice(format!(
+                            "{} checkpointed parts are not on the server any more and will be sent again",
+                            before - recorder.state.parts.len()
+                        ));
+                    }
+                    recorder.save().await?;
+                    return Ok(upload_id);
+                }
+                Err(error) if error.kind() == ErrorKind::NotFound => {
+                    context
+                        .reporter
+                        .notice("the multipart upload of the checkpoint is gone; starting it again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let credentials = context.session.credentials().await?;
+        let upload_id = oss.initiate(&credentials, &context.key, content_type).await?;
+        recorder.state.upload_id = Some(upload_id.clone());
+        recorder.state.parts.clear();
+        recorder.save().await?;
+        Ok(upload_id)
+    }
+
+    async fn complete(
+        &self,
+        context: &SendContext,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<crate::oss::PutAnswer> {
+        let mut attempt = 1;
+        loop {
+            let credentials = context.session.credentials().await?;
+            match context.session.oss.complete(&credentials, &context.key, upload_id, parts).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) if error.kind() == ErrorKind::CredentialsExpired && attempt == 1 => {
+                    context.session.refresh_after(credentials.generation).await?;
+                }
+                Err(error) if error.is_retryable() && attempt < context.retry.max_attempts => {
+                    tokio::time::sleep(context.retry.backoff(attempt)).await;
+                }
+                Err(error) => return Err(error),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) size: u64,
+    pub(crate) crc64: u64,
+    pub(crate) parts: u32,
+    pub(crate) resumed_parts: u32,
+}
+
+/// Parts must be 1..=n without gaps, and add up to the known size.
+fn check_contiguous(parts: &[DonePart], size: Option<u64>) -> Result<()> {
+    let gap = parts.iter().enumerate().find(|(i, p)| p.number as usize != i + 1);
+    if let Some((_, part)) = gap {
+        return Err(Error::new(
+            ErrorKind::Service,
+            "CompleteMultipartUpload",
+            format!("part {} has no predecessor", part.number),
+        ));
+    }
+    let total: u64 = parts.iter().map(|p| p.size).sum();
+    if let Some(size) = size
+        && total != size
+    {
+        return Err(Error::new(
+            ErrorKind::SourceChanged,
+            "CompleteMultipartUpload",
+            format!("the parts add up to {total} bytes but the source has {size}"),
+        )
+        .with_hint("re-run with --no-resume"));
+    }
+    Ok(())
+}
+
+fn report_end(reporter: &Reporter, result: &Result<UploadResult>) {
+    match result {
+        Ok(done) => reporter.emit(Event::Completed {
+            media_id: done.media_id.clone(),
+            size: done.size,
+            crc64: done.crc64.to_string(),
+        }),
+        Err(error) => {
+            reporter.emit(Event::Failed { kind: error.kind().as_str().to_owned(), error: error.to_string() })
+        }
+    }
+}
+
+/// The Content-Type OSS stores, from the key's extension (as both official OSS clients guess it).
+pub fn content_type_of(key: &str) -> String {
+    let ext = vodup_proto::vod::media::extension_of(key).unwrap_or_default();
+    match ext.as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "mov" | "qt" => "video/quicktime",
+        "ts" | "m2t" | "mts" => "video/mp2t",
+        "m3u8" => "application/x-mpegURL",
+        "flv" => "video/x-flv",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "avi" => "video/x-msvideo",
+        "mp3" => "audio/mpeg",
+        "m4a" | "aac" => "audio/aac",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "png" | "apng" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "srt" => "application/x-subrip",
+        "vtt" => "text/vtt",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+    .to_owned()
+}

@@ -1,0 +1,243 @@
+//! The multipart engine: N workers take parts from the [`Feed`], send each with its CRC-64 computed
+//! beforehand, compare it with the `x-oss-hash-crc64ecma` OSS computed on arrival (a mismatch resends
+//! the part), record the acknowledged part in the checkpoint, and reuse their buffer for the next part.
+//! Memory is one part buffer per worker. The first error stops every worker and leaves the checkpoint
+//! as it was after the last acknowledged part.
+//!
+//! Retries: network faults and retryable service errors back off with jitter; expired credentials are
+//! refreshed once for all workers (the [`Session`] generation) and the part is resent at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::try_join_all;
+use tokio_util::sync::CancellationToken;
+use vodup_proto::crc64;
+
+use super::checkpoint::{Checkpoint, CheckpointFile, DonePart, save_at};
+use super::feed::{Feed, PartJob};
+use super::progress::{Event, Reporter};
+use super::session::Session;
+use crate::error::{Error, ErrorKind, Result, Retry};
+use crate::oss::PutAnswer;
+use crate::oss::body::part_body;
+use crate::rate::RateLimiter;
+use crate::retry::RetryPolicy;
+
+/// How often a part whose CRC-64 came back wrong is sent in all before giving up.
+pub const CRC_ATTEMPTS: u32 = 3;
+
+/// What every send needs besides the bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct SendContext {
+    pub(crate) session: Arc<Session>,
+    pub(crate) key: String,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+    pub(crate) reporter: Reporter,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// A checkpoint being kept up to date.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub(crate) file: Option<CheckpointFile>,
+    pub(crate) state: Checkpoint,
+}
+
+impl Recorder {
+    /// Writes the state to the checkpoint file, if there is one. fsync takes milliseconds, so it runs on
+    /// the blocking pool; the caller holds the recorder's lock, so saves stay in order.
+    pub(crate) async fn save(&mut self) -> Result<()> {
+        if let Some(file) = &self.file {
+            let state = self.state.clone();
+            let path = file.path().to_owned();
+            tokio::task::spawn_blocking(move || save_at(&path, &state))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, "save checkpoint", e.to_string()))??;
+        }
+        Ok(())
+    }
+}
+
+impl SendContext {
+    /// Sends one part (or one whole object with `part_number` None) until it is acknowledged with the
+    /// right CRC-64, retrying what may be retried.
+    pub(crate) async fn send(
+        &self,
+        operation: &'static str,
+        upload: Option<(&str, u32)>,
+        data: &Bytes,
+        crc: u64,
+        content_type: &str,
+    ) -> Result<PutAnswer> {
+        let part_number = upload.map(|(_, n)| n);
+        let len = data.len() as u64;
+        let mut attempt = 1;
+        let mut crc_failures = 0;
+        let mut refreshed_for = None;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            let credentials = self.session.credentials().await?;
+            let body = part_body(data.clone(), self.limiter.clone(), self.reporter.bytes_callback());
+            let oss = &self.session.oss;
+            let sent = match upload {
+                Some((upload_id, n)) => {
+                    tokio::select! {
+                        r = oss.upload_part(&credentials, &self.key, upload_id, n, body, len) => r,
+                        () = self.cancel.cancelled() => return Err(cancelled()),
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        r = oss.put_object(&credentials, &self.key, body, len, content_type) => r,
+                        () = self.cancel.cancelled() => return Err(cancelled()),
+                    }
+                }
+            };
+            let failure = match sent {
+                Ok(answer) => {
+                    match answer.crc64 {
+                        Some(server) if server != crc => {
+                            crc_failures += 1;
+                            let error = Error::new(
+                            ErrorKind::ChecksumMismatch,
+                            operation,
+                            format!("sent CRC-64 {crc}, OSS computed {server}: the bytes were damaged on the way"),
+                        )
+                        .with_request_id(answer.request_id)
+                        .with_object(oss.object_name(&self.key));
+                            let error = match part_number {
+                                Some(n) => error.with_part(n),
+                                None => error,
+                            };
+                            if crc_failures >= CRC_ATTEMPTS {
+                                return Err(error.with_retry(Retry::Exhausted { attempts: crc_failures }).with_hint(
+                                "something between here and OSS corrupts data (proxy, NIC, memory); the checkpoint is kept, re-run to resume",
+                            ));
+                            }
+                            error
+                        }
+                        _ => return Ok(answer),
+                    }
+                }
+                Err(error) if error.kind() == ErrorKind::CredentialsExpired && self.session.can_refresh() => {
+                    if refreshed_for == Some(credentials.generation) {
+                        return Err(error);
+                    }
+                    refreshed_for = Some(credentials.generation);
+                    self.session.refresh_after(credentials.generation).await?;
+                    continue;
+                }
+                Err(error) if error.is_retryable() => {
+                    if attempt >= self.retry.max_attempts {
+                        return Err(error.with_retry(Retry::Exhausted { attempts: attempt }));
+                    }
+                    attempt += 1;
+                    error
+                }
+                Err(error) => return Err(error),
+            };
+            let delay = if failure.kind() == ErrorKind::ChecksumMismatch {
+                std::time::Duration::ZERO
+            } else {
+                self.retry.backoff(attempt - 1)
+            };
+            tracing::warn!(operation, part = ?part_number, %failure, ?delay, "resending");
+            self.reporter.emit(Event::Retried {
+                operation: operation.to_owned(),
+                part_number,
+                attempt: attempt.max(crc_failures),
+                reason: failure.to_string(),
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                wasted_bytes: len,
+            });
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+pub(crate) fn cancelled() -> Error {
+    Error::new(ErrorKind::Cancelled, "upload", "cancelled").with_hint("re-run the same command to resume")
+}
+
+/// Runs the parts of one multipart upload; returns every part (earlier runs' included) in order.
+pub(crate) async fn run(
+    context: &SendContext,
+    upload_id: &str,
+    feed: &Feed,
+    first: Option<PartJob>,
+    parallel: usize,
+    recorder: &tokio::sync::Mutex<Recorder>,
+) -> Result<Vec<DonePart>> {
+    let first = std::sync::Mutex::new(first);
+    let worker = |_: usize| async {
+        let mut buf: Option<BytesMut> = None;
+        loop {
+            if context.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            let pending = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            let job = match pending {
+                Some(job) => job,
+                None => match feed.next(buf.take()).await? {
+                    Some(job) => job,
+                    None => return Ok::<(), Error>(()),
+                },
+            };
+            let answer =
+                context.send("UploadPart", Some((upload_id, job.number)), &job.data, job.crc64, "").await?;
+            let size = job.data.len() as u64;
+            {
+                let mut recorder = recorder.lock().await;
+                recorder.state.parts.push(DonePart {
+                    number: job.number,
+                    size,
+                    etag: answer.etag,
+                    crc64: job.crc64,
+                });
+                recorder.save().await?;
+            }
+            context.reporter.emit(Event::PartSent {
+                part_number: job.number,
+                size,
+                crc64: job.crc64.to_string(),
+            });
+            // The request has dropped its handles by now, so the buffer is ours again.
+            buf = job.data.try_into_mut().ok();
+        }
+    };
+    try_join_all((0..parallel.max(1)).map(worker)).await?;
+    let recorder = recorder.lock().await;
+    let parts: BTreeMap<u32, DonePart> = recorder.state.parts.iter().map(|p| (p.number, p.clone())).collect();
+    Ok(parts.into_values().collect())
+}
+
+/// The CRC-64 of the whole object from its parts' CRCs, in order.
+pub(crate) fn combined_crc(parts: &[DonePart]) -> u64 {
+    parts.iter().fold(0, |crc, part| crc64::combine(crc, part.crc64, part.size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_crcs_combine_into_the_object_crc() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let parts: Vec<DonePart> = data
+            .chunks(300)
+            .enumerate()
+            .map(|(i, c)| DonePart {
+                number: i as u32 + 1,
+                size: c.len() as u64,
+                etag: String::new(),
+                crc64: crc64::checksum(c),
+            })
+            .collect();
+        assert_eq!(combined_crc(&parts), crc64::checksum(&data));
+    }
+}

@@ -1,0 +1,148 @@
+//! Progress as structured events: the default bar, the CLI's JSON lines and callers' own callbacks all
+//! read the same [`Event`]s. A [`Progress`] is a trait or any `Fn(&Event)`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::vod::MediaKind;
+
+/// Something that happened during an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// The media exists and bytes are about to flow.
+    Started {
+        /// The media type.
+        kind: MediaKind,
+        /// `VideoId`, `ImageId` or `MediaId`.
+        media_id: String,
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+        /// The source's size, when known.
+        size: Option<u64>,
+        /// Whether this is a multipart upload.
+        multipart: bool,
+        /// The (first) part size.
+        part_size: u64,
+        /// Parts in all, when the size is known.
+        parts: Option<u32>,
+        /// Parts in flight at most.
+        parallel: usize,
+        /// Parts found done by a previous run.
+        resumed_parts: u32,
+        /// Their bytes.
+        resumed_bytes: u64,
+    },
+    /// Bytes went onto the wire (also counted again when a part is resent).
+    BytesSent {
+        /// How many.
+        bytes: u64,
+    },
+    /// A part was acknowledged and its CRC-64 matched.
+    PartSent {
+        /// The part number.
+        part_number: u32,
+        /// Its size.
+        size: u64,
+        /// Its CRC-64, decimal as OSS writes it.
+        crc64: String,
+    },
+    /// A playlist segment was uploaded.
+    SegmentSent {
+        /// Its object name under the playlist's prefix.
+        name: String,
+        /// Its size.
+        size: u64,
+    },
+    /// Temporary credentials were replaced before they expired or after they did.
+    CredentialsRefreshed {
+        /// When the new ones expire (`YYYY-MM-DDThh:mm:ssZ`), when known.
+        expires_at: Option<String>,
+    },
+    /// A request failed and will be sent again.
+    Retried {
+        /// The operation.
+        operation: String,
+        /// The part, for part uploads.
+        part_number: Option<u32>,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// Why.
+        reason: String,
+        /// The wait before the next attempt.
+        delay_ms: u64,
+        /// Bytes of the failed attempt that went out for nothing.
+        wasted_bytes: u64,
+    },
+    /// Something worth telling that is not an error (a changed source, a raised part size).
+    Notice {
+        /// The message.
+        message: String,
+    },
+    /// The upload is complete and verified.
+    Completed {
+        /// The media id.
+        media_id: String,
+        /// Bytes in the object.
+        size: u64,
+        /// The object's CRC-64, decimal.
+        crc64: String,
+    },
+    /// The upload failed; the checkpoint, if any, is kept.
+    Failed {
+        /// The error's kind.
+        kind: String,
+        /// The error, as displayed.
+        error: String,
+    },
+}
+
+/// Receives [`Event`]s. Called from the upload's tasks: keep it quick.
+pub trait Progress: Send + Sync {
+    /// One event.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> Progress for F {
+    fn on_event(&self, event: &Event) {
+        self(event);
+    }
+}
+
+/// An optional [`Progress`], cheap to clone into tasks.
+#[derive(Clone, Default)]
+pub(crate) struct Reporter(Option<Arc<dyn Progress>>);
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Reporter(set)" } else { "Reporter(none)" })
+    }
+}
+
+impl Reporter {
+    pub(crate) fn new(progress: Option<Arc<dyn Progress>>) -> Self {
+        Self(progress)
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        if let Some(progress) = &self.0 {
+            progress.on_event(&event);
+        }
+    }
+
+    pub(crate) fn notice(&self, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!("{message}");
+        self.emit(Event::Notice { message });
+    }
+
+    /// A callback counting bytes onto the wire, or none when nobody listens.
+    pub(crate) fn bytes_callback(&self) -> Option<crate::oss::body::SentCallback> {
+        let progress = self.0.clone()?;
+        Some(Arc::new(move |bytes| progress.on_event(&Event::BytesSent { bytes })))
+    }
+}
