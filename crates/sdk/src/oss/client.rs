@@ -221,7 +221,7 @@ impl OssClient {
 
 /// The query of InitiateMultipartUpload, as alibabacloud-oss-v2 sends it.
 fn initiate_query() -> Vec<(String, String)> {
-    vec![("encoding-type".to_owned(), ENCODING_TYPE_URL.to_owned()), ("uploads".to_owned(), String::new())]
+    vec![("uploads".to_owned(), String::new()), ("encoding-type".to_owned(), ENCODING_TYPE_URL.to_owned())]
 }
 
 fn put_answer(response: &Response) -> PutAnswer {

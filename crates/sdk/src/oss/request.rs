@@ -223,7 +223,7 @@ mod tests {
         assert!(!target.virtual_host);
         assert_eq!(
             target.url("sv/x.mp4", &[("uploads".into(), String::new())]).as_str(),
-            "http://127.0.0.1:9000/vod/sv/x.mp4?uploads"
+            "http://127.0.0.1:9000/vod/sv/x.mp4?uploads="
         );
     }
 

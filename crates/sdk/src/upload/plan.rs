@@ -60,9 +60,10 @@ impl Layout {
         if size <= threshold.unwrap_or(requested) && size <= MAX_PART_SIZE {
             return Ok((Self::Single { size }, None));
         }
-        // The smallest size (a whole number of MiB) that fits the object in 10,000 parts.
-        let needed = size.div_ceil(u64::from(MAX_PART_NUMBER)).div_ceil(1 << 20) << 20;
-        if needed > requested {
+        // Keep the caller's part size unless the object would need more than 10,000 parts; then take the
+        // smallest whole number of MiB that fits (alibabacloud-oss-v2 grows its part size the same way).
+        if size.div_ceil(requested) > u64::from(MAX_PART_NUMBER) {
+            let needed = size.div_ceil(u64::from(MAX_PART_NUMBER)).div_ceil(1 << 20) << 20;
             let notice = format!(
                 "part size raised from {requested} to {needed} bytes so the file fits in 10,000 parts"
             );
@@ -136,6 +137,9 @@ mod tests {
         assert!(notice.is_some());
         assert!(Layout::plan(Some(max + 1), None, None).is_err());
         assert!(Layout::plan(Some(1), Some(1000), None).is_err());
+        // A small part size is kept when the parts fit (compat/test_wire_shape.py sends 100K parts).
+        let (layout, notice) = Layout::plan(Some(358_400), Some(102_400), None).unwrap();
+        assert_eq!((layout.parts(), notice), (Some(4), None));
     }
 
     #[test]
