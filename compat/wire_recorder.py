@@ -12,7 +12,8 @@ request target, headers in order and case, body, whether it was chunked), and re
   (vod-api.md §4, §10.3); any other action is a JSON error.
 - OSS (any other host; virtual-host or path style): PutObject, InitiateMultipartUpload, UploadPart,
   CompleteMultipartUpload, ListParts and AbortMultipartUpload with the ETag, `x-oss-hash-crc64ecma` and XML
-  bodies OSS sends (oss-api.md §3, §5); anything else is an OSS XML error.
+  bodies OSS sends (oss-api.md §3, §5); anything else is an OSS XML error. As OSS does, a Content-MD5 that
+  does not match the body is refused (`InvalidDigest`), and Complete checks the listed parts and ETags.
 
 What it does not do: check signatures. The answers never depend on them, so that a wrong signature shows up
 as a precise mismatch in the test (recomputed with the official signers) rather than as a bare 403.
@@ -48,7 +49,7 @@ OSS_ENDPOINT = f"https://{OSS_HOST}"
 CERT_NAMES = (VOD_HOST, f"*.{OSS_HOST}", OSS_HOST)
 CONNECTION_TIMEOUT_S = 30.0
 
-# CRC-64/ECMA-182 in the XZ variant, as OSS reports it in x-oss-hash-crc64ecma (oss2 uses the same parameters).
+# CRC-64/ECMA-182 in the XZ variant, as OSS reports it in x-oss-hash-crc64ecma (oss2's crcmod parameters).
 _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
 
 
@@ -174,7 +175,8 @@ class Exchange:
         return f"{self.method} {self.target}"
 
     def describe(self, body_limit: int = 600) -> str:
-        lines = [f"#{self.seq} conn {self.connection} [{self.service} {self.operation}] {self.request_line()}"]
+        title = f"[{self.service} {self.operation}] {self.request_line()}"
+        lines = [f"#{self.seq} conn {self.connection} {title}"]
         lines += [f"    {key}: {value}" for key, value in self.headers]
         if self.chunked:
             lines.append("    (body was sent chunked)")
@@ -382,6 +384,9 @@ class Recorder:
         if bucket not in known_buckets:
             return _oss_error(404, "NoSuchBucket", "The specified bucket does not exist.", bucket=bucket)
         encoding = params.get("encoding-type")
+        content_md5 = exchange.header("content-md5")
+        if content_md5 is not None and content_md5 != _md5_base64(exchange.body):
+            return _oss_error(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
         if method == "PUT" and "partNumber" in params and "uploadId" in params:
             exchange.operation = "UploadPart"
             return self._upload_part(exchange, bucket, key, params)
@@ -525,7 +530,8 @@ class Recorder:
         try:
             status, headers, body = self._vod(exchange) if exchange.service == "vod" else self._oss(exchange)
         except Exception:  # a recorder bug: answer 500 and make the test fail with the traceback
-            self.internal_errors.append(f"#{exchange.seq} {exchange.request_line()}\n{traceback.format_exc()}")
+            failure = f"#{exchange.seq} {exchange.request_line()}\n{traceback.format_exc()}"
+            self.internal_errors.append(failure)
             status, headers, body = _oss_error(500, "InternalError", "recorder failure (see the test log)")
         common = [("Date", email.utils.formatdate(usegmt=True)), ("Content-Length", str(len(body)))]
         if exchange.service == "oss":
@@ -537,13 +543,17 @@ def _md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest().upper()
 
 
+def _md5_base64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
 def _object_written(body: bytes):
     """The answer to PutObject and UploadPart: ETag = quoted upper-case MD5, CRC-64 and Content-MD5."""
     return (
         200,
         [
             ("ETag", f'"{_md5_hex(body)}"'),
-            ("Content-MD5", base64.b64encode(hashlib.md5(body).digest()).decode()),
+            ("Content-MD5", _md5_base64(body)),
             ("x-oss-hash-crc64ecma", str(crc64(body))),
         ],
         b"",
