@@ -91,7 +91,7 @@ def official_clients(recorder, wire_certificates, redirect_host, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(wire_certificates.ca))
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    return OfficialClients(recorder, wire_certificates.ca)
+    return OfficialClients(wire_certificates.ca)
 
 
 @pytest.fixture
@@ -115,8 +115,9 @@ def random_bytes(size: int, seed: int) -> bytes:
 
 
 class OfficialClients:
-    def __init__(self, recorder: Recorder, ca: Path):
-        self.recorder = recorder
+    """tea and alibabacloud-oss-v2 set up to reach the recorder (see the `official_clients` fixture)."""
+
+    def __init__(self, ca: Path):
         self.ca = ca
 
     def tea_call(self, action: str, params: dict, ak: str, secret: str, token: str | None = None) -> dict:
