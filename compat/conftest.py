@@ -509,6 +509,9 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for n, server in enumerate(getattr(item, "vodup_servers", [])):
             report.sections.append((f"vodup serve #{n} stderr (last 6000 chars)", server.stderr()[-6000:]))
+        # Other fixtures add (title, produce text) pairs, e.g. the wire recorder's request log.
+        for title, produce in getattr(item, "failure_sections", []):
+            report.sections.append((title, produce()))
     if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
