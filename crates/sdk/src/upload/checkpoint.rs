@@ -1,5 +1,5 @@
 //! Resume state on disk, one JSON file per upload, so a killed process picks up where it stopped. It
-//! names the media (id, UploadAddress, the last UploadAuth while it is valid), the multipart upload id,
+//! names the media (id, UploadAddress, and for images and attached media their UploadAuth), the multipart upload id,
 //! the layout and every acknowledged part with its ETag and CRC-64, and what identified the source.
 //!
 //! Written atomically (temp file, fsync, rename) after each acknowledged part; mode 0600 because it
@@ -49,7 +49,8 @@ pub struct Checkpoint {
     pub media_id: String,
     /// The Base64 UploadAddress.
     pub upload_address: String,
-    /// The Base64 UploadAuth last used (temporary; reused only while valid).
+    /// The Base64 UploadAuth of an image or attached media (they cannot refresh; reused while valid).
+    /// Empty for videos, which refresh on resume.
     pub upload_auth: String,
     /// The media URL / file URL the Create call gave, for the result.
     #[serde(default)]

@@ -307,7 +307,8 @@ impl Client {
             part_size: layout.first_part_size(),
             parts: Vec::new(),
         });
-        state.upload_auth = ticket.auth.encode();
+        // Videos get fresh credentials on resume; the others can only reuse theirs, so only they keep them.
+        state.upload_auth = if kind == MediaKind::Video { String::new() } else { ticket.auth.encode() };
         let mut recorder = Recorder { file, state };
         recorder.save().await?;
 
@@ -376,30 +377,29 @@ impl Client {
         Some(checkpoint)
     }
 
-    /// Credentials for a resumed upload: the stored ones while valid, else RefreshUploadVideo for a
-    /// video; None when the media type cannot refresh (a new address is needed).
+    /// Credentials for a resumed upload: RefreshUploadVideo for a video (fresh credentials, same
+    /// address); for images and attached media, which cannot refresh, the stored ones while they stay
+    /// valid for another minute, else None (a new address is needed).
     async fn resume_ticket(&self, kind: MediaKind, checkpoint: &Checkpoint) -> Result<Option<UploadTicket>> {
+        if kind == MediaKind::Video {
+            return self.vod().refresh_upload_video(&checkpoint.media_id).await.map(Some);
+        }
         let address = UploadAddress::decode(&checkpoint.upload_address).ok();
         let auth = UploadAuth::decode(&checkpoint.upload_auth).ok();
-        if let (Some(address), Some(auth)) = (address, auth) {
-            let fresh = auth.expires_at().is_some_and(|at| at > SystemTime::now() + Duration::from_secs(60));
-            if fresh {
-                return Ok(Some(UploadTicket {
-                    kind,
-                    media_id: checkpoint.media_id.clone(),
-                    address,
-                    auth,
-                    address_b64: checkpoint.upload_address.clone(),
-                    request_id: String::new(),
-                    media_url: checkpoint.media_url.clone(),
-                    file_url: checkpoint.file_url.clone(),
-                }));
-            }
+        let (Some(address), Some(auth)) = (address, auth) else { return Ok(None) };
+        if !auth.expires_at().is_some_and(|at| at > SystemTime::now() + Duration::from_secs(60)) {
+            return Ok(None);
         }
-        match kind {
-            MediaKind::Video => self.vod().refresh_upload_video(&checkpoint.media_id).await.map(Some),
-            MediaKind::Image | MediaKind::Attached => Ok(None),
-        }
+        Ok(Some(UploadTicket {
+            kind,
+            media_id: checkpoint.media_id.clone(),
+            address,
+            auth,
+            address_b64: checkpoint.upload_address.clone(),
+            request_id: String::new(),
+            media_url: checkpoint.media_url.clone(),
+            file_url: checkpoint.file_url.clone(),
+        }))
     }
 
     pub(crate) fn send_context(
