@@ -1,12 +1,29 @@
-//! Test-only helpers shared by the integration tests of every vodup crate: a real `vodup serve` on
-//! loopback ([`TestServer`]), request signing for raw VOD and OSS calls ([`server`]), and the skip rule.
+//! Test-only helpers shared by the integration tests of every vodup crate. The major components are:
+//!
+//! - [`TestServer`]: a real `vodup serve` on loopback, with request signing for raw VOD and OSS calls
+//!   and its `/metrics` counters ([`server`]);
+//! - [`OriginServer`]: a plain HTTP origin serving a folder, with or without ranges, lengths and
+//!   validators, for uploads from a URL ([`origin`]);
+//! - [`CorruptingProxy`]: a reverse proxy that can flip a byte of chosen UploadPart bodies
+//!   ([`proxy`]);
+//! - [`PeakRss`]: peak resident memory of a process ([`rss`]);
+//! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
+//! - the skip rule.
 //!
 //! The skip rule: a test whose component is absent says why and skips, unless `VODUP_REQUIRE_ALL=1` (set
 //! by `.ci/run`), in which case the skip is a failure, so CI never passes by running less than
 //! everything.
 
+pub mod fixtures;
+pub mod origin;
+pub mod proxy;
+pub mod rss;
 pub mod server;
 
+pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
+pub use origin::{OriginOptions, OriginServer};
+pub use proxy::{CorruptingProxy, Corruption};
+pub use rss::{PeakRss, current_vm_hwm};
 pub use server::{OssCall, OssCredential, TestServer, VodReply};
 
 /// The environment variable that turns skips into failures.

@@ -1,7 +1,9 @@
 //! A real `vodup serve` on 127.0.0.1 port 0 with its own temp data folder and a fresh AccessKey, plus
 //! hand-signed VOD and OSS calls built on vodup-proto, so tests speak real HTTP to the real server
-//! (mini-redis `start_server`, axum `the_real_deal`).
+//! (mini-redis `start_server`, axum `the_real_deal`). Tests can also read its `/metrics` counters and
+//! put something (a [`CorruptingProxy`](crate::CorruptingProxy)) in front of its OSS plane.
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -145,8 +147,44 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a server after `tweak` adjusts its configuration.
+    /// Starts a server after `tweak` adjusts its configuration (for example
+    /// `config.control.credential_lifetime_secs = Some(2)` to make upload credentials expire mid-upload,
+    /// or a fixed `config.server.public_oss_endpoint`).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::launch(tweak, async |_| None::<(String, ())>).await.0
+    }
+
+    /// Starts a server with something in front of its OSS plane. Once the OSS listener is bound,
+    /// `front` gets its address and returns the URL clients should use instead (written into every
+    /// UploadAddress as the public OSS endpoint) together with whatever it started, which comes back
+    /// beside the server. The VOD plane stays direct, and so does [`TestServer::oss_url`] (use
+    /// [`TestServer::oss_at`] to sign a call through the front).
+    ///
+    /// ```no_run
+    /// # async fn example() {
+    /// use vodup_testkit::{Corruption, CorruptingProxy, TestServer};
+    /// let (server, proxy) = TestServer::start_behind(
+    ///     |_| {},
+    ///     async |oss| {
+    ///         let proxy = CorruptingProxy::start(oss, Corruption::OncePart(2)).await;
+    ///         (proxy.url(), proxy)
+    ///     },
+    /// )
+    /// .await;
+    /// # }
+    /// ```
+    pub async fn start_behind<T>(
+        tweak: impl FnOnce(&mut Config),
+        front: impl AsyncFnOnce(SocketAddr) -> (String, T),
+    ) -> (Self, T) {
+        let (server, front) = Self::launch(tweak, async |oss| Some(front(oss).await)).await;
+        (server, front.expect("the front was started"))
+    }
+
+    async fn launch<T>(
+        tweak: impl FnOnce(&mut Config),
+        front: impl AsyncFnOnce(SocketAddr) -> Option<(String, T)>,
+    ) -> (Self, Option<T>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.server.data = Some(dir.path().join("data"));
@@ -157,6 +195,14 @@ impl TestServer {
         let control = TcpListener::bind(settings.listen).await.expect("bind vod");
         let data = TcpListener::bind(settings.oss_listen).await.expect("bind oss");
         let (vod_addr, oss_addr) = (control.local_addr().unwrap(), data.local_addr().unwrap());
+        let (settings, front) = match front(oss_addr).await {
+            // Validated again so the front's URL passes the same checks as a configured one.
+            Some((url, front)) => {
+                config.server.public_oss_endpoint = Some(url);
+                (config.validate().expect("valid public OSS endpoint"), Some(front))
+            }
+            None => (settings, None),
+        };
         let state = build_state(settings, oss_addr).await.expect("server starts");
         let key = vodup_server::keys::create_key(state.meta.as_ref(), "test", SystemTime::now())
             .await
@@ -165,7 +211,7 @@ impl TestServer {
         let task = tokio::spawn(run(control, data, state.clone(), async {
             let _ = rx.await;
         }));
-        Self {
+        let server = Self {
             vod_url: format!("http://{vod_addr}"),
             oss_url: format!("http://{oss_addr}"),
             state,
@@ -175,7 +221,8 @@ impl TestServer {
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             shutdown: Some(tx),
             task: Some(task),
-        }
+        };
+        (server, front)
     }
 
     /// Stops the server and waits for it.
@@ -243,6 +290,12 @@ impl TestServer {
 
     /// Sends a signed OSS call.
     pub async fn oss(&self, call: OssCall) -> reqwest::Response {
+        self.oss_at(&self.oss_url, call).await
+    }
+
+    /// Sends a signed OSS call to another `http://host:port` that leads to this server's OSS plane (a
+    /// [`CorruptingProxy`](crate::CorruptingProxy) in front of it, say).
+    pub async fn oss_at(&self, base_url: &str, call: OssCall) -> reqwest::Response {
         let bucket = call.bucket.clone().unwrap_or_else(|| self.bucket().to_owned());
         let at = call.at.unwrap_or_else(SystemTime::now);
         let mut headers = HeaderMap::new();
@@ -291,12 +344,37 @@ impl TestServer {
             if call.query.is_empty() { String::new() } else { format!("?{}", query_encode(&call.query)) };
         let method = reqwest::Method::from_bytes(call.method.as_bytes()).unwrap();
         self.client
-            .request(method, format!("{}{path}{query}", self.oss_url))
+            .request(method, format!("{}{path}{query}", base_url.trim_end_matches('/')))
             .headers(headers)
             .body(call.body)
             .send()
             .await
             .expect("oss request")
+    }
+
+    /// The `/metrics` page (Prometheus text), served on the VOD listener without credentials.
+    pub async fn metrics_text(&self) -> String {
+        let response =
+            self.client.get(format!("{}/metrics", self.vod_url)).send().await.expect("metrics request");
+        assert!(response.status().is_success(), "/metrics answered {}", response.status());
+        response.text().await.expect("metrics body")
+    }
+
+    /// One value from `/metrics`, 0.0 when absent. A `name` with labels must match a sample exactly
+    /// (labels in the order the server writes them); a bare metric name sums all its samples.
+    ///
+    /// What the server counts (`crates/server/src/metrics.rs`):
+    /// - `vodup_requests_total{plane="vod"|"oss",action="…",code="…"}`: requests answered, by plane,
+    ///   action (`CreateUploadVideo`, `RefreshUploadVideo`, `UploadPart`, `PutObject`,
+    ///   `CompleteMultipartUpload`…) and code (`OK` or the error code), for example
+    ///   `vodup_requests_total{plane="oss",action="UploadPart",code="InvalidDigest"}`;
+    /// - `vodup_bytes_received_total`: body bytes stored by PutObject and UploadPart;
+    /// - `vodup_parts_uploaded_total`: multipart parts stored;
+    /// - `vodup_objects_completed_total`: objects published by PutObject or CompleteMultipartUpload;
+    /// - `vodup_uploads_initiated_total`: multipart uploads initiated;
+    /// - `vodup_credential_refreshes_total`: RefreshUploadVideo calls answered.
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric_value(&self.metrics_text().await, name)
     }
 
     /// The test key as an OSS V1 credential.
@@ -313,10 +391,46 @@ impl Drop for TestServer {
     }
 }
 
+/// The value of sample `name` in a Prometheus text exposition, or the sum of every sample of a metric
+/// when `name` has no labels.
+fn metric_value(text: &str, name: &str) -> f64 {
+    let samples = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(sample, value)| Some((sample, value.parse::<f64>().ok()?)));
+    if name.contains('{') {
+        samples.filter(|(sample, _)| *sample == name).map(|(_, value)| value).sum()
+    } else {
+        samples
+            .filter(|(sample, _)| sample.split_once('{').map_or(*sample, |(metric, _)| metric) == name)
+            .map(|(_, value)| value)
+            .sum()
+    }
+}
+
 fn rand_u128() -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos());
     (u128::from(hasher.finish()) << 64)
         | u128::from(std::collections::hash_map::RandomState::new().build_hasher().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_value;
+
+    #[test]
+    fn metric_values_by_sample_or_by_name() {
+        let text = "# HELP vodup_requests_total Requests.\n# TYPE vodup_requests_total counter\n\
+                    vodup_requests_total{plane=\"vod\",action=\"A\",code=\"OK\"} 2\n\
+                    vodup_requests_total{plane=\"oss\",action=\"B\",code=\"OK\"} 3\n\
+                    vodup_bytes_received_total 10\nvodup_bytes_received_total_x 99\n";
+        assert_eq!(metric_value(text, "vodup_requests_total"), 5.0);
+        assert_eq!(metric_value(text, r#"vodup_requests_total{plane="oss",action="B",code="OK"}"#), 3.0);
+        assert_eq!(metric_value(text, r#"vodup_requests_total{plane="oss",action="C",code="OK"}"#), 0.0);
+        assert_eq!(metric_value(text, "vodup_bytes_received_total"), 10.0);
+        assert_eq!(metric_value(text, "vodup_absent"), 0.0);
+    }
 }
