@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Upload media to VOD: video, image, attached media or an M3U8 playlist.
     #[command(subcommand)]
-    Upload(upload::UploadCommand),
+    Upload(Box<upload::UploadCommand>),
     /// Run the self-hosted VOD upload service (VOD RPC API + OSS data plane).
     Serve(serve::ServeArgs),
     /// Manage the service's long-lived AccessKeys.
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         Command::Upload(command) => {
             init_upload_logging();
             return match runtime() {
-                Ok(rt) => exit::code(rt.block_on(upload::run(command))),
+                Ok(rt) => exit::code(rt.block_on(upload::run(*command))),
                 Err(error) => {
                     eprintln!("vodup: {error:#}");
                     exit::code(exit::INPUT)

@@ -72,9 +72,14 @@ pub enum Retry {
     },
 }
 
-/// An SDK error.
+/// An SDK error. Boxed, so results stay one pointer wide on the happy path.
 #[derive(Debug, Clone)]
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: ErrorKind,
     retry: Retry,
     operation: &'static str,
@@ -98,16 +103,18 @@ impl Error {
             _ => Retry::Permanent,
         };
         Self {
-            kind,
-            retry,
-            operation,
-            message: message.into(),
-            service_code: None,
-            request_id: None,
-            object: None,
-            part_number: None,
-            path: None,
-            hint: None,
+            inner: Box::new(Inner {
+                kind,
+                retry,
+                operation,
+                message: message.into(),
+                service_code: None,
+                request_id: None,
+                object: None,
+                part_number: None,
+                path: None,
+                hint: None,
+            }),
         }
     }
 
@@ -119,14 +126,14 @@ impl Error {
     /// Sets whether a retry may help.
     #[must_use]
     pub fn with_retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
+        self.inner.retry = retry;
         self
     }
 
     /// Sets the service's error code.
     #[must_use]
     pub fn with_service_code(mut self, code: impl Into<String>) -> Self {
-        self.service_code = Some(code.into());
+        self.inner.service_code = Some(code.into());
         self
     }
 
@@ -135,7 +142,7 @@ impl Error {
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         let id = id.into();
         if !id.is_empty() {
-            self.request_id = Some(id);
+            self.inner.request_id = Some(id);
         }
         self
     }
@@ -143,107 +150,107 @@ impl Error {
     /// Names the object (`bucket/key`) the operation was on.
     #[must_use]
     pub fn with_object(mut self, object: impl Into<String>) -> Self {
-        self.object = Some(object.into());
+        self.inner.object = Some(object.into());
         self
     }
 
     /// Names the part.
     #[must_use]
     pub fn with_part(mut self, part_number: u32) -> Self {
-        self.part_number = Some(part_number);
+        self.inner.part_number = Some(part_number);
         self
     }
 
     /// Names the local file.
     #[must_use]
     pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.path = Some(path.into());
+        self.inner.path = Some(path.into());
         self
     }
 
     /// Says what to do next.
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.inner.hint = Some(hint.into());
         self
     }
 
     /// Adds a hint only when there is none yet (the innermost hint is the most specific).
     #[must_use]
     pub fn or_hint(self, hint: impl Into<String>) -> Self {
-        if self.hint.is_some() { self } else { self.with_hint(hint) }
+        if self.inner.hint.is_some() { self } else { self.with_hint(hint) }
     }
 
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// Whether sending the request again may help ([`Retry::Temporary`]).
     pub fn is_retryable(&self) -> bool {
-        self.retry == Retry::Temporary
+        self.inner.retry == Retry::Temporary
     }
 
     /// Retry status, including how many attempts were made when they ran out.
     pub fn retry(&self) -> Retry {
-        self.retry
+        self.inner.retry
     }
 
     /// The operation that failed.
     pub fn operation(&self) -> &'static str {
-        self.operation
+        self.inner.operation
     }
 
     /// The service's error code (`SecurityTokenExpired`, `InvalidFileName.Extension`…).
     pub fn service_code(&self) -> Option<&str> {
-        self.service_code.as_deref()
+        self.inner.service_code.as_deref()
     }
 
     /// The service's request id, to quote to its operators.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.inner.request_id.as_deref()
     }
 
     /// The part number, for part errors.
     pub fn part_number(&self) -> Option<u32> {
-        self.part_number
+        self.inner.part_number
     }
 
     /// The hint on what to do next.
     pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+        self.inner.hint.as_deref()
     }
 
     /// The bare message, without context.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.operation)?;
-        if let Some(part) = self.part_number {
+        f.write_str(self.inner.operation)?;
+        if let Some(part) = self.inner.part_number {
             write!(f, " part {part}")?;
         }
-        if let Some(path) = &self.path {
+        if let Some(path) = &self.inner.path {
             write!(f, " of {}", path.display())?;
         }
-        if let Some(object) = &self.object {
+        if let Some(object) = &self.inner.object {
             write!(f, " to {object}")?;
         }
         write!(f, ": ")?;
-        if let Some(code) = &self.service_code {
+        if let Some(code) = &self.inner.service_code {
             write!(f, "{code}: ")?;
         }
-        f.write_str(&self.message)?;
-        if let Retry::Exhausted { attempts } = self.retry {
+        f.write_str(&self.inner.message)?;
+        if let Retry::Exhausted { attempts } = self.inner.retry {
             write!(f, " (after {attempts} attempts)")?;
         }
-        if let Some(id) = &self.request_id {
+        if let Some(id) = &self.inner.request_id {
             write!(f, " [request id {id}]")?;
         }
-        if let Some(hint) = &self.hint {
+        if let Some(hint) = &self.inner.hint {
             write!(f, "; {hint}")?;
         }
         Ok(())

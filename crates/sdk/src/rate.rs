@@ -54,7 +54,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         return whole.checked_mul(multiplier);
     }
     let value: f64 = number.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| (value * multiplier as f64) as u64)
+    (value.is_finite() && value >= 0.0).then_some((value * multiplier as f64) as u64)
 }
 
 #[cfg(test)]

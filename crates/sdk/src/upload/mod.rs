@@ -387,7 +387,7 @@ impl Client {
         let address = UploadAddress::decode(&checkpoint.upload_address).ok();
         let auth = UploadAuth::decode(&checkpoint.upload_auth).ok();
         let (Some(address), Some(auth)) = (address, auth) else { return Ok(None) };
-        if !auth.expires_at().is_some_and(|at| at > SystemTime::now() + Duration::from_secs(60)) {
+        if auth.expires_at().is_none_or(|at| at <= SystemTime::now() + Duration::from_secs(60)) {
             return Ok(None);
         }
         Ok(Some(UploadTicket {
@@ -647,7 +647,7 @@ fn report_end(reporter: &Reporter, result: &Result<UploadResult>) {
             crc64: done.crc64.to_string(),
         }),
         Err(error) => {
-            reporter.emit(Event::Failed { kind: error.kind().as_str().to_owned(), error: error.to_string() })
+            reporter.emit(Event::Failed { kind: error.kind().as_str().to_owned(), error: error.to_string() });
         }
     }
 }
