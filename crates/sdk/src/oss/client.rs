@@ -154,9 +154,9 @@ impl OssClient {
                 .map(|(n, etag)| CompletePart { part_number: *n, etag: etag.clone() })
                 .collect(),
         };
-        let body = xml::to_xml(&document);
-        let extra =
-            [("content-md5", content_md5(body.as_bytes())), ("content-type", "application/xml".to_owned())];
+        // As alibabacloud-oss-v2 sends it: no XML declaration, no Content-Type.
+        let body = xml::to_xml_fragment(&document);
+        let extra = [("content-md5", content_md5(body.as_bytes()))];
         let signed =
             request::build(&self.target, credentials, Method::POST, key, &query, &extra, request::now())?;
         let len = body.len() as u64;

@@ -73,13 +73,8 @@ impl OssTarget {
         }
         let parts: Vec<String> = query
             .iter()
-            .map(|(k, v)| {
-                if v.is_empty() {
-                    percent_encode(k)
-                } else {
-                    format!("{}={}", percent_encode(k), percent_encode(v))
-                }
-            })
+            // `uploads=` keeps its `=`, as alibabacloud-oss-v2 writes an empty value.
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect();
         url.set_query((!parts.is_empty()).then(|| parts.join("&")).as_deref());
         url
