@@ -52,6 +52,9 @@ pub struct Checkpoint {
     /// The Base64 UploadAuth of an image or attached media (they cannot refresh; reused while valid).
     /// Empty for videos, which refresh on resume.
     pub upload_auth: String,
+    /// The RequestId of the call that issued the address, for the result of a resumed upload.
+    #[serde(default)]
+    pub request_id: String,
     /// The media URL / file URL the Create call gave, for the result.
     #[serde(default)]
     pub media_url: Option<String>,
@@ -175,6 +178,7 @@ mod tests {
             media_id: "v".into(),
             upload_address: "a".into(),
             upload_auth: "b".into(),
+            request_id: "r".into(),
             media_url: None,
             file_url: None,
             upload_id: Some("u".into()),

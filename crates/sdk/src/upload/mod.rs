@@ -301,6 +301,7 @@ impl Client {
             media_id: ticket.media_id.clone(),
             upload_address: ticket.address_b64.clone(),
             upload_auth: String::new(),
+            request_id: ticket.request_id.clone(),
             media_url: ticket.media_url.clone(),
             file_url: ticket.file_url.clone(),
             upload_id: None,
@@ -396,7 +397,7 @@ impl Client {
             address,
             auth,
             address_b64: checkpoint.upload_address.clone(),
-            request_id: String::new(),
+            request_id: checkpoint.request_id.clone(),
             media_url: checkpoint.media_url.clone(),
             file_url: checkpoint.file_url.clone(),
         }))

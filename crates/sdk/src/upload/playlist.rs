@@ -162,6 +162,7 @@ async fn send_segment(context: &SendContext, opened: Opened, options: &UploadOpt
                     media_id: String::new(),
                     upload_address: String::new(),
                     upload_auth: String::new(),
+                    request_id: String::new(),
                     media_url: None,
                     file_url: None,
                     upload_id: Some(upload_id.clone()),

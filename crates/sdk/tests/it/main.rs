@@ -127,3 +127,52 @@ async fn bad_input_is_a_typed_error_with_a_hint() {
     assert_eq!(error.service_code(), Some("SignatureDoesNotMatch"));
     assert!(error.request_id().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_changed_since_the_checkpoint_starts_over_and_says_so() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.mp4");
+    write_random_file(&file, 8 << 20, 13).unwrap();
+    let options = UploadOptions {
+        part_size: Some(1 << 20),
+        parallel: Some(1),
+        checkpoint_dir: Some(dir.path().join("cp")),
+        ..UploadOptions::default()
+    };
+    let cancel = options.cancel.clone();
+    let first_id = Arc::new(Mutex::new(String::new()));
+    let seen = Arc::clone(&first_id);
+    let cancelling = UploadOptions {
+        progress: Some(Arc::new(move |event: &Event| match event {
+            Event::Started { media_id, .. } => *seen.lock().unwrap() = media_id.clone(),
+            Event::PartSent { part_number: 2, .. } => cancel.cancel(),
+            _ => {}
+        })),
+        ..options.clone()
+    };
+    let client = client(&server);
+    let error = client
+        .upload_video(Source::File(file.clone()), &VideoMeta::default(), &cancelling)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Cancelled);
+
+    write_random_file(&file, 8 << 20, 14).unwrap();
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&notices);
+    let again = UploadOptions {
+        cancel: Default::default(),
+        progress: Some(Arc::new(move |event: &Event| {
+            if let Event::Notice { message } = event {
+                sink.lock().unwrap().push(message.clone());
+            }
+        })),
+        ..options
+    };
+    let result = client.upload_video(Source::File(file), &VideoMeta::default(), &again).await.unwrap();
+    assert_ne!(result.media_id, *first_id.lock().unwrap(), "a new video for new content");
+    assert_eq!(result.resumed_parts, 0);
+    let notices = notices.lock().unwrap();
+    assert!(notices.iter().any(|n| n.contains("changed since the checkpoint")), "{notices:?}");
+}

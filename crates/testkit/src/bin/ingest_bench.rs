@@ -1,12 +1,13 @@
 //! Ingest benchmark for BENCHMARKS.md: a 1 GiB multipart upload through the real `vodup serve` binary
-//! on loopback, beside a bare sink that only hashes (MD5 + CRC-64) what it receives, in the same run;
-//! then the server's peak RSS with many uploads in flight.
+//! on loopback, beside a bare sink that only hashes (MD5 + CRC-64) what it receives, and beside
+//! `vodup upload` itself (the SDK through the CLI) from a file, a URL and standard input, all in the same
+//! run; then the server's peak RSS with many uploads in flight.
 //!
 //! The load generator is built on vodup-proto (the same signing code as SDK and service) and sends parts
 //! as slices of one reused buffer, so the client does no hashing and no per-part allocation.
 //!
 //! Usage: `cargo run --release -p vodup-testkit --bin ingest_bench -- [--vodup PATH] [--size-mib 1024]
-//! [--part-mib 8] [--parallel 2] [--uploads 16] [--upload-mib 64]`
+//! [--part-mib 8] [--parallel 2] [--uploads 16] [--upload-mib 64] [--rounds 3]`
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +39,7 @@ struct Options {
     parallel: usize,
     uploads: usize,
     upload_size: u64,
+    rounds: usize,
 }
 
 fn options() -> Options {
@@ -48,6 +50,7 @@ fn options() -> Options {
         parallel: 2,
         uploads: 16,
         upload_size: 64 << 20,
+        rounds: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -60,6 +63,7 @@ fn options() -> Options {
             "--parallel" => o.parallel = value.parse().expect("a number"),
             "--uploads" => o.uploads = value.parse().expect("a number"),
             "--upload-mib" => o.upload_size = mib(),
+            "--rounds" => o.rounds = value.parse().expect("a number"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -249,6 +253,27 @@ async fn multipart(
 
 /// A bare sink: reads every PUT body, MD5 + CRC-64 of each byte, answers 200. The floor a hashing
 /// OSS-compatible server cannot beat on this machine.
+/// Times `vodup upload video ARGUMENT` (stdin fed from `source` when ARGUMENT is `-`) with the same part
+/// size and parallelism as the load generator.
+async fn cli_upload(o: &Options, server: &Server, argument: &str, source: &std::path::Path) -> Duration {
+    let part = format!("{}", o.part);
+    let parallel = o.parallel.to_string();
+    let mut command = tokio::process::Command::new(&o.vodup);
+    command
+        .args(["upload", "video", argument, "--endpoint", &server.vod, "--no-resume", "--quiet"])
+        .args(["--part-size", &part, "--parallel", &parallel, "--file-name", "bench.mp4"])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &server.key_id)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", server.secret.expose())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let stdin_file = (argument == "-").then(|| std::fs::File::open(source).expect("open source"));
+    command.stdin(stdin_file.map_or_else(Stdio::null, Stdio::from));
+    let started = Instant::now();
+    let status = command.status().await.expect("run vodup upload");
+    assert!(status.success(), "vodup upload {argument} failed");
+    started.elapsed()
+}
+
 async fn start_sink() -> String {
     let app = axum::Router::new().fallback(any(|body: Body| async move {
         let mut md5 = md5::Md5::new();
@@ -303,14 +328,24 @@ async fn main() {
     // Warm-up, then alternate so both see the same machine state.
     multipart(&client, &server, 0, 64 << 20, o.part, o.parallel, &buffer).await;
     sink_upload(&client, &sink, 64 << 20, o.part, o.parallel, &buffer).await;
+    let source_dir = tempfile::tempdir().expect("temp dir");
+    let source = source_dir.path().join("bench.mp4");
+    vodup_testkit::fixtures::write_random_file(&source, o.size, 42).expect("source file");
+    let origin =
+        vodup_testkit::origin::OriginServer::start(source_dir.path().to_owned(), Default::default()).await;
+    let url = origin.url("bench.mp4");
     let (mut vodup_times, mut sink_times) = (Vec::new(), Vec::new());
-    for round in 1..=3 {
+    let mut cli_times: [Vec<Duration>; 3] = Default::default();
+    for round in 1..=o.rounds {
         let started = Instant::now();
         multipart(&client, &server, round, o.size, o.part, o.parallel, &buffer).await;
         vodup_times.push(started.elapsed());
         let started = Instant::now();
         sink_upload(&client, &sink, o.size, o.part, o.parallel, &buffer).await;
         sink_times.push(started.elapsed());
+        for (times, argument) in cli_times.iter_mut().zip([source.to_str().expect("utf-8 path"), &url, "-"]) {
+            times.push(cli_upload(&o, &server, argument, &source).await);
+        }
     }
     let (hwm_after_ingest, _) = server.memory_kib();
 
@@ -375,6 +410,23 @@ async fn main() {
         rate(&best_v) / rate(&best_s),
         rate(&med_v) / rate(&med_s)
     );
+    for (times, label) in
+        cli_times.iter_mut().zip(["a file", "a URL (ranged GETs, loopback origin)", "stdin"])
+    {
+        let (best, med) = (*times.iter().min().unwrap(), median(times));
+        println!(
+            "| `vodup upload` from {label} | {:.2} s ({:.2} GB/s) | {:.2} s ({:.2} GB/s) |",
+            best.as_secs_f64(),
+            rate(&best),
+            med.as_secs_f64(),
+            rate(&med)
+        );
+        println!(
+            "| ratio `vodup upload` from {label} / load generator | {:.2} | {:.2} |",
+            rate(&best) / rate(&best_v),
+            rate(&med) / rate(&med_v)
+        );
+    }
     println!();
     println!("server peak RSS after the ingest runs: {:.1} MiB", hwm_after_ingest as f64 / 1024.0);
     println!(
