@@ -36,7 +36,17 @@ pub struct ServeArgs {
     /// Lifetime of upload credentials in seconds [default: 3600].
     #[arg(long, env = "VODUP_CREDENTIAL_LIFETIME")]
     credential_lifetime: Option<u64>,
-    /// TOML config file with [server], [control] and [data] sections.
+    /// Global callback URL for upload-complete events.
+    #[arg(long, env = "VODUP_CALLBACK_URL")]
+    callback_url: Option<String>,
+    /// AuthKey that signs event deliveries (X-VOD-TIMESTAMP / X-VOD-SIGNATURE), up to 32 characters.
+    #[arg(long, env = "VODUP_CALLBACK_AUTH_KEY", hide_env_values = true)]
+    callback_auth_key: Option<String>,
+    /// URL prefix (ending in `/`) a per-upload MessageCallback.CallbackURL may use; repeat or separate
+    /// with commas. None by default: per-upload callback URLs are refused.
+    #[arg(long = "allow-callback-prefix", env = "VODUP_ALLOWED_CALLBACK_PREFIXES", value_delimiter = ',')]
+    allowed_callback_prefixes: Vec<String>,
+    /// TOML config file with [server], [control], [data] and [events] sections.
     #[arg(long, env = "VODUP_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -68,6 +78,16 @@ impl ServeArgs {
         }
         if self.credential_lifetime.is_some() {
             config.control.credential_lifetime_secs = self.credential_lifetime;
+        }
+        let events = &mut config.events;
+        if self.callback_url.is_some() {
+            events.callback_url = self.callback_url;
+        }
+        if self.callback_auth_key.is_some() {
+            events.auth_key = self.callback_auth_key;
+        }
+        if !self.allowed_callback_prefixes.is_empty() {
+            events.allowed_callback_prefixes = self.allowed_callback_prefixes;
         }
         Ok(config)
     }

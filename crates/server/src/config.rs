@@ -20,6 +20,31 @@ pub struct Config {
     /// `[data]`: the OSS plane.
     #[serde(default)]
     pub data: DataSection,
+    /// `[events]`: upload-complete callbacks.
+    #[serde(default)]
+    pub events: EventsSection,
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Global callback URL for upload-complete events (`--callback-url`, `VODUP_CALLBACK_URL`); none by
+    /// default (then only uploads with their own allowed URL get events).
+    pub callback_url: Option<String>,
+    /// AuthKey signing deliveries with `X-VOD-TIMESTAMP`/`X-VOD-SIGNATURE` (`VODUP_CALLBACK_AUTH_KEY`),
+    /// at most 32 characters.
+    pub auth_key: Option<String>,
+    /// URL prefixes (each ending in `/`) a per-upload `UserData.MessageCallback.CallbackURL` must start
+    /// with; empty (the default) refuses every per-upload URL.
+    #[serde(default)]
+    pub allowed_callback_prefixes: Vec<String>,
+    /// How long delivery is retried, in seconds, default 86400.
+    pub horizon_secs: Option<u64>,
+    /// Longest wait between two attempts, in seconds, default 300.
+    pub max_backoff_secs: Option<u64>,
+    /// How often the outbox is polled, in milliseconds, default 1000.
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// `[server]`.
@@ -90,6 +115,25 @@ pub struct Settings {
     pub revocation_refresh: Duration,
     /// Request-body idle timeout on the data plane.
     pub body_idle_timeout: Duration,
+    /// Event delivery.
+    pub events: EventDelivery,
+}
+
+/// Validated `[events]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDelivery {
+    /// Global callback URL.
+    pub callback_url: Option<String>,
+    /// Signing key.
+    pub auth_key: Option<String>,
+    /// Allowed per-upload URL prefixes.
+    pub allowed_callback_prefixes: Vec<String>,
+    /// Retry horizon.
+    pub horizon: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Outbox poll interval.
+    pub poll_interval: Duration,
 }
 
 /// A configuration that cannot work, said plainly.
@@ -139,7 +183,9 @@ impl Config {
         if !(1..=86_400 * 7).contains(&lifetime) {
             return Err(ConfigError(format!("credential lifetime {lifetime} s is outside 1..=604800")));
         }
+        let events = self.events.validate()?;
         Ok(Settings {
+            events,
             data,
             listen,
             oss_listen,
@@ -151,6 +197,44 @@ impl Config {
             progress_rate_per_media: self.control.progress_rate_per_media.unwrap_or(20).max(1),
             revocation_refresh: Duration::from_secs(self.data.revocation_refresh_secs.unwrap_or(5).max(1)),
             body_idle_timeout: Duration::from_secs(self.data.body_idle_timeout_secs.unwrap_or(60).max(1)),
+        })
+    }
+}
+
+impl EventsSection {
+    fn validate(&self) -> Result<EventDelivery, ConfigError> {
+        let http_url = |what: &str, url: &str| -> Result<(), ConfigError> {
+            let lower = url.to_ascii_lowercase();
+            let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+                _ => Err(ConfigError(format!("{what} {url:?} is not an http(s) URL"))),
+            }
+        };
+        if let Some(url) = &self.callback_url {
+            http_url("--callback-url", url)?;
+        }
+        for prefix in &self.allowed_callback_prefixes {
+            http_url("allowed callback prefix", prefix)?;
+            // Without the slash, `https://hooks.example.com` would also allow `https://hooks.example.com.evil`.
+            if !prefix.ends_with('/') {
+                return Err(ConfigError(format!(
+                    "allowed callback prefix {prefix:?} must end with `/` (e.g. {prefix:?}/), or it allows other hosts"
+                )));
+            }
+        }
+        if let Some(key) = &self.auth_key
+            && (key.is_empty() || key.chars().count() > 32)
+        {
+            return Err(ConfigError("the callback AuthKey must be 1 to 32 characters".into()));
+        }
+        Ok(EventDelivery {
+            callback_url: self.callback_url.clone(),
+            auth_key: self.auth_key.clone(),
+            allowed_callback_prefixes: self.allowed_callback_prefixes.clone(),
+            horizon: Duration::from_secs(self.horizon_secs.unwrap_or(86_400).max(1)),
+            max_backoff: Duration::from_secs(self.max_backoff_secs.unwrap_or(300).max(1)),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.unwrap_or(1000).clamp(10, 60_000)),
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod data;
+pub mod events;
 pub mod keys;
 pub mod meta;
 pub mod metrics;

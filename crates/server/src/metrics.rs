@@ -82,6 +82,19 @@ impl Metrics {
     }
 }
 
+/// The outbox as gauges, from the catalogue (so they survive restarts and agree across nodes).
+pub fn render_events(counts: &crate::meta::EventCounts) -> String {
+    let mut out = String::from(
+        "# HELP vodup_events Upload-complete events in the outbox, by state.\n# TYPE vodup_events gauge\n",
+    );
+    for (state, n) in
+        [("pending", counts.pending), ("delivered", counts.delivered), ("given_up", counts.given_up)]
+    {
+        let _ = writeln!(out, "vodup_events{{state=\"{state}\"}} {n}");
+    }
+    out
+}
+
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -129,6 +129,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(refresh_revocations(state.clone(), stop_rx.clone()));
+    let events = tokio::spawn(crate::events::delivery::run(state.clone(), stop_rx.clone()));
 
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -157,6 +158,7 @@ pub async fn run(
         tracing::warn!("requests still in flight after {} s; stopping anyway", GRACEFUL_SHUTDOWN.as_secs());
     }
     let _ = refresher.await;
+    let _ = events.await;
     Ok(())
 }
 

@@ -36,6 +36,7 @@ pub struct TestServer {
     /// The data folder (removed on drop).
     pub dir: tempfile::TempDir,
     client: reqwest::Client,
+    config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -203,14 +204,10 @@ impl TestServer {
             }
             None => (settings, None),
         };
-        let state = build_state(settings, oss_addr).await.expect("server starts");
+        let (state, tx, task) = serve(control, data, settings, oss_addr).await;
         let key = vodup_server::keys::create_key(state.meta.as_ref(), "test", SystemTime::now())
             .await
             .expect("key");
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(run(control, data, state.clone(), async {
-            let _ = rx.await;
-        }));
         let server = Self {
             vod_url: format!("http://{vod_addr}"),
             oss_url: format!("http://{oss_addr}"),
@@ -219,10 +216,43 @@ impl TestServer {
             key_secret: key.secret,
             dir,
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+            config,
             shutdown: Some(tx),
             task: Some(task),
         };
         (server, front)
+    }
+
+    /// Stops the server gracefully and starts it again on the same data folder and configuration, on new
+    /// ports: what the new one knows is what the old one wrote to disk. The test key stays valid.
+    pub async fn restart(self) -> Self {
+        // No Drop impl: dropping the shutdown sender also stops the server, so the fields can move out.
+        let TestServer { state, key_id, key_secret, dir, client, config, shutdown, task, .. } = self;
+        if let Some(tx) = shutdown {
+            let _ = tx.send(());
+        }
+        if let Some(task) = task {
+            task.await.expect("server task").expect("server ran");
+        }
+        // The old state holds the store's folder lock; it must be gone before the new one opens it.
+        drop(state);
+        let settings = config.validate().expect("valid test config");
+        let control = TcpListener::bind(settings.listen).await.expect("bind vod");
+        let data = TcpListener::bind(settings.oss_listen).await.expect("bind oss");
+        let (vod_addr, oss_addr) = (control.local_addr().unwrap(), data.local_addr().unwrap());
+        let (state, tx, task) = serve(control, data, settings, oss_addr).await;
+        Self {
+            vod_url: format!("http://{vod_addr}"),
+            oss_url: format!("http://{oss_addr}"),
+            state,
+            key_id,
+            key_secret,
+            dir,
+            client,
+            config,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and waits for it.
@@ -383,12 +413,20 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
+/// Builds the state and runs the server on the bound listeners until the returned sender fires or is
+/// dropped (so dropping a [`TestServer`] stops its server).
+async fn serve(
+    control: TcpListener,
+    data: TcpListener,
+    settings: vodup_server::config::Settings,
+    oss_addr: SocketAddr,
+) -> (AppState, oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let state = build_state(settings, oss_addr).await.expect("server starts");
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(run(control, data, state.clone(), async {
+        let _ = rx.await;
+    }));
+    (state, tx, task)
 }
 
 /// The value of sample `name` in a Prometheus text exposition, or the sum of every sample of a metric

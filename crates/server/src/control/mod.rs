@@ -52,7 +52,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let mut text = state.metrics.render();
+    match state.meta.event_counts().await {
+        Ok(counts) => text.push_str(&crate::metrics::render_events(&counts)),
+        Err(e) => tracing::warn!(error = %e, "could not count events for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn rpc(

@@ -72,6 +72,7 @@ fn shared_fields(call: &Call, state: &AppState, media: &mut NewMedia) -> Result<
     media.storage_location = validate::storage_location(p, &state.site)?;
     media.app_id = validate::app_id(p)?;
     media.user_data = validate::user_data(p)?;
+    validate::callback_url(&media.user_data, &state.settings.events.allowed_callback_prefixes)?;
     Ok(())
 }
 

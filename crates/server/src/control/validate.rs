@@ -91,6 +91,27 @@ pub fn user_data(params: &Params) -> Result<String, ApiError> {
     }
 }
 
+/// A per-upload callback URL in UserData must start with a configured prefix, so an API caller cannot
+/// make the service POST to an address of its choosing (an internal one, say). An empty list refuses all.
+pub fn callback_url(user_data: &str, allowed_prefixes: &[String]) -> Result<(), ApiError> {
+    match crate::events::callback_url_of(user_data) {
+        Some(url) if !crate::events::callback_allowed(&url, allowed_prefixes) => Err(ApiError::invalid(
+            "UserData",
+            format!(
+                "MessageCallback.CallbackURL {url:?} is not allowed by this service; use a URL under one of the \
+                 prefixes its operator allowed ([events] allowed_callback_prefixes: {}), or omit it to use the \
+                 global callback",
+                if allowed_prefixes.is_empty() {
+                    "none configured".to_owned()
+                } else {
+                    allowed_prefixes.join(", ")
+                }
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// ReferenceId: 6-64 characters of `A-Za-z0-9_-`.
 pub fn reference_id(params: &Params) -> Result<String, ApiError> {
     let Some(value) = params.opt("ReferenceId") else { return Ok(String::new()) };

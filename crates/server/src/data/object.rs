@@ -103,7 +103,12 @@ pub async fn record(
         etag: info.etag.clone(),
         crc64: info.crc64,
     };
-    match state.meta.complete_object(upload_id, &object, ctx.guard().as_ref(), state.now()).await {
+    let at = state.now();
+    let file_url = state.site.object_url(&ctx.key);
+    let build = |media: &crate::meta::Media| {
+        crate::events::upload_complete(media, &file_url, &state.settings.events, at)
+    };
+    match state.meta.complete_object(upload_id, &object, ctx.guard().as_ref(), Some(&build), at).await {
         Ok(media) => {
             if let Some(media) = media {
                 tracing::info!(

@@ -172,8 +172,10 @@ pub async fn media_round_trip(meta: &dyn MetaStore) {
     for (media, size, crc64) in [(&full, 1_u64 << 63, u64::MAX), (&image, 0, 1_u64 << 63)] {
         let object = CompletedObject { size, crc64, ..object_of(media) };
         let guard = guard(media, &issuer);
-        let done =
-            meta.complete_object(None, &object, Some(&guard), at(50)).await.expect("complete the object");
+        let done = meta
+            .complete_object(None, &object, Some(&guard), None, at(50))
+            .await
+            .expect("complete the object");
         let expected = Media {
             status: MediaStatus::Normal,
             size: Some(size),
@@ -366,7 +368,9 @@ pub async fn list_videos_filters(meta: &dyn MetaStore) {
         meta.create_media(media).await.expect("create a media item");
     }
     let object = object_of(&a2);
-    meta.complete_object(None, &object, Some(&guard(&a2, &issuer)), at(400)).await.expect("complete a2");
+    meta.complete_object(None, &object, Some(&guard(&a2, &issuer)), None, at(400))
+        .await
+        .expect("complete a2");
     meta.delete_media(std::slice::from_ref(&deleted.id), at(400)).await.expect("delete a video");
 
     let base = VideoQuery { storage_location: Some(here.into()), ..all_videos() };
@@ -457,7 +461,7 @@ pub async fn record_progress_only_for_uploading_videos(meta: &dyn MetaStore) {
     for media in [&uploading, &image, &normal, &deleted] {
         meta.create_media(media).await.expect("create a media item");
     }
-    meta.complete_object(None, &object_of(&normal), Some(&guard(&normal, &issuer)), at(50))
+    meta.complete_object(None, &object_of(&normal), Some(&guard(&normal, &issuer)), None, at(50))
         .await
         .expect("complete");
     meta.delete_media(std::slice::from_ref(&deleted.id), at(50)).await.expect("delete a video");
@@ -623,7 +627,7 @@ pub async fn complete_object_publishes_the_guarded_media(meta: &dyn MetaStore) {
 
     let elsewhere = CompletedObject { key: "sv/15/other.mp4".into(), ..object_of(&media) };
     let result = meta
-        .complete_object(Some(&upload.upload_id), &elsewhere, Some(&guard(&media, &issuer)), at(90))
+        .complete_object(Some(&upload.upload_id), &elsewhere, Some(&guard(&media, &issuer)), None, at(90))
         .await;
     expect_not_found(result, "completing an upload under another key");
     assert_eq!(upload_state(meta, &upload.upload_id).await, Some(UploadState::Open));
@@ -635,7 +639,7 @@ pub async fn complete_object_publishes_the_guarded_media(meta: &dyn MetaStore) {
         ..object_of(&media)
     };
     let done = meta
-        .complete_object(Some(&upload.upload_id), &object, Some(&guard(&media, &issuer)), at(100))
+        .complete_object(Some(&upload.upload_id), &object, Some(&guard(&media, &issuer)), None, at(100))
         .await
         .expect("complete the upload");
     let expected = Media {
@@ -651,8 +655,9 @@ pub async fn complete_object_publishes_the_guarded_media(meta: &dyn MetaStore) {
     assert_eq!(meta.get_media(&media.id).await.expect("get a media item"), Some(expected.clone()));
     assert_eq!(upload_state(meta, &upload.upload_id).await, Some(UploadState::Completed));
 
-    let again =
-        meta.complete_object(Some(&upload.upload_id), &object, Some(&guard(&media, &issuer)), at(200)).await;
+    let again = meta
+        .complete_object(Some(&upload.upload_id), &object, Some(&guard(&media, &issuer)), None, at(200))
+        .await;
     expect_not_found(again, "completing an upload twice");
     assert_eq!(
         meta.get_media(&media.id).await.expect("get a media item"),
@@ -677,6 +682,7 @@ pub async fn complete_object_refuses_revoked_writes(meta: &dyn MetaStore) {
             Some(&upload.upload_id),
             &object_of(&orphaned),
             Some(&guard(&orphaned, &revoked)),
+            None,
             at(60),
         )
         .await;
@@ -689,7 +695,7 @@ pub async fn complete_object_refuses_revoked_writes(meta: &dyn MetaStore) {
     assert_eq!(meta.get_media(&orphaned.id).await.expect("get a media item"), Some(fresh(&orphaned)));
     let unknown = WriteGuard { issuing_key_id: key_id(16, 99), ..guard(&orphaned, &issuer) };
     expect_refused(
-        meta.complete_object(None, &object_of(&orphaned), Some(&unknown), at(60)).await,
+        meta.complete_object(None, &object_of(&orphaned), Some(&unknown), None, at(60)).await,
         "an unknown key",
     );
 
@@ -697,11 +703,11 @@ pub async fn complete_object_refuses_revoked_writes(meta: &dyn MetaStore) {
     meta.create_media(&deleted).await.expect("create a video");
     meta.delete_media(std::slice::from_ref(&deleted.id), at(70)).await.expect("delete a video");
     let result =
-        meta.complete_object(None, &object_of(&deleted), Some(&guard(&deleted, &issuer)), at(80)).await;
+        meta.complete_object(None, &object_of(&deleted), Some(&guard(&deleted, &issuer)), None, at(80)).await;
     expect_refused(result, "completing deleted media");
     let unknown = WriteGuard { media_id: media_id(16, 99), ..guard(&deleted, &issuer) };
     expect_refused(
-        meta.complete_object(None, &object_of(&deleted), Some(&unknown), at(80)).await,
+        meta.complete_object(None, &object_of(&deleted), Some(&unknown), None, at(80)).await,
         "unknown media",
     );
 
@@ -709,11 +715,13 @@ pub async fn complete_object_refuses_revoked_writes(meta: &dyn MetaStore) {
     meta.create_media(&done).await.expect("create a video");
     let late = upload_for(&done, 16, 3);
     meta.create_upload(&late, Some(&guard(&done, &issuer))).await.expect("create an upload");
-    let first = meta.complete_object(None, &object_of(&done), Some(&guard(&done, &issuer)), at(90)).await;
+    let first =
+        meta.complete_object(None, &object_of(&done), Some(&guard(&done, &issuer)), None, at(90)).await;
     let first = first.expect("complete the object").expect("the media is published");
     let second = CompletedObject { size: 1, etag: "\"other\"".into(), crc64: 1, ..object_of(&done) };
-    let result =
-        meta.complete_object(Some(&late.upload_id), &second, Some(&guard(&done, &issuer)), at(100)).await;
+    let result = meta
+        .complete_object(Some(&late.upload_id), &second, Some(&guard(&done, &issuer)), None, at(100))
+        .await;
     expect_refused(result, "completing media that is already Normal");
     assert_eq!(
         upload_state(meta, &late.upload_id).await,
@@ -742,15 +750,15 @@ pub async fn complete_object_keeps_media_uploading_for_segments(meta: &dyn MetaS
     meta.create_upload(&segment, Some(&guard)).await.expect("create an upload");
 
     let object = CompletedObject { key: segment.key.clone(), ..object_of(&playlist) };
-    let done = meta.complete_object(Some(&segment.upload_id), &object, Some(&guard), at(100)).await;
+    let done = meta.complete_object(Some(&segment.upload_id), &object, Some(&guard), None, at(100)).await;
     assert_eq!(done.expect("complete a segment"), None, "a segment publishes nothing");
     assert_eq!(upload_state(meta, &segment.upload_id).await, Some(UploadState::Completed));
     let put = CompletedObject { key: "sv/17/1/seg-1.ts".into(), ..object_of(&playlist) };
-    let done = meta.complete_object(None, &put, Some(&guard), at(110)).await;
+    let done = meta.complete_object(None, &put, Some(&guard), None, at(110)).await;
     assert_eq!(done.expect("put a segment"), None);
     assert_eq!(meta.get_media(&playlist.id).await.expect("get a media item"), Some(fresh(&playlist)));
 
-    let done = meta.complete_object(None, &object_of(&playlist), Some(&guard), at(120)).await;
+    let done = meta.complete_object(None, &object_of(&playlist), Some(&guard), None, at(120)).await;
     let done = done.expect("complete the playlist").expect("the playlist publishes the video");
     assert_eq!(done.status, MediaStatus::Normal);
 }
@@ -774,19 +782,21 @@ pub async fn complete_object_without_guard_only_closes_the_upload(meta: &dyn Met
         crc64: 7,
     };
     assert_eq!(
-        meta.complete_object(Some(&free.upload_id), &object, None, at(10)).await.expect("complete"),
+        meta.complete_object(Some(&free.upload_id), &object, None, None, at(10)).await.expect("complete"),
         None
     );
     assert_eq!(upload_state(meta, &free.upload_id).await, Some(UploadState::Completed));
     expect_not_found(
-        meta.complete_object(Some(&free.upload_id), &object, None, at(20)).await,
+        meta.complete_object(Some(&free.upload_id), &object, None, None, at(20)).await,
         "completing twice",
     );
 
     let media = video(18, 1);
     meta.create_media(&media).await.expect("create a video");
-    let done =
-        meta.complete_object(None, &object_of(&media), None, at(30)).await.expect("put over a media key");
+    let done = meta
+        .complete_object(None, &object_of(&media), None, None, at(30))
+        .await
+        .expect("put over a media key");
     assert_eq!(done, None, "only a guard names the media to publish");
     assert_eq!(meta.get_media(&media.id).await.expect("get a media item"), Some(fresh(&media)));
 }
@@ -805,7 +815,7 @@ pub async fn create_upload_checks_the_guard(meta: &dyn MetaStore) {
         meta.create_media(media).await.expect("create a video");
     }
     meta.delete_media(std::slice::from_ref(&deleted.id), at(10)).await.expect("delete a video");
-    meta.complete_object(None, &object_of(&normal), Some(&guard(&normal, &issuer)), at(10))
+    meta.complete_object(None, &object_of(&normal), Some(&guard(&normal, &issuer)), None, at(10))
         .await
         .expect("complete");
 

@@ -1,6 +1,7 @@
 //! The catalogue and the service's own records, behind repository traits split by concern
 //! (pict-rs `*Repo`): [`CredentialRepo`] (AccessKeys and the server secret), [`MediaRepo`] (videos,
-//! images, attached media and their lifecycle) and [`UploadRepo`] (multipart uploads and completion).
+//! images, attached media and their lifecycle), [`UploadRepo`] (multipart uploads and completion) and
+//! [`EventRepo`] (the outbox of upload-complete events).
 //!
 //! One backend struct implements all of them ([`MetaStore`]); SQLite is the embedded default, PostgreSQL
 //! comes later and must pass the same [`conformance`] suite. Times are stored as Unix milliseconds.
@@ -124,16 +125,44 @@ pub trait UploadRepo: Send + Sync {
     /// Returns the media after the change, if one changed. Any error changes nothing. The upload is
     /// checked before the guard so that a retried CompleteMultipartUpload gets NotFound (OSS
     /// `NoSuchUpload`), not Refused because its media is already `Normal`.
+    ///
+    /// When the media changed and `event` builds an event for it, the event goes into the outbox in the
+    /// same transaction, so a committed status change always has its event and a rolled-back one never.
     async fn complete_object(
         &self,
         upload_id: Option<&str>,
         object: &CompletedObject,
         guard: Option<&WriteGuard>,
+        event: Option<&EventBuilder<'_>>,
         at: SystemTime,
     ) -> MetaResult<Option<Media>>;
 }
 
-/// Everything the service stores about itself and its media.
-pub trait MetaStore: CredentialRepo + MediaRepo + UploadRepo + std::fmt::Debug {}
+/// Builds the outbox event of a media that just turned `Normal`, or `None` when it has nowhere to go.
+pub type EventBuilder<'a> = dyn Fn(&Media) -> Option<crate::events::NewEvent> + Send + Sync + 'a;
 
-impl<T: CredentialRepo + MediaRepo + UploadRepo + std::fmt::Debug> MetaStore for T {}
+/// The outbox of upload-complete events.
+#[async_trait::async_trait]
+pub trait EventRepo: Send + Sync {
+    /// Pending events whose next attempt is due at `now`, oldest first, at most `limit`.
+    async fn due_events(&self, now: SystemTime, limit: u32) -> MetaResult<Vec<OutboxEvent>>;
+    /// Marks an event delivered.
+    async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()>;
+    /// Records a failed attempt and when to try again.
+    async fn event_failed(
+        &self,
+        id: &str,
+        attempts: u32,
+        next_attempt_at: SystemTime,
+        error: &str,
+    ) -> MetaResult<()>;
+    /// Gives an event up.
+    async fn event_given_up(&self, id: &str, at: SystemTime, error: &str) -> MetaResult<()>;
+    /// Events per state.
+    async fn event_counts(&self) -> MetaResult<EventCounts>;
+}
+
+/// Everything the service stores about itself and its media.
+pub trait MetaStore: CredentialRepo + MediaRepo + UploadRepo + EventRepo + std::fmt::Debug {}
+
+impl<T: CredentialRepo + MediaRepo + UploadRepo + EventRepo + std::fmt::Debug> MetaStore for T {}

@@ -341,3 +341,33 @@ pub struct CompletedObject {
     /// CRC-64.
     pub crc64: u64,
 }
+
+/// An event in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The event id (`X-VOD-Event-Id`).
+    pub id: String,
+    /// The media it is about.
+    pub media_id: String,
+    /// The EventType.
+    pub event_type: String,
+    /// The JSON body.
+    pub payload: String,
+    /// The per-upload callback URL; `None` means the global one.
+    pub callback_url: Option<String>,
+    /// When the status change that caused it was committed.
+    pub created_at: SystemTime,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+}
+
+/// How many events are in each outbox state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    /// Waiting for (another) delivery attempt.
+    pub pending: u64,
+    /// Delivered.
+    pub delivered: u64,
+    /// Given up after the horizon.
+    pub given_up: u64,
+}
