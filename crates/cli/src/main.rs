@@ -34,7 +34,7 @@ enum Command {
     #[command(subcommand)]
     Upload(Box<upload::UploadCommand>),
     /// Run the self-hosted VOD upload service (VOD RPC API + OSS data plane).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage the service's long-lived AccessKeys.
     #[command(subcommand)]
     Keys(serve::KeysCommand),
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => {
             init_logging();
-            runtime().and_then(|rt| rt.block_on(serve::serve(args)))
+            runtime().and_then(|rt| rt.block_on(serve::serve(*args)))
         }
         Command::Keys(command) => runtime().and_then(|rt| rt.block_on(serve::keys(command))),
         Command::Crc64 { files } => crc64(&files),

@@ -46,7 +46,11 @@ pub struct ServeArgs {
     /// with commas. None by default: per-upload callback URLs are refused.
     #[arg(long = "allow-callback-prefix", env = "VODUP_ALLOWED_CALLBACK_PREFIXES", value_delimiter = ',')]
     allowed_callback_prefixes: Vec<String>,
-    /// TOML config file with [server], [control], [data] and [events] sections.
+    /// Seconds after which an unfinished upload is abandoned: its multipart uploads aborted, its media
+    /// marked UploadFail [default: 604800, 7 days].
+    #[arg(long, env = "VODUP_ABANDON_AFTER")]
+    abandon_after: Option<u64>,
+    /// TOML config file with [server], [control], [data], [events] and [sweeper] sections.
     #[arg(long, env = "VODUP_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -78,6 +82,9 @@ impl ServeArgs {
         }
         if self.credential_lifetime.is_some() {
             config.control.credential_lifetime_secs = self.credential_lifetime;
+        }
+        if self.abandon_after.is_some() {
+            config.sweeper.max_age_secs = self.abandon_after;
         }
         let events = &mut config.events;
         if self.callback_url.is_some() {

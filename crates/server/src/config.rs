@@ -23,6 +23,22 @@ pub struct Config {
     /// `[events]`: upload-complete callbacks.
     #[serde(default)]
     pub events: EventsSection,
+    /// `[sweeper]`: abandoned uploads.
+    #[serde(default)]
+    pub sweeper: SweeperSection,
+}
+
+/// `[sweeper]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweeperSection {
+    /// Age in seconds after which an open multipart upload is aborted and an `Uploading` media becomes
+    /// `UploadFail` (`--abandon-after`, `VODUP_ABANDON_AFTER`), default 604800 (7 days).
+    pub max_age_secs: Option<u64>,
+    /// Seconds between sweeps, default 3600.
+    pub interval_secs: Option<u64>,
+    /// Milliseconds between sweeps, for tests; wins over `interval_secs`.
+    pub interval_ms: Option<u64>,
 }
 
 /// `[events]`.
@@ -117,6 +133,17 @@ pub struct Settings {
     pub body_idle_timeout: Duration,
     /// Event delivery.
     pub events: EventDelivery,
+    /// The sweeper.
+    pub sweep: Sweep,
+}
+
+/// Validated `[sweeper]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Uploads and media older than this are abandoned.
+    pub max_age: Duration,
+    /// Time between sweeps.
+    pub interval: Duration,
 }
 
 /// Validated `[events]`.
@@ -184,8 +211,20 @@ impl Config {
             return Err(ConfigError(format!("credential lifetime {lifetime} s is outside 1..=604800")));
         }
         let events = self.events.validate()?;
+        let max_age = self.sweeper.max_age_secs.unwrap_or(7 * 86_400);
+        if max_age == 0 {
+            return Err(ConfigError("the sweeper's max age must be at least 1 second".into()));
+        }
+        let sweep = Sweep {
+            max_age: Duration::from_secs(max_age),
+            interval: match self.sweeper.interval_ms {
+                Some(ms) => Duration::from_millis(ms.max(10)),
+                None => Duration::from_secs(self.sweeper.interval_secs.unwrap_or(3600).max(1)),
+            },
+        };
         Ok(Settings {
             events,
+            sweep,
             data,
             listen,
             oss_listen,

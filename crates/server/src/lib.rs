@@ -25,5 +25,6 @@ pub mod serve;
 pub mod state;
 pub mod storage;
 pub mod sts;
+pub mod sweeper;
 
 pub use vodup_proto as proto;

@@ -130,6 +130,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(refresh_revocations(state.clone(), stop_rx.clone()));
     let events = tokio::spawn(crate::events::delivery::run(state.clone(), stop_rx.clone()));
+    let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), stop_rx.clone()));
 
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -159,6 +160,7 @@ pub async fn run(
     }
     let _ = refresher.await;
     let _ = events.await;
+    let _ = sweeper.await;
     Ok(())
 }
 

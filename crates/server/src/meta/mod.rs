@@ -117,6 +117,11 @@ pub trait UploadRepo: Send + Sync {
     async fn list_open_uploads(&self, query: &UploadQuery) -> MetaResult<Vec<Upload>>;
     /// Marks an open upload aborted. [`MetaError::NotFound`] if unknown or already closed.
     async fn abort_upload(&self, upload_id: &str, at: SystemTime) -> MetaResult<()>;
+    /// Open uploads of any bucket initiated before `before`, oldest first, at most `limit` (the sweeper).
+    async fn stale_uploads(&self, before: SystemTime, limit: u32) -> MetaResult<Vec<Upload>>;
+    /// Moves media still `Uploading` that were created before `before` to `UploadFail` (no event, as in
+    /// the real service); returns their ids.
+    async fn fail_stale_media(&self, before: SystemTime, at: SystemTime) -> MetaResult<Vec<String>>;
     /// In one transaction: closes `upload_id` as completed if given (it must be open and for
     /// `object.bucket`/`object.key`, else [`MetaError::NotFound`]); checks `guard`
     /// ([`MetaError::Refused`]); and if `object` is the bucket and object key of the guard's media, moves

@@ -482,6 +482,34 @@ impl UploadRepo for SqliteMeta {
         Ok(())
     }
 
+    async fn stale_uploads(&self, before: SystemTime, limit: u32) -> MetaResult<Vec<Upload>> {
+        sqlx::query(
+            "SELECT * FROM uploads WHERE state = 'open' AND initiated_at < ? ORDER BY initiated_at, upload_id LIMIT ?",
+        )
+        .bind(millis(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("listing stale uploads", e))?
+        .iter()
+        .map(upload_from_row)
+        .collect()
+    }
+
+    async fn fail_stale_media(&self, before: SystemTime, at: SystemTime) -> MetaResult<Vec<String>> {
+        sqlx::query_scalar(
+            "UPDATE media SET status = ?, modified_at = ? \
+             WHERE status = ? AND created_at < ? AND deleted_at IS NULL RETURNING id",
+        )
+        .bind(MediaStatus::UploadFail.as_str())
+        .bind(millis(at))
+        .bind(MediaStatus::Uploading.as_str())
+        .bind(millis(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("failing stale media", e))
+    }
+
     async fn complete_object(
         &self,
         upload_id: Option<&str>,

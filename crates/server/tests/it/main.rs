@@ -8,4 +8,5 @@ mod meta;
 mod observability;
 mod storage;
 mod support;
+mod sweeper;
 mod traversal;
