@@ -30,6 +30,8 @@ macro_rules! conformance_tests {
 
 conformance_tests!(
     run_all,
+    events_commit_with_their_status_change,
+    stale_uploads_and_media_are_found_by_age,
     keys_round_trip,
     key_revocation,
     settings_are_created_once,

@@ -6,6 +6,10 @@
 //! milliseconds, the precision backends keep. Panics name the step that failed.
 #![cfg(any(test, feature = "testing"))]
 
+mod outbox;
+
+pub use outbox::{events_commit_with_their_status_change, stale_uploads_and_media_are_found_by_age};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vodup_proto::Secret;
@@ -37,6 +41,9 @@ pub async fn run_all(meta: &dyn MetaStore) {
     complete_object_keeps_media_uploading_for_segments(meta).await;
     complete_object_without_guard_only_closes_the_upload(meta).await;
     create_upload_checks_the_guard(meta).await;
+    // Global queries last: they may touch other scopes' records, which are done by now.
+    events_commit_with_their_status_change(meta).await;
+    stale_uploads_and_media_are_found_by_age(meta).await;
 }
 
 /// Keys are stored and read back whole (secret included), duplicates conflict, and the list is oldest first.

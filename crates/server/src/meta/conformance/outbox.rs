@@ -1,0 +1,119 @@
+//! Conformance of the event outbox and of the sweeper's queries. The outbox row must commit with the
+//! status change that causes it and never without it; the sweeper's queries are global (every bucket),
+//! so [`run_all`](super::run_all) runs these last and they assert only about their own records.
+
+use super::{MetaStore, UploadState, active_key, at, expect_refused, guard, object_of, upload_for, video};
+use crate::events::NewEvent;
+use crate::meta::{Media, MediaStatus};
+
+fn event_for(media: &Media) -> Option<NewEvent> {
+    Some(NewEvent {
+        id: format!("E{}", media.new.id),
+        media_id: media.new.id.clone(),
+        event_type: "FileUploadComplete".into(),
+        payload: format!("{{\"VideoId\":\"{}\"}}", media.new.id),
+        callback_url: Some("http://receiver.example/cb".into()),
+        created_at: at(50),
+    })
+}
+
+/// An event is queued in the completion's transaction, comes due at its time, is rescheduled after a
+/// failure, and stops coming once delivered or given up; a refused completion queues nothing.
+pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
+    let issuer = active_key(meta, 31).await;
+    let media = video(31, 1);
+    meta.create_media(&media).await.expect("create a video");
+    let ours = |events: Vec<crate::meta::OutboxEvent>| -> Vec<crate::meta::OutboxEvent> {
+        // Media ids start with the scope (`media_id`), so this keeps the scope's own events.
+        events.into_iter().filter(|e| e.media_id.starts_with(&media.id[..8])).collect()
+    };
+    let published = meta
+        .complete_object(None, &object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(50))
+        .await
+        .expect("complete the video");
+    assert_eq!(published.map(|m| m.status), Some(MediaStatus::Normal));
+
+    assert!(
+        ours(meta.due_events(at(49), 1000).await.expect("due events")).is_empty(),
+        "not due before its time"
+    );
+    let due = ours(meta.due_events(at(60), 1000).await.expect("due events"));
+    assert_eq!(due.len(), 1, "one event for one completion: {due:?}");
+    let event = &due[0];
+    assert_eq!(
+        (event.id.as_str(), event.attempts, event.created_at),
+        (format!("E{}", media.id).as_str(), 0, at(50))
+    );
+    assert_eq!(event.callback_url.as_deref(), Some("http://receiver.example/cb"));
+    assert_eq!(event.payload, format!("{{\"VideoId\":\"{}\"}}", media.id));
+
+    meta.event_failed(&event.id, 1, at(100), "HTTP 503").await.expect("reschedule");
+    assert!(ours(meta.due_events(at(99), 1000).await.expect("due events")).is_empty(), "rescheduled later");
+    let again = ours(meta.due_events(at(100), 1000).await.expect("due events"));
+    assert_eq!(again.iter().map(|e| e.attempts).collect::<Vec<_>>(), vec![1]);
+    meta.event_delivered(&event.id, at(101)).await.expect("mark delivered");
+    assert!(
+        ours(meta.due_events(at(1_000_000), 1000).await.expect("due events")).is_empty(),
+        "delivered events stop"
+    );
+    assert!(meta.event_counts().await.expect("count events").delivered >= 1);
+
+    // A second completion of the same media is refused (no longer Uploading): no second event.
+    let refused = meta
+        .complete_object(None, &object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(200))
+        .await;
+    expect_refused(refused, "completing a Normal video again");
+    assert!(ours(meta.due_events(at(1_000_000), 1000).await.expect("due events")).is_empty());
+
+    // A builder that has nowhere to send queues nothing.
+    let quiet = video(31, 2);
+    meta.create_media(&quiet).await.expect("create a video");
+    meta.complete_object(
+        None,
+        &object_of(&quiet),
+        Some(&guard(&quiet, &issuer)),
+        Some(&|_: &Media| None),
+        at(300),
+    )
+    .await
+    .expect("complete without an event");
+    let given_up_before = meta.event_counts().await.expect("count events").given_up;
+    let third = video(31, 3);
+    meta.create_media(&third).await.expect("create a video");
+    meta.complete_object(None, &object_of(&third), Some(&guard(&third, &issuer)), Some(&event_for), at(400))
+        .await
+        .expect("complete");
+    meta.event_given_up(&format!("E{}", third.id), at(401), "horizon").await.expect("give up");
+    assert_eq!(meta.event_counts().await.expect("count events").given_up, given_up_before + 1);
+    assert!(ours(meta.due_events(at(1_000_000), 1000).await.expect("due events")).is_empty());
+}
+
+/// The sweeper's queries: open uploads initiated before a time (any bucket), and `Uploading` media
+/// created before a time, moved to `UploadFail` once.
+pub async fn stale_uploads_and_media_are_found_by_age(meta: &dyn MetaStore) {
+    let old = super::NewMedia { created_at: at(10_000_000), ..video(32, 1) };
+    let new = super::NewMedia { created_at: at(30_000_000), ..video(32, 2) };
+    for media in [&old, &new] {
+        meta.create_media(media).await.expect("create a video");
+    }
+    let old_upload = super::NewUpload { initiated_at: at(10_000_000), ..upload_for(&old, 32, 1) };
+    let new_upload = super::NewUpload { initiated_at: at(30_000_000), ..upload_for(&new, 32, 2) };
+    for upload in [&old_upload, &new_upload] {
+        meta.create_upload(upload, None).await.expect("create an upload");
+    }
+    let stale = meta.stale_uploads(at(20_000_000), 10_000).await.expect("stale uploads");
+    let ids: Vec<&str> = stale.iter().map(|u| u.new.upload_id.as_str()).collect();
+    assert!(
+        ids.contains(&old_upload.upload_id.as_str()) && !ids.contains(&new_upload.upload_id.as_str()),
+        "{ids:?}"
+    );
+    assert!(stale.iter().all(|u| u.state == UploadState::Open && u.new.initiated_at < at(20_000_000)));
+
+    let failed = meta.fail_stale_media(at(20_000_000), at(40_000_000)).await.expect("fail stale media");
+    assert!(failed.contains(&old.id) && !failed.contains(&new.id), "{failed:?}");
+    let status = |id: String| async move { meta.get_media(&id).await.expect("get").map(|m| m.status) };
+    assert_eq!(status(old.id.clone()).await, Some(MediaStatus::UploadFail));
+    assert_eq!(status(new.id.clone()).await, Some(MediaStatus::Uploading));
+    let again = meta.fail_stale_media(at(20_000_000), at(40_000_001)).await.expect("fail stale media");
+    assert!(!again.contains(&old.id), "only once");
+}
