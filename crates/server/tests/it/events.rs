@@ -1,9 +1,11 @@
 //! Upload-complete events end to end: a loopback receiver gets FileUploadComplete,
 //! ImageUploadComplete and AttachedMediaUploadComplete with the payloads of vod-api.md §6 and valid
 //! `X-VOD-SIGNATURE`s; a per-upload callback URL outside the allow-list is refused at Create; and
-//! events survive a receiver outage of a minute with a server restart in the middle.
+//! events survive a receiver outage of a minute (every delivery answered 503) with a server restart in
+//! the middle.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,14 +32,23 @@ type Inbox = Arc<Mutex<Vec<Received>>>;
 
 /// A receiver answering 200 to every POST on `listener`.
 fn receive(listener: TcpListener) -> Inbox {
+    receive_when(listener, Arc::new(AtomicBool::new(true)))
+}
+
+/// A receiver that records and answers 200 while `up`, and answers 503 (recording nothing) while not.
+fn receive_when(listener: TcpListener, up: Arc<AtomicBool>) -> Inbox {
     let inbox: Inbox = Arc::default();
     let sink = Arc::clone(&inbox);
     let app = Router::new().fallback(post(move |uri: http::Uri, headers: HeaderMap, body: String| {
         let sink = Arc::clone(&sink);
+        let up = Arc::clone(&up);
         async move {
+            if !up.load(Ordering::SeqCst) {
+                return http::StatusCode::SERVICE_UNAVAILABLE;
+            }
             let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
             sink.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
-            "ok"
+            http::StatusCode::OK
         }
     }));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -217,10 +228,12 @@ async fn a_callback_url_outside_the_allow_list_is_refused_at_create() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_survive_a_receiver_outage_of_a_minute_and_a_server_restart() {
-    // Take a port, then free it: the receiver is down (connections refused) until it binds it again.
-    let reserved = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = reserved.local_addr().unwrap();
-    drop(reserved);
+    // The receiver is down (503 to every delivery) for a minute. It keeps its port meanwhile, so no other
+    // test can take it and make the test flaky.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let up = Arc::new(AtomicBool::new(false));
+    let inbox = receive_when(listener, Arc::clone(&up));
     let outage = Instant::now();
     let url = format!("http://{addr}/vod/callback");
     let server = TestServer::start_with(events_to(&url, Vec::new())).await;
@@ -235,11 +248,12 @@ async fn events_survive_a_receiver_outage_of_a_minute_and_a_server_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let metrics = server.metrics_text().await;
     assert!(metrics.contains("vodup_events{state=\"pending\"} 2"), "{metrics}");
+    assert!(inbox.lock().unwrap().is_empty());
 
     let server = server.restart().await;
     let remaining = Duration::from_secs(60).saturating_sub(outage.elapsed());
     tokio::time::sleep(remaining).await;
-    let inbox = receive(TcpListener::bind(addr).await.expect("the receiver's port is free again"));
+    up.store(true, Ordering::SeqCst);
     let got = wait_for(&inbox, 2, Duration::from_secs(20)).await;
     let mut delivered: Vec<String> =
         got.iter().map(|r| r.body["VideoId"].as_str().unwrap().to_owned()).collect();
