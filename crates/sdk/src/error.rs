@@ -130,10 +130,13 @@ impl Error {
         self
     }
 
-    /// Sets the service's error code.
+    /// Sets the service's error code (an empty one, from an answer without a code, is ignored).
     #[must_use]
     pub fn with_service_code(mut self, code: impl Into<String>) -> Self {
-        self.inner.service_code = Some(code.into());
+        let code = code.into();
+        if !code.is_empty() {
+            self.inner.service_code = Some(code);
+        }
         self
     }
 

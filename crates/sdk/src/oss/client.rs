@@ -282,11 +282,7 @@ fn classify(operation: &'static str, status: u16, code: &str, message: &str) -> 
         }
         _ => (ErrorKind::Service, Retry::Permanent, "see the message; the checkpoint is kept"),
     };
-    let mut error = Error::new(kind, operation, message.to_owned()).with_retry(retry).with_hint(hint);
-    if !code.is_empty() {
-        error = error.with_service_code(code);
-    }
-    error
+    Error::new(kind, operation, message.to_owned()).with_retry(retry).with_hint(hint).with_service_code(code)
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ impl CheckpointFile {
 
     /// Writes `checkpoint` atomically: a crash leaves the old or the new file, never half of one.
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
-        save_at(&self.path, checkpoint)
+        write_atomically(&self.path, &encode(checkpoint)?)
     }
 
     /// Deletes the checkpoint (the upload is complete) and its lock file.
@@ -141,14 +141,17 @@ impl CheckpointFile {
     }
 }
 
-/// Writes `checkpoint` to `path` atomically (temp file, fsync, rename), mode 0600.
-pub(crate) fn save_at(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    let bytes = serde_json::to_vec(checkpoint)
-        .map_err(|e| Error::new(ErrorKind::Io, "save checkpoint", e.to_string()))?;
+/// The file's bytes.
+pub(crate) fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
+    serde_json::to_vec(checkpoint).map_err(|e| Error::new(ErrorKind::Io, "save checkpoint", e.to_string()))
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename), mode 0600.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = path.with_extension("json.tmp");
     let write = || -> std::io::Result<()> {
         let mut file = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&temp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_data()?;
         std::fs::rename(&temp, path)
     };

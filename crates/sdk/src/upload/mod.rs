@@ -25,7 +25,7 @@ use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
 
 use self::checkpoint::{Checkpoint, CheckpointFile, DonePart, VERSION};
 use self::feed::Feed;
-use self::multipart::{Recorder, SendContext, combined_crc};
+use self::multipart::{Recorder, SendContext};
 use self::plan::Layout;
 pub use self::progress::Progress;
 use self::progress::{Event, Reporter};
@@ -504,27 +504,7 @@ impl Client {
         let parts = multipart::run(context, &upload_id, &feed, first, parallel, &recorder_lock).await;
         *recorder = recorder_lock.into_inner();
         let parts = parts.map_err(&with_path)?;
-        check_contiguous(&parts, opened.size)?;
-        let crc = combined_crc(&parts);
-        let list: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
-        let answer = self.complete(context, &upload_id, &list).await?;
-        if let Some(server) = answer.crc64
-            && server != crc
-        {
-            return Err(Error::new(
-                ErrorKind::ChecksumMismatch,
-                "CompleteMultipartUpload",
-                format!("the parts combine to CRC-64 {crc} but OSS reports {server} for the object"),
-            )
-            .with_request_id(answer.request_id)
-            .with_hint("re-run with --no-resume to upload the file again"));
-        }
-        Ok(Outcome {
-            size: parts.iter().map(|p| p.size).sum(),
-            crc64: crc,
-            parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
-            resumed_parts,
-        })
+        multipart::finish(context, &upload_id, &parts, opened.size, resumed_parts).await
     }
 
     async fn put_whole(
@@ -583,29 +563,6 @@ impl Client {
         recorder.save().await?;
         Ok(upload_id)
     }
-
-    async fn complete(
-        &self,
-        context: &SendContext,
-        upload_id: &str,
-        parts: &[(u32, String)],
-    ) -> Result<crate::oss::PutAnswer> {
-        let mut attempt = 1;
-        loop {
-            let credentials = context.session.credentials().await?;
-            match context.session.oss.complete(&credentials, &context.key, upload_id, parts).await {
-                Ok(answer) => return Ok(answer),
-                Err(error) if error.kind() == ErrorKind::CredentialsExpired && attempt == 1 => {
-                    context.session.refresh_after(credentials.generation).await?;
-                }
-                Err(error) if error.is_retryable() && attempt < context.retry.max_attempts => {
-                    tokio::time::sleep(context.retry.backoff(attempt)).await;
-                }
-                Err(error) => return Err(error),
-            }
-            attempt += 1;
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -614,30 +571,6 @@ pub(crate) struct Outcome {
     pub(crate) crc64: u64,
     pub(crate) parts: u32,
     pub(crate) resumed_parts: u32,
-}
-
-/// Parts must be 1..=n without gaps, and add up to the known size.
-fn check_contiguous(parts: &[DonePart], size: Option<u64>) -> Result<()> {
-    let gap = parts.iter().enumerate().find(|(i, p)| p.number as usize != i + 1);
-    if let Some((_, part)) = gap {
-        return Err(Error::new(
-            ErrorKind::Service,
-            "CompleteMultipartUpload",
-            format!("part {} has no predecessor", part.number),
-        ));
-    }
-    let total: u64 = parts.iter().map(|p| p.size).sum();
-    if let Some(size) = size
-        && total != size
-    {
-        return Err(Error::new(
-            ErrorKind::SourceChanged,
-            "CompleteMultipartUpload",
-            format!("the parts add up to {total} bytes but the source has {size}"),
-        )
-        .with_hint("re-run with --no-resume"));
-    }
-    Ok(())
 }
 
 fn report_end(reporter: &Reporter, result: &Result<UploadResult>) {

@@ -15,7 +15,8 @@ use futures_util::future::try_join_all;
 use tokio_util::sync::CancellationToken;
 use vodup_proto::crc64;
 
-use super::checkpoint::{Checkpoint, CheckpointFile, DonePart, save_at};
+use super::Outcome;
+use super::checkpoint::{self, Checkpoint, CheckpointFile, DonePart};
 use super::feed::{Feed, PartJob};
 use super::progress::{Event, Reporter};
 use super::session::Session;
@@ -51,9 +52,10 @@ impl Recorder {
     /// the blocking pool; the caller holds the recorder's lock, so saves stay in order.
     pub(crate) async fn save(&mut self) -> Result<()> {
         if let Some(file) = &self.file {
-            let state = self.state.clone();
+            // Encoded here, so only the bytes (not a copy of the state) go to the blocking pool.
+            let bytes = checkpoint::encode(&self.state)?;
             let path = file.path().to_owned();
-            tokio::task::spawn_blocking(move || save_at(&path, &state))
+            tokio::task::spawn_blocking(move || checkpoint::write_atomically(&path, &bytes))
                 .await
                 .map_err(|e| Error::new(ErrorKind::Io, "save checkpoint", e.to_string()))??;
         }
@@ -160,6 +162,85 @@ impl SendContext {
     }
 }
 
+impl SendContext {
+    /// CompleteMultipartUpload with `parts` in order, retried like a part (credentials refreshed once).
+    async fn complete(&self, upload_id: &str, parts: &[(u32, String)]) -> Result<PutAnswer> {
+        let mut attempt = 1;
+        loop {
+            let credentials = self.session.credentials().await?;
+            match self.session.oss.complete(&credentials, &self.key, upload_id, parts).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) if error.kind() == ErrorKind::CredentialsExpired && attempt == 1 => {
+                    self.session.refresh_after(credentials.generation).await?;
+                }
+                Err(error) if error.is_retryable() && attempt < self.retry.max_attempts => {
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+                Err(error) => return Err(error),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Completes a multipart upload whose `parts` are all sent: checks they are 1..=n and add up to `size`
+/// when known, completes, and compares the CRC-64 OSS reports for the object with the one the parts
+/// combine to.
+pub(crate) async fn finish(
+    context: &SendContext,
+    upload_id: &str,
+    parts: &[DonePart],
+    size: Option<u64>,
+    resumed_parts: u32,
+) -> Result<Outcome> {
+    check_contiguous(parts, size)?;
+    let crc = combined_crc(parts);
+    let list: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
+    let answer = context.complete(upload_id, &list).await?;
+    if let Some(server) = answer.crc64
+        && server != crc
+    {
+        return Err(Error::new(
+            ErrorKind::ChecksumMismatch,
+            "CompleteMultipartUpload",
+            format!("the parts combine to CRC-64 {crc} but OSS reports {server} for the object"),
+        )
+        .with_request_id(answer.request_id)
+        .with_object(context.session.oss.object_name(&context.key))
+        .with_hint("re-run with --no-resume to upload the file again"));
+    }
+    Ok(Outcome {
+        size: parts.iter().map(|p| p.size).sum(),
+        crc64: crc,
+        parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+        resumed_parts,
+    })
+}
+
+/// Parts must be 1..=n without gaps, and add up to the known size.
+fn check_contiguous(parts: &[DonePart], size: Option<u64>) -> Result<()> {
+    let gap = parts.iter().enumerate().find(|(i, p)| p.number as usize != i + 1);
+    if let Some((_, part)) = gap {
+        return Err(Error::new(
+            ErrorKind::Service,
+            "CompleteMultipartUpload",
+            format!("part {} has no predecessor", part.number),
+        ));
+    }
+    let total: u64 = parts.iter().map(|p| p.size).sum();
+    if let Some(size) = size
+        && total != size
+    {
+        return Err(Error::new(
+            ErrorKind::SourceChanged,
+            "CompleteMultipartUpload",
+            format!("the parts add up to {total} bytes but the source has {size}"),
+        )
+        .with_hint("re-run with --no-resume"));
+    }
+    Ok(())
+}
+
 pub(crate) fn cancelled() -> Error {
     Error::new(ErrorKind::Cancelled, "upload", "cancelled").with_hint("re-run the same command to resume")
 }
@@ -217,7 +298,7 @@ pub(crate) async fn run(
 }
 
 /// The CRC-64 of the whole object from its parts' CRCs, in order.
-pub(crate) fn combined_crc(parts: &[DonePart]) -> u64 {
+fn combined_crc(parts: &[DonePart]) -> u64 {
     parts.iter().fold(0, |crc, part| crc64::combine(crc, part.crc64, part.size))
 }
 

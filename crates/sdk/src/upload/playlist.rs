@@ -11,7 +11,7 @@ use futures_util::stream;
 use reqwest::Url;
 use vodup_proto::upload_auth::UploadAddress;
 
-use super::multipart::{Recorder, SendContext, combined_crc};
+use super::multipart::{Recorder, SendContext};
 use super::plan::Layout;
 use super::progress::{Event, Reporter};
 use super::{Outcome, UploadOptions, UploadResult, checkpoint, content_type_of, feed::Feed, multipart, plan};
@@ -129,6 +129,7 @@ fn object_prefix(address: &UploadAddress) -> String {
 /// One segment: a PutObject when it fits a part, else a multipart upload without checkpoint.
 async fn send_segment(context: &SendContext, opened: Opened, options: &UploadOptions) -> Result<Outcome> {
     let (layout, _) = Layout::plan(opened.size, options.part_size, options.multipart_threshold)?;
+    let opened_size = opened.size;
     let content_type = content_type_of(&context.key);
     match (opened.reader, layout) {
         (Reader::Random(source), Layout::Single { size }) => {
@@ -172,24 +173,7 @@ async fn send_segment(context: &SendContext, opened: Opened, options: &UploadOpt
             });
             let parallel = options.parallel.unwrap_or(2).clamp(1, 4);
             let parts = multipart::run(context, &upload_id, &feed, None, parallel, &recorder).await?;
-            let list: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
-            let credentials = context.session.credentials().await?;
-            let answer = context.session.oss.complete(&credentials, &context.key, &upload_id, &list).await?;
-            let crc = combined_crc(&parts);
-            if answer.crc64.is_some_and(|server| server != crc) {
-                return Err(Error::new(
-                    ErrorKind::ChecksumMismatch,
-                    "CompleteMultipartUpload",
-                    "segment CRC-64 differs",
-                )
-                .with_object(context.session.oss.object_name(&context.key)));
-            }
-            Ok(Outcome {
-                size: parts.iter().map(|p| p.size).sum(),
-                crc64: crc,
-                parts: list.len() as u32,
-                resumed_parts: 0,
-            })
+            multipart::finish(context, &upload_id, &parts, opened_size, 0).await
         }
     }
 }
@@ -227,9 +211,6 @@ async fn read_playlist(client: &Client, playlist: Source) -> Result<(String, Loc
             }
             let final_url: Url = response.url().clone();
             let bytes = response.bytes().await.map_err(|e| network_error("read playlist", &e))?;
-            if bytes.len() > MAX_PLAYLIST_BYTES {
-                return Err(Error::invalid_input("the playlist is larger than 16 MiB; that is not an M3U8"));
-            }
             let mut name = final_url.clone();
             name.set_query(None);
             name.set_fragment(None);

@@ -272,13 +272,10 @@ fn service_error(action: &'static str, status: u16, code: &str, message: &str, r
         ErrorKind::NotFound => "check the id or storage location",
         _ => "re-run later; the checkpoint, if any, is kept",
     };
-    let mut error = Error::new(kind, action, text)
+    Error::new(kind, action, text)
         .with_retry(if retryable { Retry::Temporary } else { Retry::Permanent })
-        .with_hint(hint);
-    if !code.is_empty() {
-        error = error.with_service_code(code);
-    }
-    error
+        .with_hint(hint)
+        .with_service_code(code)
 }
 
 #[cfg(test)]
