@@ -8,6 +8,7 @@
 //! * [`storage`]: the bytes of objects and parts behind the [`storage::BlobStore`] trait (local disk).
 //! * [`meta`]: the catalogue, keys and uploads behind repository traits (SQLite).
 //! * [`sts`]: the per-upload temporary credentials, verifiable without a database lookup.
+//! * [`reconcile`]: after a crash, makes the catalogue and storage agree before serving.
 //! * [`serve`]: startup and `run(listeners, state, shutdown)`.
 
 pub mod config;
@@ -15,11 +16,13 @@ pub mod control;
 pub mod credentials;
 pub mod data;
 pub mod events;
+pub mod fault;
 pub mod keys;
 pub mod meta;
 pub mod metrics;
 pub mod presign;
 pub mod rate_limit;
+pub mod reconcile;
 pub mod request_id;
 pub mod serve;
 pub mod state;

@@ -47,6 +47,9 @@ pub enum StartError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The catalogue and storage could not be brought to agree after a crash.
+    #[error(transparent)]
+    Reconcile(#[from] crate::reconcile::ReconcileError),
     /// The stored bucket name is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
@@ -74,6 +77,7 @@ pub async fn open_meta(data: &Path) -> Result<SqliteMeta, StartError> {
 /// fills the public endpoint when none is configured).
 pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<AppState, StartError> {
     let settings = settings.with_bound_oss(bound_oss);
+    crate::fault::announce();
     tracing::info!(data = %settings.data.display(), "opening the catalogue");
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&settings.data).await?);
     tracing::info!("opening storage");
@@ -98,7 +102,7 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
     tracing::info!(bucket = site.bucket, endpoint = site.endpoint, region = site.region, "site");
     let revocations = RevocationSet::new(settings.revocation_refresh);
     revocations.refresh(meta.as_ref(), SystemTime::now(), revocation_horizon(&settings)).await?;
-    Ok(AppState(Arc::new(Inner {
+    let state = AppState(Arc::new(Inner {
         presigner: Presigner::new(sts.presign_secret()),
         sts,
         site,
@@ -111,7 +115,9 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         metrics: Metrics::default(),
         clock: SystemTime::now,
         settings,
-    })))
+    }));
+    crate::reconcile::run(&state).await?;
+    Ok(state)
 }
 
 /// No credential lives longer than this, so deletions older than it no longer matter.

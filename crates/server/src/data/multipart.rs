@@ -14,7 +14,7 @@ use vodup_proto::crc64;
 use vodup_proto::mac::md5;
 use vodup_proto::oss::OssErrorCode;
 use vodup_proto::oss::header::X_OSS_HASH_CRC64ECMA;
-use vodup_proto::oss::part::{MAX_PART_SIZE, MIN_PART_SIZE, etags_match};
+use vodup_proto::oss::part::{MAX_PART_SIZE, MIN_PART_SIZE, etags_match, md5_of_etag, multipart_etag};
 use vodup_proto::oss::xml::{
     CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, InitiateMultipartUploadResult,
     ListMultipartUploadsResult, ListPartsResult, ListedPart, ListedUpload, encode_key, from_xml, to_xml,
@@ -27,7 +27,7 @@ use super::object::{content_md5, digest_headers, precheck, record, write_limits}
 use crate::meta::{NewUpload, UploadQuery, UploadState};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::storage::{ObjectMeta, PartInfo};
+use crate::storage::{ObjectInfo, ObjectMeta, PartInfo};
 
 /// A Complete body for 10000 parts is well under this.
 const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
@@ -154,14 +154,24 @@ pub async fn complete(
     }
     let upload =
         state.meta.get_upload(upload_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-    let upload = upload
-        .filter(|u| u.state == UploadState::Open && u.new.key == ctx.key)
-        .ok_or_else(|| OssApiError::no_such_upload(upload_id))?;
+    let upload =
+        upload.filter(|u| u.new.key == ctx.key).ok_or_else(|| OssApiError::no_such_upload(upload_id))?;
+    let complete_all = ctx.header("x-oss-complete-all").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let parse = || -> Result<CompleteMultipartUpload, OssApiError> {
+        let text = std::str::from_utf8(&bytes).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
+        from_xml(text).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))
+    };
+    if upload.state != UploadState::Open {
+        let listed = if complete_all && bytes.is_empty() { None } else { Some(parse()?) };
+        return match completed_before(state, ctx, upload_id, upload.state, listed.as_ref()).await? {
+            Some(info) => Ok(complete_response(state, ctx, &info)),
+            None => Err(OssApiError::no_such_upload(upload_id)),
+        };
+    }
     precheck(state, ctx).await?;
     let stored = state.storage.list_parts(upload_id).await.map_err(|e| {
         OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
     })?;
-    let complete_all = ctx.header("x-oss-complete-all").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
     let listed: CompleteMultipartUpload = if complete_all && bytes.is_empty() {
         CompleteMultipartUpload {
             parts: stored
@@ -173,8 +183,7 @@ pub async fn complete(
                 .collect(),
         }
     } else {
-        let text = std::str::from_utf8(&bytes).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
-        from_xml(text).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?
+        parse()?
     };
     let chosen = check_parts(&listed, &stored)?;
     let numbers: Vec<u32> = chosen.iter().map(|p| p.part_number).collect();
@@ -192,6 +201,48 @@ pub async fn complete(
         tracing::warn!(request_id = ctx.request_id, upload_id, "a part changed while the upload completed");
     }
     record(state, ctx, Some(upload_id), &info).await?;
+    Ok(complete_response(state, ctx, &info))
+}
+
+/// A Complete retried after it succeeded (its answer lost to a dropped connection, or to a crash of the
+/// server after the object was published) gets the first answer again, when the upload was completed
+/// into the object now at the key and the retry lists the same parts (same multipart ETag). Anything else
+/// is `NoSuchUpload`, as OSS answers for a closed upload. The caller already proved, by its signature,
+/// that it may write this key; no revocation check applies, as nothing is written.
+async fn completed_before(
+    state: &AppState,
+    ctx: &Ctx,
+    upload_id: &str,
+    upload_state: UploadState,
+    listed: Option<&CompleteMultipartUpload>,
+) -> Result<Option<ObjectInfo>, OssApiError> {
+    if upload_state != UploadState::Completed {
+        return Ok(None);
+    }
+    let info = match state.storage.head_object(&ctx.key).await {
+        Ok(info) => info,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(OssApiError::internal(&ctx.request_id, &e)),
+    };
+    if info.upload_id.as_deref() != Some(upload_id) {
+        return Ok(None);
+    }
+    if let Some(listed) = listed {
+        let md5s: Option<Vec<[u8; 16]>> = listed.parts.iter().map(|p| md5_of_etag(&p.etag)).collect();
+        if !md5s.is_some_and(|md5s| etags_match(&multipart_etag(md5s.iter()), &info.etag)) {
+            return Ok(None);
+        }
+    }
+    tracing::info!(
+        request_id = ctx.request_id,
+        upload_id,
+        "answering a retried Complete of a completed upload"
+    );
+    Ok(Some(info))
+}
+
+/// The answer to a successful CompleteMultipartUpload.
+fn complete_response(state: &AppState, ctx: &Ctx, info: &ObjectInfo) -> Response {
     let encoding = encoding_type(ctx);
     let body = to_xml(&CompleteMultipartUploadResult {
         encoding_type: encoding.map(str::to_owned),
@@ -205,7 +256,7 @@ pub async fn complete(
         response.headers_mut().insert(header::ETAG, value);
     }
     response.headers_mut().insert(X_OSS_HASH_CRC64ECMA, HeaderValue::from(info.crc64));
-    Ok(response)
+    response
 }
 
 /// AbortMultipartUpload: 204; later calls on the id get `NoSuchUpload`.

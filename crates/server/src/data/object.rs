@@ -19,6 +19,7 @@ use vodup_proto::oss::part::MAX_PUT_OBJECT_SIZE;
 use super::Ctx;
 use super::auth::Principal;
 use super::error::OssApiError;
+use crate::fault::{self, FaultPoint};
 use crate::meta::{CompletedObject, MediaStatus};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -108,8 +109,10 @@ pub async fn record(
     let build = |media: &crate::meta::Media| {
         crate::events::upload_complete(media, &file_url, &state.settings.events, at)
     };
+    fault::hit(FaultPoint::ObjectPublished);
     match state.meta.complete_object(upload_id, &object, ctx.guard().as_ref(), Some(&build), at).await {
         Ok(media) => {
+            fault::hit(FaultPoint::StatusCommitted);
             if let Some(media) = media {
                 tracing::info!(
                     request_id = ctx.request_id,

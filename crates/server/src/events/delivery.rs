@@ -85,6 +85,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, event: &OutboxEvent
     }
     let failure = match request.send().await {
         Ok(response) if response.status().is_success() => {
+            crate::fault::hit(crate::fault::FaultPoint::EventPosted);
             match state.meta.event_delivered(&event.id, state.now()).await {
                 Ok(()) => {
                     tracing::info!(

@@ -141,6 +141,24 @@ pub trait UploadRepo: Send + Sync {
         event: Option<&EventBuilder<'_>>,
         at: SystemTime,
     ) -> MetaResult<Option<Media>>;
+
+    /// Media still `Uploading` (not deleted), oldest first, at most `limit`: the candidates startup
+    /// reconciliation checks against storage.
+    async fn uploading_media(&self, limit: u32) -> MetaResult<Vec<Media>>;
+
+    /// Records a completion that storage published but a crash kept from the catalogue: in one transaction,
+    /// closes `upload_id` as completed if given and still open, and moves `media_id` to `Normal` with the
+    /// object's attributes if it is still `Uploading` and not deleted, queueing `event` as
+    /// [`Self::complete_object`] does. No credential is checked: storage accepted the write while its
+    /// credential was valid. Returns the media if it changed.
+    async fn recover_object(
+        &self,
+        upload_id: Option<&str>,
+        media_id: &str,
+        object: &CompletedObject,
+        event: Option<&EventBuilder<'_>>,
+        at: SystemTime,
+    ) -> MetaResult<Option<Media>>;
 }
 
 /// Builds the outbox event of a media that just turned `Normal`, or `None` when it has nowhere to go.

@@ -546,25 +546,7 @@ impl UploadRepo for SqliteMeta {
             let (bucket, object_key) = check_guard(&mut tx, guard).await?;
             // Other keys of the media (m3u8 segments under its prefix) are stored without changing it.
             if bucket == object.bucket && object_key == object.key {
-                let row = sqlx::query(
-                    "UPDATE media SET status = ?, size = ?, etag = ?, crc64 = ?, completed_at = ?, modified_at = ? \
-                     WHERE id = ? RETURNING *",
-                )
-                .bind(MediaStatus::Normal.as_str())
-                .bind(u64_to_db(object.size))
-                .bind(&object.etag)
-                .bind(u64_to_db(object.crc64))
-                .bind(millis(at))
-                .bind(millis(at))
-                .bind(&guard.media_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| failed(format!("publishing media {}", guard.media_id), e))?;
-                let media = media_from_row(&row)?;
-                if let Some(new) = event.and_then(|build| build(&media)) {
-                    insert_event(&mut tx, &new).await?;
-                }
-                published = Some(media);
+                published = publish_media(&mut tx, &guard.media_id, object, event, at).await?;
             }
         }
         tx.commit().await.map_err(|e| {
@@ -572,6 +554,86 @@ impl UploadRepo for SqliteMeta {
         })?;
         Ok(published)
     }
+
+    async fn uploading_media(&self, limit: u32) -> MetaResult<Vec<Media>> {
+        sqlx::query(
+            "SELECT * FROM media WHERE status = ? AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(MediaStatus::Uploading.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("listing media still uploading", e))?
+        .iter()
+        .map(media_from_row)
+        .collect()
+    }
+
+    async fn recover_object(
+        &self,
+        upload_id: Option<&str>,
+        media_id: &str,
+        object: &CompletedObject,
+        event: Option<&EventBuilder<'_>>,
+        at: SystemTime,
+    ) -> MetaResult<Option<Media>> {
+        let mut tx = self.begin_write("recover a completion").await?;
+        if let Some(upload_id) = upload_id {
+            sqlx::query(
+                "UPDATE uploads SET state = 'completed', closed_at = ? WHERE upload_id = ? AND state = 'open'",
+            )
+            .bind(millis(at))
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| failed(format!("completing upload {upload_id}"), e))?;
+        }
+        let uploading: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM media WHERE id = ? AND status = ? AND deleted_at IS NULL AND bucket = ? AND object_key = ?",
+        )
+        .bind(media_id)
+        .bind(MediaStatus::Uploading.as_str())
+        .bind(&object.bucket)
+        .bind(&object.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| failed(format!("checking media {media_id}"), e))?;
+        let published = match uploading {
+            Some(_) => publish_media(&mut tx, media_id, object, event, at).await?,
+            None => None,
+        };
+        tx.commit().await.map_err(|e| failed(format!("committing the recovery of media {media_id}"), e))?;
+        Ok(published)
+    }
+}
+
+/// Moves a media item to `Normal` with its object's attributes and queues its event, inside `tx`.
+async fn publish_media(
+    conn: &mut SqliteConnection,
+    media_id: &str,
+    object: &CompletedObject,
+    event: Option<&EventBuilder<'_>>,
+    at: SystemTime,
+) -> MetaResult<Option<Media>> {
+    let row = sqlx::query(
+        "UPDATE media SET status = ?, size = ?, etag = ?, crc64 = ?, completed_at = ?, modified_at = ? \
+         WHERE id = ? RETURNING *",
+    )
+    .bind(MediaStatus::Normal.as_str())
+    .bind(u64_to_db(object.size))
+    .bind(&object.etag)
+    .bind(u64_to_db(object.crc64))
+    .bind(millis(at))
+    .bind(millis(at))
+    .bind(media_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| failed(format!("publishing media {media_id}"), e))?;
+    let media = media_from_row(&row)?;
+    if let Some(new) = event.and_then(|build| build(&media)) {
+        insert_event(&mut *conn, &new).await?;
+    }
+    Ok(Some(media))
 }
 
 async fn insert_event(conn: &mut SqliteConnection, event: &crate::events::NewEvent) -> MetaResult<()> {

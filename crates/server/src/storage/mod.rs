@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use digests::Digests;
-pub use local::LocalStore;
+pub use local::{LocalStore, Recovery};
 
 /// A stream of body bytes. Errors are I/O errors of the source (a client that went away).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -101,6 +101,9 @@ pub struct ObjectInfo {
     pub last_modified: SystemTime,
     /// Content type and user metadata.
     pub meta: ObjectMeta,
+    /// The multipart upload the object was assembled from (`Multipart` objects only): how a retried
+    /// CompleteMultipartUpload, or recovery after a crash, recognises an upload that was already published.
+    pub upload_id: Option<String>,
 }
 
 /// Why a storage operation failed. Callers branch on the predicates, never on backend details.
@@ -225,6 +228,9 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Removes the object; removing a missing object succeeds (OSS DeleteObject is idempotent).
     async fn delete_object(&self, key: &str) -> Result<(), StorageError>;
+
+    /// The ids of every open upload, ascending: what startup reconciliation compares with the catalogue.
+    async fn open_uploads(&self) -> Result<Vec<String>, StorageError>;
 
     /// Checks the backend is usable (writable folder, reachable store); run once at startup.
     async fn health_check(&self) -> Result<(), StorageError>;

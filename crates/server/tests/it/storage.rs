@@ -120,7 +120,7 @@ fn is_store_name(name: &str) -> bool {
                         && b.is_ascii_hexdigit()
             })
     };
-    ["lock", "objects", "uploads", "blobs", "trash"].contains(&name)
+    ["lock", "objects", "uploads", "blobs", "trash", "intents"].contains(&name)
         || (name.len() == 2 && hex(name, false))
         || name.strip_suffix(".manifest").is_some_and(|h| h.len() == 64 && hex(h, false))
         || name.strip_prefix("put-").is_some_and(|h| h.len() == 32 && hex(h, false))

@@ -11,6 +11,7 @@
 //! blobs/<UPLOAD_ID>/<n>         parts of a completed upload (its staging folder, moved by one rename)
 //! blobs/put-<random>/1          the body of a PutObject, same file format
 //! trash/                        blob folders being removed; emptied when the store opens
+//! intents/<blob folder>         a publication in flight: its key (see `journal`); settled when the store opens
 //! ```
 //!
 //! Every file is written under a `*.tmp` name, fsynced, then renamed into place, and the folder is fsynced;
@@ -25,8 +26,11 @@
 //! reader finishes. Part files are therefore opened one at a time as a GET reaches them (a 10000-part
 //! object does not need 10000 descriptors), and a concurrent overwrite or delete never tears a read.
 //!
+//! A crash between the steps of a publication is repaired when the store next opens, from the intent the
+//! publication wrote first (`journal`): it is finished if its manifest was renamed, undone otherwise.
+//!
 //! Not here: which keys and upload ids are legal (the data plane), expiring uploads (the sweeper), and
-//! collecting garbage left by crashes (blob folders no manifest references).
+//! whether the catalogue agrees with what storage holds (`crate::reconcile`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -34,21 +38,25 @@ use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::fs;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
 use tokio_util::io::ReaderStream;
 
+mod journal;
+mod manifest;
+
+use self::journal::IntentFile;
+pub use self::journal::Recovery;
+use self::manifest::{BlobRef, Manifest};
 use super::digests::Digester;
-use super::{
-    BlobStore, ByteStream, Digests, ObjectInfo, ObjectMeta, ObjectType, PartInfo, StorageError, WriteLimits,
-};
-use vodup_proto::oss::part::{is_valid_part_number, multipart_etag};
+use super::{BlobStore, ByteStream, Digests, ObjectInfo, ObjectMeta, PartInfo, StorageError, WriteLimits};
+use crate::fault::{self, FaultPoint};
+use vodup_proto::oss::part::is_valid_part_number;
 
 /// MD5 (16) + CRC-64 LE (8) + data length LE (8) + magic (8), appended to every blob file.
 const TRAILER_LEN: usize = 40;
@@ -57,9 +65,10 @@ const TRAILER_MAGIC: &[u8; 8] = b"VODUPBL1";
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Largest chunk a GET stream yields, and so its memory per request.
 const READ_CHUNK: usize = 256 * 1024;
+/// The folders under the root.
+const SUBFOLDERS: [&str; 5] = ["objects", "uploads", "blobs", "trash", "intents"];
 /// A GET retries when the object is replaced between reading its manifest and leasing its blobs.
 const OPEN_ATTEMPTS: usize = 8;
-const MANIFEST_FORMAT: u32 = 1;
 
 /// Objects and multipart staging in a folder on local disk. Cheap to clone; clones share one store.
 #[derive(Debug, Clone)]
@@ -78,13 +87,16 @@ struct Shared {
     /// manifest a write reads as "previous" is exactly the one its rename replaces and every blob folder
     /// is retired once. One process owns the root, so an in-process lock is enough.
     stripes: Box<[tokio::sync::Mutex<()>; 256]>,
+    /// What opening the store repaired.
+    recovery: Recovery,
 }
 
 impl LocalStore {
-    /// Opens (creating if needed) the store at `root`, takes its lock, and empties `trash/`.
+    /// Opens (creating if needed) the store at `root`, takes its lock, empties `trash/`, and settles the
+    /// publications a crash interrupted (logged, and kept for [`Self::recovery`]).
     pub async fn open(root: PathBuf) -> Result<Self, StorageError> {
         let at = root.display().to_string();
-        for sub in ["objects", "uploads", "blobs", "trash"] {
+        for sub in SUBFOLDERS {
             fs::create_dir_all(root.join(sub)).await.map_err(|e| {
                 StorageError::backend(format!("creating {sub}/ of the local store at {at}"), e)
             })?;
@@ -113,18 +125,41 @@ impl LocalStore {
             };
             StorageError::backend(format!("locking the local store at {at}"), source)
         })?;
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             root,
             leases: Mutex::default(),
             _lock: lock,
             stripes: Box::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
-        });
+            recovery: Recovery::default(),
+        };
         // Anything in trash/ was being removed when the last process stopped; nothing references it.
-        let trash = shared.dir("trash");
-        blocking(move || remove_children(&trash))
-            .await
-            .map_err(|e| StorageError::backend(format!("emptying trash/ of the local store at {at}"), e))?;
-        Ok(Self { shared })
+        let mut shared = blocking(move || {
+            remove_children(&shared.dir("trash"))?;
+            let mut shared = shared;
+            shared.recovery = journal::recover(&shared)?;
+            Ok(shared)
+        })
+        .await
+        .map_err(|e| StorageError::backend(format!("recovering the local store at {at}"), e))?;
+        let recovery = &mut shared.recovery;
+        if recovery.is_empty() {
+            tracing::debug!(root = at, "local store opened; nothing to recover");
+        } else {
+            tracing::warn!(
+                root = at,
+                reopened_uploads = ?recovery.reopened,
+                finished_publications = recovery.finished,
+                removed_folders = recovery.removed_folders,
+                removed_temp_files = recovery.removed_temp_files,
+                "local store repaired what a crash left behind"
+            );
+        }
+        Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// What [`Self::open`] repaired.
+    pub fn recovery(&self) -> &Recovery {
+        &self.shared.recovery
     }
 
     /// Reads and checks the manifest of `key`.
@@ -146,7 +181,11 @@ impl LocalStore {
     /// Makes `manifest` the object at its key: the only commit point of a write. Returns the blob folder
     /// of the manifest it replaced, for [`Self::retire`] once the caller is done. An error means nothing
     /// was published, so the caller may undo.
-    async fn publish(&self, manifest: &Manifest) -> Result<Option<String>, StorageError> {
+    async fn publish(
+        &self,
+        manifest: &Manifest,
+        intent: &mut IntentFile,
+    ) -> Result<Option<String>, StorageError> {
         let key = &manifest.key;
         let fail =
             |doing: &str, e| StorageError::backend(format!("{doing} the manifest of object {key:?}"), e);
@@ -170,6 +209,7 @@ impl LocalStore {
         file.write_all(&json).await.map_err(|e| fail("writing", e))?;
         file.sync_all().await.map_err(|e| fail("syncing", e))?;
         drop(file);
+        fault::hit(FaultPoint::ManifestWritten);
         let path = dir.join(format!("{name}.manifest"));
         let stripe = self.shared.stripe(&name).lock().await;
         let previous = match fs::read(&path).await {
@@ -182,6 +222,7 @@ impl LocalStore {
             },
             Err(_) => None,
         };
+        intent.note_previous(previous.as_deref()).map_err(|e| fail("recording the intent to publish", e))?;
         fs::rename(&tmp, &path).await.map_err(|e| fail("publishing", e))?;
         leftover.disarm();
         drop(stripe);
@@ -225,6 +266,8 @@ impl BlobStore for LocalStore {
         meta: ObjectMeta,
     ) -> Result<ObjectInfo, StorageError> {
         let blob_dir = format!("put-{}", random_hex());
+        let intent = IntentFile::write(&self.shared, &blob_dir, key, false)
+            .map_err(|e| StorageError::backend(format!("recording the intent to write object {key:?}"), e))?;
         let dir = self.shared.dir("blobs").join(&blob_dir);
         fs::create_dir(&dir)
             .await
@@ -234,12 +277,14 @@ impl BlobStore for LocalStore {
         let manifest = Manifest::normal(key, blob_dir, &digests, meta);
         let store = self.clone();
         detached(async move {
+            // Dropped in reverse: the body's folder goes (on failure) before the intent that names it.
+            let mut intent = intent;
             let mut leftover = leftover;
             let blobs = store.shared.dir("blobs");
             sync_dir(&blobs)
                 .await
                 .map_err(|e| StorageError::backend("syncing blobs/ of the local store", e))?;
-            let previous = store.publish(&manifest).await?;
+            let previous = store.publish(&manifest, &mut intent).await?;
             leftover.disarm();
             store.retire(previous).await;
             Ok(manifest.info())
@@ -395,8 +440,24 @@ impl BlobStore for LocalStore {
         .await
     }
 
+    async fn open_uploads(&self) -> Result<Vec<String>, StorageError> {
+        let uploads = self.shared.dir("uploads");
+        blocking(move || {
+            let mut ids = Vec::new();
+            for entry in std::fs::read_dir(&uploads)? {
+                if let Some(id) = entry?.file_name().to_str().filter(|id| is_upload_id(id)) {
+                    ids.push(id.to_owned());
+                }
+            }
+            ids.sort_unstable();
+            Ok(ids)
+        })
+        .await
+        .map_err(|e| StorageError::backend("listing the open uploads", e))
+    }
+
     async fn health_check(&self) -> Result<(), StorageError> {
-        for sub in ["objects", "uploads", "blobs", "trash"] {
+        for sub in SUBFOLDERS {
             let dir = self.shared.dir(sub);
             let meta = fs::metadata(&dir).await;
             if !meta.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
@@ -434,9 +495,19 @@ impl LocalStore {
         };
         let blobs = self.shared.dir("blobs");
         let dir = blobs.join(upload_id);
+        if fs::metadata(&staging).await.is_err() {
+            return Err(StorageError::NotFound(format!("upload {upload_id}")));
+        }
+        // Durable before the rename: undoing it after a crash is what reopens the upload.
+        let shared = Arc::clone(&self.shared);
+        let (id, named) = (upload_id.to_owned(), key.to_owned());
+        let mut intent = blocking(move || IntentFile::write(&shared, &id, &named, true))
+            .await
+            .map_err(|e| fail("recording the intent to complete", e))?;
         match fs::rename(&staging, &dir).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                intent.disown();
                 return Err(StorageError::NotFound(format!("upload {upload_id}")));
             }
             Err(e) => return Err(fail("completing", e)),
@@ -459,7 +530,7 @@ impl LocalStore {
             Err(e) => return Err(fail("reading the parts of", e)),
         };
         let manifest = Manifest::multipart(key, upload_id, &parts, meta);
-        let previous = self.publish(&manifest).await?;
+        let previous = self.publish(&manifest, &mut intent).await?;
         reopen.to = None;
         let keep: HashSet<u32> = listed.into_iter().collect();
         if let Err(e) = blocking(move || prune(&dir, &keep)).await {
@@ -523,6 +594,7 @@ async fn write_blob(
     out.flush().await.map_err(|e| fail("writing", e))?;
     let handle = out.into_inner();
     handle.sync_all().await.map_err(|e| fail("syncing", e))?;
+    fault::hit(FaultPoint::PartWritten);
     let modified =
         handle.metadata().await.and_then(|m| m.modified()).map_err(|e| fail("reading the time of", e))?;
     drop(handle);
@@ -591,15 +663,17 @@ fn scan_parts(dir: &Path) -> io::Result<Vec<PartInfo>> {
     Ok(parts)
 }
 
-/// Removes every entry of a completed upload's folder that is not a listed part file.
-fn prune(dir: &Path, keep: &HashSet<u32>) -> io::Result<()> {
+/// Removes every entry of a completed upload's folder that is not a listed part file; returns how many.
+fn prune(dir: &Path, keep: &HashSet<u32>) -> io::Result<usize> {
+    let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if !entry.file_name().to_str().and_then(part_file_number).is_some_and(|n| keep.contains(&n)) {
             std::fs::remove_file(entry.path())?;
+            removed += 1;
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// The part number a staged file name stands for: canonical decimal (no sign, no leading zero) in range.
@@ -903,126 +977,6 @@ impl Drop for Reopen {
             tracing::warn!(error = %e, path = %self.from.display(), "reopening an upload after a failed complete failed");
         }
     }
-}
-
-/// One blob file of an object, named by its number inside the object's blob folder, and its data length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct BlobRef {
-    file: u32,
-    len: u64,
-}
-
-/// The stored form of an object. Every path it leads to is rebuilt from checked names, never taken as is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    key: String,
-    blob_dir: String,
-    blobs: Vec<BlobRef>,
-    size: u64,
-    etag: String,
-    crc64: u64,
-    /// Lower-case hex; `Normal` objects only.
-    content_md5: Option<String>,
-    object_type: String,
-    last_modified_ms: u64,
-    content_type: Option<String>,
-    user_meta: Vec<(String, String)>,
-}
-
-impl Manifest {
-    /// The manifest of a PutObject body stored as `blob_dir/1`.
-    fn normal(key: &str, blob_dir: String, body: &Digests, meta: ObjectMeta) -> Self {
-        let blobs = vec![BlobRef { file: 1, len: body.len }];
-        let mut manifest =
-            Self::base(key, blob_dir, blobs, body.etag(), body.crc64, ObjectType::Normal, meta);
-        manifest.content_md5 = Some(hex::encode(body.md5));
-        manifest
-    }
-
-    /// The manifest of a completed upload: its parts in the listed order, with the CRC-64 combined from
-    /// theirs and the ETag made of their MD5s, so no byte is re-read.
-    fn multipart(key: &str, upload_id: &str, parts: &[PartInfo], meta: ObjectMeta) -> Self {
-        let blobs = parts.iter().map(|p| BlobRef { file: p.part_number, len: p.digests.len }).collect();
-        let crc64 =
-            parts.iter().fold(0, |crc, p| vodup_proto::crc64::combine(crc, p.digests.crc64, p.digests.len));
-        let etag = multipart_etag(parts.iter().map(|p| &p.digests.md5));
-        Self::base(key, upload_id.to_owned(), blobs, etag, crc64, ObjectType::Multipart, meta)
-    }
-
-    fn base(
-        key: &str,
-        blob_dir: String,
-        blobs: Vec<BlobRef>,
-        etag: String,
-        crc64: u64,
-        object_type: ObjectType,
-        meta: ObjectMeta,
-    ) -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Self {
-            format: MANIFEST_FORMAT,
-            key: key.to_owned(),
-            blob_dir,
-            size: blobs.iter().map(|b| b.len).sum(),
-            blobs,
-            etag,
-            crc64,
-            content_md5: None,
-            object_type: object_type.as_str().to_owned(),
-            last_modified_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
-            content_type: meta.content_type,
-            user_meta: meta.user_meta,
-        }
-    }
-
-    /// Decodes and checks a manifest read for `key`.
-    fn parse(bytes: &[u8], key: &str) -> io::Result<Self> {
-        let invalid =
-            |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt manifest: {why}"));
-        let manifest: Self = serde_json::from_slice(bytes).map_err(|e| invalid(&e.to_string()))?;
-        if manifest.format != MANIFEST_FORMAT {
-            return Err(invalid(&format!("unknown format {}", manifest.format)));
-        }
-        if manifest.key != key {
-            return Err(invalid("it belongs to another key"));
-        }
-        if !is_blob_dir(&manifest.blob_dir) {
-            return Err(invalid("bad blob folder name"));
-        }
-        if manifest.blobs.iter().try_fold(0u64, |sum, b| sum.checked_add(b.len)) != Some(manifest.size) {
-            return Err(invalid("blob lengths do not add up to the size"));
-        }
-        if !matches!(manifest.object_type.as_str(), "Normal" | "Multipart") {
-            return Err(invalid("unknown object type"));
-        }
-        if manifest.content_md5.as_deref().is_some_and(|hex| md5_of_hex(hex).is_none()) {
-            return Err(invalid("bad content MD5"));
-        }
-        Ok(manifest)
-    }
-
-    fn info(&self) -> ObjectInfo {
-        ObjectInfo {
-            key: self.key.clone(),
-            size: self.size,
-            etag: self.etag.clone(),
-            crc64: self.crc64,
-            content_md5: self.content_md5.as_deref().and_then(md5_of_hex),
-            object_type: if self.object_type == "Multipart" {
-                ObjectType::Multipart
-            } else {
-                ObjectType::Normal
-            },
-            last_modified: UNIX_EPOCH + Duration::from_millis(self.last_modified_ms),
-            meta: ObjectMeta { content_type: self.content_type.clone(), user_meta: self.user_meta.clone() },
-        }
-    }
-}
-
-fn md5_of_hex(hex: &str) -> Option<[u8; 16]> {
-    let mut md5 = [0u8; 16];
-    hex::decode_to_slice(hex, &mut md5).ok().map(|()| md5)
 }
 
 #[cfg(test)]
