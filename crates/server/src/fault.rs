@@ -78,7 +78,7 @@ pub fn announce() {
     }
     match parse_spec(&spec) {
         Ok((point, nth)) => {
-            tracing::warn!(point = point.name(), nth, "{ENV} is set: the process will kill itself there")
+            tracing::warn!(point = point.name(), nth, "{ENV} is set: the process will kill itself there");
         }
         Err(why) => tracing::error!(spec, "{ENV} is not understood ({why}); no fault will fire"),
     }

@@ -1,7 +1,9 @@
 //! Test-only helpers shared by the integration tests of every vodup crate. The major components are:
 //!
-//! - [`TestServer`]: a real `vodup serve` on loopback, with request signing for raw VOD and OSS calls
-//!   and its `/metrics` counters ([`server`]);
+//! - [`TestServer`]: a real `vodup serve` on loopback, in this process ([`server`]);
+//! - [`ServeProcess`]: the `vodup` binary serving as a child process, to kill and restart ([`process`]);
+//! - [`Api`]: request signing for raw VOD and OSS calls to either, and their `/metrics` ([`api`]);
+//! - a loopback receiver of upload-complete events ([`receiver`]);
 //! - [`OriginServer`]: a plain HTTP origin serving a folder, with or without ranges, lengths and
 //!   validators, for uploads from a URL ([`origin`]);
 //! - [`CorruptingProxy`]: a reverse proxy that can flip a byte of chosen UploadPart bodies
@@ -14,17 +16,22 @@
 //! by `.ci/run`), in which case the skip is a failure, so CI never passes by running less than
 //! everything.
 
+pub mod api;
 pub mod fixtures;
 pub mod origin;
+pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod rss;
 pub mod server;
 
+pub use api::{Api, OssCall, OssCredential, VodReply};
 pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
 pub use origin::{OriginOptions, OriginServer};
+pub use process::{ServeOptions, ServeProcess};
 pub use proxy::{CorruptingProxy, Corruption};
 pub use rss::{PeakRss, current_vm_hwm};
-pub use server::{OssCall, OssCredential, TestServer, VodReply};
+pub use server::TestServer;
 
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ALL: &str = "VODUP_REQUIRE_ALL";

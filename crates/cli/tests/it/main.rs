@@ -1,7 +1,8 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
-//! resume after SIGKILL, credential refresh, corruption on the wire, memory bounds, the terminal bar.
+//! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire, memory bounds, the terminal bar.
 
 mod corruption;
+mod crash;
 mod memory;
 mod refresh;
 mod resume;

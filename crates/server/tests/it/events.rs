@@ -5,66 +5,18 @@
 //! the middle.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing::post;
-use http::HeaderMap;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use vodup_server::config::Config;
 use vodup_server::proto::mac::md5;
 use vodup_server::proto::upload_auth::{UploadAddress, UploadAuth};
+use vodup_testkit::receiver::{Received, receive, receive_when, wait_for};
 use vodup_testkit::{OssCall, OssCredential, TestServer};
 
 const AUTH_KEY: &str = "FakeAuthKey123";
-
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-type Inbox = Arc<Mutex<Vec<Received>>>;
-
-/// A receiver answering 200 to every POST on `listener`.
-fn receive(listener: TcpListener) -> Inbox {
-    receive_when(listener, Arc::new(AtomicBool::new(true)))
-}
-
-/// A receiver that records and answers 200 while `up`, and answers 503 (recording nothing) while not.
-fn receive_when(listener: TcpListener, up: Arc<AtomicBool>) -> Inbox {
-    let inbox: Inbox = Arc::default();
-    let sink = Arc::clone(&inbox);
-    let app = Router::new().fallback(post(move |uri: http::Uri, headers: HeaderMap, body: String| {
-        let sink = Arc::clone(&sink);
-        let up = Arc::clone(&up);
-        async move {
-            if !up.load(Ordering::SeqCst) {
-                return http::StatusCode::SERVICE_UNAVAILABLE;
-            }
-            let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-            sink.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
-            http::StatusCode::OK
-        }
-    }));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    inbox
-}
-
-async fn wait_for(inbox: &Inbox, count: usize, within: Duration) -> Vec<Received> {
-    let started = Instant::now();
-    loop {
-        let got = inbox.lock().unwrap().clone();
-        if got.len() >= count || started.elapsed() > within {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn events_to(url: &str, prefixes: Vec<String>) -> impl FnOnce(&mut Config) {
     let url = url.to_owned();
