@@ -32,6 +32,7 @@ conformance_tests!(
     run_all,
     events_commit_with_their_status_change,
     stale_uploads_and_media_are_found_by_age,
+    recovered_completions_publish_once_with_their_event,
     keys_round_trip,
     key_revocation,
     settings_are_created_once,

@@ -285,6 +285,46 @@ async fn crash_leftovers_are_invisible() {
     assert_eq!(read_all("assembled", &store).await, b"kept part");
 }
 
+/// The state a crash leaves between a manifest's rename and the removal of the folder it replaced: the
+/// next open finishes the publication (the replaced folder goes) and reports it. The crash itself is
+/// simulated here; `vodup-cli`'s `crash.rs` kills the real server at each of its fault points.
+#[tokio::test]
+async fn a_publication_cut_off_after_its_rename_is_finished_on_open() {
+    let (dir, store) = open_temp().await;
+    let root = dir.path().join("store");
+    let blob_dir_of = |key: &str| {
+        let manifest = tree(&root.join("objects"))
+            .into_iter()
+            .map(|p| root.join("objects").join(p))
+            .find(|p| p.extension().is_some_and(|e| e == "manifest") && read_json_key(p) == key)
+            .expect("the manifest");
+        let value: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+        value["blob_dir"].as_str().unwrap().to_owned()
+    };
+    store.put_object("k", body(b"first"), &LIMITS, ObjectMeta::default()).await.expect("put");
+    let first = blob_dir_of("k");
+    let saved = dir.path().join("saved");
+    std::fs::rename(root.join("blobs").join(&first), &saved).expect("set the first version aside");
+    std::fs::create_dir(root.join("blobs").join(&first)).expect("an empty stand-in to retire");
+    store.put_object("k", body(b"second"), &LIMITS, ObjectMeta::default()).await.expect("put again");
+    let second = blob_dir_of("k");
+    drop(store);
+    // As if the process died right after the second manifest's rename.
+    std::fs::rename(&saved, root.join("blobs").join(&first)).expect("restore");
+    let intent = serde_json::json!({ "key": "k", "previous": first });
+    std::fs::write(root.join("intents").join(&second), intent.to_string()).expect("write the intent");
+
+    let store = LocalStore::open(root.clone()).await.expect("reopen");
+    assert_eq!(store.recovery().finished, 1, "{:?}", store.recovery());
+    assert_eq!(store.recovery().removed_folders, 1, "{:?}", store.recovery());
+    assert!(!root.join("blobs").join(&first).exists(), "the replaced folder is removed");
+    assert!(tree(&root.join("intents")).is_empty(), "the intent is settled");
+    assert_eq!(read_all("k", &store).await, b"second");
+    drop(store);
+    let store = LocalStore::open(root).await.expect("reopen again");
+    assert!(store.recovery().is_empty(), "nothing left to repair: {:?}", store.recovery());
+}
+
 fn read_json_key(path: &Path) -> String {
     let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
     value["key"].as_str().expect("a key").to_owned()

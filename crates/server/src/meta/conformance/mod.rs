@@ -8,7 +8,10 @@
 
 mod outbox;
 
-pub use outbox::{events_commit_with_their_status_change, stale_uploads_and_media_are_found_by_age};
+pub use outbox::{
+    events_commit_with_their_status_change, recovered_completions_publish_once_with_their_event,
+    stale_uploads_and_media_are_found_by_age,
+};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +47,7 @@ pub async fn run_all(meta: &dyn MetaStore) {
     // Global queries last: they may touch other scopes' records, which are done by now.
     events_commit_with_their_status_change(meta).await;
     stale_uploads_and_media_are_found_by_age(meta).await;
+    recovered_completions_publish_once_with_their_event(meta).await;
 }
 
 /// Keys are stored and read back whole (secret included), duplicates conflict, and the list is oldest first.

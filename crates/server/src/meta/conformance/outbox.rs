@@ -1,4 +1,4 @@
-//! Conformance of the event outbox and of the sweeper's queries. The outbox row must commit with the
+//! Conformance of the event outbox, the sweeper's queries and startup reconciliation's. The outbox row must commit with the
 //! status change that causes it and never without it; the sweeper's queries are global (every bucket),
 //! so [`run_all`](super::run_all) runs these last and they assert only about their own records.
 
@@ -116,4 +116,68 @@ pub async fn stale_uploads_and_media_are_found_by_age(meta: &dyn MetaStore) {
     assert_eq!(status(new.id.clone()).await, Some(MediaStatus::Uploading));
     let again = meta.fail_stale_media(at(20_000_000), at(40_000_001)).await.expect("fail stale media");
     assert!(!again.contains(&old.id), "only once");
+}
+
+/// Startup reconciliation's queries: media still `Uploading` are listed (not deleted ones, not finished
+/// ones), and a recovered completion closes its upload, publishes its media and queues its event once,
+/// without any credential, but only for the media's own object.
+pub async fn recovered_completions_publish_once_with_their_event(meta: &dyn MetaStore) {
+    let cut = video(33, 1);
+    let other = video(33, 2);
+    let deleted = video(33, 3);
+    for media in [&cut, &other, &deleted] {
+        meta.create_media(media).await.expect("create a video");
+    }
+    meta.delete_media(std::slice::from_ref(&deleted.id), at(10)).await.expect("delete a video");
+    let upload = upload_for(&cut, 33, 1);
+    meta.create_upload(&upload, None).await.expect("create an upload");
+    let uploading: Vec<String> = meta
+        .uploading_media(u32::MAX)
+        .await
+        .expect("uploading media")
+        .into_iter()
+        .map(|m| m.new.id)
+        .collect();
+    assert!(uploading.contains(&cut.id) && uploading.contains(&other.id), "{uploading:?}");
+    assert!(!uploading.contains(&deleted.id), "deleted media are not candidates");
+
+    let ours = |events: Vec<crate::meta::OutboxEvent>| -> Vec<String> {
+        events.into_iter().filter(|e| e.media_id.starts_with(&cut.id[..8])).map(|e| e.id).collect()
+    };
+    // Another media's object does not publish this one.
+    let stray = meta
+        .recover_object(None, &cut.id, &object_of(&other), Some(&event_for), at(20))
+        .await
+        .expect("recover with a foreign object");
+    assert!(stray.is_none(), "a foreign object publishes nothing");
+
+    let recovered = meta
+        .recover_object(Some(&upload.upload_id), &cut.id, &object_of(&cut), Some(&event_for), at(50))
+        .await
+        .expect("recover the completion");
+    let recovered = recovered.expect("the media changed");
+    assert_eq!((recovered.status, recovered.size), (MediaStatus::Normal, Some(10)));
+    let stored = meta.get_upload(&upload.upload_id).await.expect("get the upload").expect("the upload");
+    assert_eq!(stored.state, UploadState::Completed);
+    assert_eq!(ours(meta.due_events(at(60), 1000).await.expect("due events")), vec![format!("E{}", cut.id)]);
+
+    let again = meta
+        .recover_object(Some(&upload.upload_id), &cut.id, &object_of(&cut), Some(&event_for), at(70))
+        .await
+        .expect("recover again");
+    assert!(again.is_none(), "a second recovery changes nothing");
+    assert_eq!(ours(meta.due_events(at(80), 1000).await.expect("due events")).len(), 1, "one event only");
+    let gone = meta
+        .recover_object(None, &deleted.id, &object_of(&deleted), Some(&event_for), at(90))
+        .await
+        .expect("recover a deleted video");
+    assert!(gone.is_none(), "a deleted video stays deleted");
+    let uploading: Vec<String> = meta
+        .uploading_media(u32::MAX)
+        .await
+        .expect("uploading media")
+        .into_iter()
+        .map(|m| m.new.id)
+        .collect();
+    assert!(!uploading.contains(&cut.id) && uploading.contains(&other.id), "{uploading:?}");
 }
