@@ -19,6 +19,8 @@ pub const SERVICE: u8 = 6;
 pub const CHECKSUM: u8 = 7;
 /// Another process is uploading the same source.
 pub const BUSY: u8 = 8;
+/// A batch finished, but some of its files failed (the others are done and stay done).
+pub const SOME_FAILED: u8 = 9;
 /// Interrupted (Ctrl-C); the checkpoint is kept.
 pub const INTERRUPTED: u8 = 130;
 
@@ -46,7 +48,7 @@ mod tests {
 
     #[test]
     fn codes_are_distinct() {
-        let all = [OK, 2, INPUT, AUTH, NETWORK, SERVICE, CHECKSUM, BUSY, INTERRUPTED];
+        let all = [OK, 2, INPUT, AUTH, NETWORK, SERVICE, CHECKSUM, BUSY, SOME_FAILED, INTERRUPTED];
         let mut sorted = all.to_vec();
         sorted.sort_unstable();
         sorted.dedup();

@@ -5,8 +5,10 @@
 //! tools `vodup crc64` (the CRC-64 OSS reports for a file) and `vodup decode` (read an `UploadAddress`
 //! or `UploadAuth` with its secrets redacted), and `vodup upload` (the SDK on the command line).
 
+mod batch;
 mod exit;
 mod output;
+mod profile;
 mod serve;
 mod upload;
 

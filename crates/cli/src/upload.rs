@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use vodup_sdk::batch::BatchMedia;
 use vodup_sdk::client::DEFAULT_REGION;
 use vodup_sdk::source::Source;
+use vodup_sdk::upload::progress::Progress;
 use vodup_sdk::upload::{UploadOptions, UploadResult};
 use vodup_sdk::vod::media::CommonMeta;
 use vodup_sdk::vod::{AttachedMeta, ImageMeta, VideoMeta};
@@ -20,8 +22,9 @@ use crate::output::{Mode, Reporter};
 pub enum UploadCommand {
     /// A video or audio file (CreateUploadVideo).
     Video {
-        /// A local path, an http(s) URL, or `-` for standard input.
-        source: String,
+        /// Local paths, folders, http(s) URLs, or `-` for standard input (several make a batch).
+        #[arg(required_unless_present = "from_list")]
+        sources: Vec<String>,
         #[command(flatten)]
         meta: VideoArgs,
         #[command(flatten)]
@@ -29,8 +32,9 @@ pub enum UploadCommand {
     },
     /// An image (CreateUploadImage).
     Image {
-        /// A local path, an http(s) URL, or `-` for standard input.
-        source: String,
+        /// Local paths, folders, http(s) URLs, or `-` for standard input (several make a batch).
+        #[arg(required_unless_present = "from_list")]
+        sources: Vec<String>,
         /// `default` or `cover`.
         #[arg(long, default_value = "default")]
         image_type: String,
@@ -44,8 +48,9 @@ pub enum UploadCommand {
     },
     /// A watermark, subtitle or material (CreateUploadAttachedMedia).
     Attached {
-        /// A local path, an http(s) URL, or `-` for standard input.
-        source: String,
+        /// Local paths, folders, http(s) URLs, or `-` for standard input (several make a batch).
+        #[arg(required_unless_present = "from_list")]
+        sources: Vec<String>,
         /// watermark, subtitle or material.
         #[arg(long)]
         business_type: String,
@@ -59,8 +64,9 @@ pub enum UploadCommand {
     },
     /// An M3U8 playlist with its segments: segments first, the rewritten playlist last.
     M3u8 {
-        /// A local path or an http(s) URL of a media playlist.
-        source: String,
+        /// Local paths or http(s) URLs of media playlists, or folders of them (several make a batch).
+        #[arg(required_unless_present = "from_list")]
+        sources: Vec<String>,
         /// Also upload EXT-X-KEY key files beside the segments (publishing keys defeats the encryption).
         #[arg(long)]
         include_keys: bool,
@@ -127,6 +133,9 @@ pub struct VideoArgs {
     /// Workflow id (wins over the template group).
     #[arg(long)]
     workflow_id: Option<String>,
+    /// ReferenceId: 6 to 64 of [A-Za-z0-9_-], unique per account (one file only; a batch makes its own).
+    #[arg(long)]
+    reference_id: Option<String>,
 }
 
 impl VideoArgs {
@@ -138,6 +147,7 @@ impl VideoArgs {
             template_group_id: self.template_group_id.clone(),
             workflow_id: self.workflow_id.clone(),
             file_name: self.meta.file_name.clone(),
+            reference_id: self.reference_id.clone(),
         }
     }
 }
@@ -148,9 +158,10 @@ pub struct CommonArgs {
     /// VOD endpoint URL (e.g. http://127.0.0.1:8080 for vodup serve); wins over --region.
     #[arg(long, env = "VODUP_ENDPOINT")]
     endpoint: Option<String>,
-    /// Region: the endpoint becomes https://vod.REGION.aliyuncs.com.
-    #[arg(long, env = "VODUP_REGION", default_value = DEFAULT_REGION)]
-    region: String,
+    /// Region: the endpoint becomes https://vod.REGION.aliyuncs.com (default cn-shanghai, or the
+    /// profile's region).
+    #[arg(long, env = "VODUP_REGION")]
+    region: Option<String>,
     /// AccessKey id.
     #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID", hide_env_values = true)]
     access_key_id: Option<String>,
@@ -162,31 +173,36 @@ pub struct CommonArgs {
     security_token: Option<String>,
     /// Part size, with K/M/G suffixes (default 8M; raised if the file needs more than 10,000 parts).
     #[arg(long, value_parser = parse_size)]
-    part_size: Option<u64>,
+    pub(crate) part_size: Option<u64>,
     /// Parts in flight (default twice the cores, 2 to 8).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
-    parallel: Option<u16>,
+    pub(crate) parallel: Option<u16>,
     /// Where checkpoints live (default ~/.local/state/vodup/checkpoints).
     #[arg(long, env = "VODUP_CHECKPOINT_DIR")]
-    checkpoint_dir: Option<PathBuf>,
+    pub(crate) checkpoint_dir: Option<PathBuf>,
     /// Do not resume from a checkpoint, and write none.
     #[arg(long)]
-    no_resume: bool,
+    pub(crate) no_resume: bool,
     /// Bytes per second for the whole upload, with K/M/G suffixes.
     #[arg(long, value_parser = parse_size)]
-    limit_rate: Option<u64>,
+    pub(crate) limit_rate: Option<u64>,
     /// JSON lines on stdout: every event, then a `result` (or `error`) line.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// DNS overrides, `host=ip:port,...` (for tests and private deployments).
     #[arg(long, env = "VODUP_RESOLVE")]
     resolve: Option<String>,
     /// A PEM file of extra root certificates.
     #[arg(long, env = "VODUP_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Credentials (and region) from this profile of the aliyun CLI's config.json (~/.aliyun/config.json).
+    #[arg(long, env = "ALIBABA_CLOUD_PROFILE")]
+    profile: Option<String>,
+    #[command(flatten)]
+    pub batch: crate::batch::BatchArgs,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -195,17 +211,27 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 impl CommonArgs {
-    fn client(&self) -> Result<Client, Error> {
-        let (Some(id), Some(secret)) = (&self.access_key_id, &self.access_key_secret) else {
-            return Err(Credentials::from_env().err().unwrap_or_else(|| {
-                Error::new(vodup_sdk::ErrorKind::PermissionDenied, "read credentials", "no AccessKey given")
-            }));
+    /// The SDK client the flags, the environment and the aliyun profile describe.
+    pub fn client(&self) -> Result<Client, Error> {
+        let mut region = self.region.clone();
+        let credentials = match (&self.profile, &self.access_key_id, &self.access_key_secret) {
+            // An explicit profile wins, as with the aliyun CLI; without one, keys from flags or the
+            // environment, then the config file's current profile.
+            (None, Some(id), Some(secret)) => {
+                let mut credentials = Credentials::new(id.trim(), secret.trim());
+                if let Some(token) = self.security_token.as_deref().filter(|t| !t.is_empty()) {
+                    credentials = credentials.with_security_token(token);
+                }
+                credentials
+            }
+            (name, _, _) => {
+                let profile = crate::profile::load(name.as_deref())?;
+                region = region.or(profile.region);
+                profile.credentials
+            }
         };
-        let mut credentials = Credentials::new(id.trim(), secret.trim());
-        if let Some(token) = self.security_token.as_deref().filter(|t| !t.is_empty()) {
-            credentials = credentials.with_security_token(token);
-        }
-        let mut builder = Client::builder().credentials(credentials).region(&self.region);
+        let region = region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let mut builder = Client::builder().credentials(credentials).region(&region);
         if let Some(endpoint) = &self.endpoint {
             builder = builder.endpoint(endpoint);
         }
@@ -218,28 +244,60 @@ impl CommonArgs {
         builder.build()
     }
 
-    fn options(&self, reporter: Arc<Reporter>, include_keys: bool) -> UploadOptions {
+    /// The upload options the flags give.
+    pub fn options(&self, progress: Option<Arc<dyn Progress>>, include_keys: bool) -> UploadOptions {
         UploadOptions {
             part_size: self.part_size,
             parallel: self.parallel.map(usize::from),
             checkpoint_dir: self.checkpoint_dir.clone(),
             resume: !self.no_resume,
             limit_rate: self.limit_rate,
-            progress: Some(reporter),
+            progress,
             include_keys,
             ..UploadOptions::default()
         }
     }
 }
 
-/// Runs the upload; returns the exit code.
+impl UploadCommand {
+    /// The SOURCE arguments and the shared flags.
+    pub fn parts(&self) -> (&[String], &CommonArgs) {
+        match self {
+            Self::Video { sources, common, .. }
+            | Self::Image { sources, common, .. }
+            | Self::Attached { sources, common, .. }
+            | Self::M3u8 { sources, common, .. } => (sources, common),
+        }
+    }
+
+    /// What each file becomes, with the metadata the flags give.
+    pub fn media(&self) -> BatchMedia {
+        match self {
+            Self::Video { meta, .. } => BatchMedia::Video(meta.meta()),
+            Self::M3u8 { meta, .. } => BatchMedia::M3u8(meta.meta()),
+            Self::Image { image_type, cate_id, meta, .. } => BatchMedia::Image(ImageMeta {
+                common: meta.common(),
+                image_type: Some(image_type.clone()),
+                cate_id: *cate_id,
+                file_name: meta.file_name.clone(),
+            }),
+            Self::Attached { business_type, cate_id, meta, .. } => BatchMedia::Attached(AttachedMeta {
+                common: meta.common(),
+                business_type: business_type.clone(),
+                cate_ids: cate_id.clone(),
+                file_name: meta.file_name.clone(),
+            }),
+        }
+    }
+}
+
+/// Runs the upload (or the batch); returns the exit code.
 pub async fn run(command: UploadCommand) -> u8 {
-    let (source_text, common) = match &command {
-        UploadCommand::Video { source, common, .. }
-        | UploadCommand::Image { source, common, .. }
-        | UploadCommand::Attached { source, common, .. }
-        | UploadCommand::M3u8 { source, common, .. } => (source.clone(), common),
-    };
+    let (sources, common) = command.parts();
+    if crate::batch::is_batch(sources, &common.batch) {
+        return crate::batch::run(&command).await;
+    }
+    let source_text = sources[0].clone();
     let mode = Mode::choose(common.json, common.quiet);
     let reporter = Arc::new(Reporter::new(mode, &source_text));
     let outcome = upload(&command, common, &source_text, Arc::clone(&reporter)).await;
@@ -266,35 +324,14 @@ async fn upload(
     let client = common.client()?;
     let source = Source::parse(source_text)?;
     let include_keys = matches!(command, UploadCommand::M3u8 { include_keys: true, .. });
-    let options = common.options(reporter, include_keys);
+    let options = common.options(Some(reporter), include_keys);
     let cancel = options.cancel.clone();
-    // Ctrl-C stops the upload between requests and keeps the checkpoint, so the same command resumes.
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    });
-    let result = match command {
-        UploadCommand::Video { meta, .. } => client.upload_video(source, &meta.meta(), &options).await,
-        UploadCommand::M3u8 { meta, .. } => client.upload_m3u8(source, &meta.meta(), &options).await,
-        UploadCommand::Image { image_type, cate_id, meta, .. } => {
-            let meta = ImageMeta {
-                common: meta.common(),
-                image_type: Some(image_type.clone()),
-                cate_id: *cate_id,
-                file_name: meta.file_name.clone(),
-            };
-            client.upload_image(source, &meta, &options).await
-        }
-        UploadCommand::Attached { business_type, cate_id, meta, .. } => {
-            let meta = AttachedMeta {
-                common: meta.common(),
-                business_type: business_type.clone(),
-                cate_ids: cate_id.clone(),
-                file_name: meta.file_name.clone(),
-            };
-            client.upload_attached(source, &meta, &options).await
-        }
+    let interrupt = crate::batch::cancel_on_ctrl_c(cancel);
+    let result = match command.media() {
+        BatchMedia::Video(meta) => client.upload_video(source, &meta, &options).await,
+        BatchMedia::M3u8(meta) => client.upload_m3u8(source, &meta, &options).await,
+        BatchMedia::Image(meta) => client.upload_image(source, &meta, &options).await,
+        BatchMedia::Attached(meta) => client.upload_attached(source, &meta, &options).await,
     };
     interrupt.abort();
     result

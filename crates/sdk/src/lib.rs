@@ -8,10 +8,13 @@
 //! - [`oss`]: signed OSS requests with the temporary credentials.
 //! - [`upload`]: the orchestration: plan parts, keep N in flight with bounded memory, checkpoint after
 //!   each acknowledged part, refresh credentials, check CRC-64, report progress.
+//! - [`batch`]: many files at once, sharing part slots and a rate limit, recorded in a manifest so an
+//!   interrupted batch can be run again without uploading a file twice.
 //! - [`source`]: where bytes come from: local files, URLs (ranged or streamed), any `AsyncRead`, and
 //!   M3U8 playlists with their segments.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod client;
 pub mod credentials;
 pub mod error;

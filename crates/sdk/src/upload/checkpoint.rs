@@ -97,8 +97,7 @@ impl CheckpointFile {
         };
         std::fs::create_dir_all(dir).map_err(|e| io(e, "cannot create the folder", dir))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        let name = sha256_hex(key_parts.join("\n").as_bytes());
-        let path = dir.join(format!("{}.json", &name[..32]));
+        let path = path_of(dir, key_parts);
         let lock_path = path.with_extension("lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -139,6 +138,19 @@ impl CheckpointFile {
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_file(self.path.with_extension("lock"));
     }
+}
+
+/// The checkpoint file of the upload that `key_parts` identify.
+fn path_of(dir: &Path, key_parts: &[&str]) -> PathBuf {
+    let name = sha256_hex(key_parts.join("\n").as_bytes());
+    dir.join(format!("{}.json", &name[..32]))
+}
+
+/// Reads the checkpoint `key_parts` identify without locking it (a batch deciding whether an interrupted
+/// upload will be resumed); `None` if there is none or it does not parse.
+pub fn peek(dir: &Path, key_parts: &[&str]) -> Option<Checkpoint> {
+    let bytes = std::fs::read(path_of(dir, key_parts)).ok()?;
+    serde_json::from_slice::<Checkpoint>(&bytes).ok().filter(|c| c.version == VERSION)
 }
 
 /// The file's bytes.

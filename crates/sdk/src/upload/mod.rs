@@ -13,12 +13,12 @@ pub mod plan;
 mod playlist;
 pub mod progress;
 mod session;
+pub mod slots;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
@@ -30,6 +30,7 @@ use self::plan::Layout;
 pub use self::progress::Progress;
 use self::progress::{Event, Reporter};
 use self::session::{Refresher, Session};
+use self::slots::{PartSlots, Slot};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::oss::{OssClient, OssTarget};
@@ -58,6 +59,11 @@ pub struct UploadOptions {
     pub cancel: CancellationToken,
     /// Upload `EXT-X-KEY` key files beside the segments (`--include-keys`).
     pub include_keys: bool,
+    /// Part slots shared with other uploads running at the same time (a batch): memory and parts in
+    /// flight are then bounded for all of them together. `None`: this upload has `parallel` of its own.
+    pub slots: Option<Arc<PartSlots>>,
+    /// A rate limiter shared with other uploads (a batch's global `--limit-rate`); wins over `limit_rate`.
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 impl Default for UploadOptions {
@@ -72,6 +78,8 @@ impl Default for UploadOptions {
             progress: None,
             cancel: CancellationToken::new(),
             include_keys: false,
+            slots: None,
+            limiter: None,
         }
     }
 }
@@ -83,6 +91,8 @@ impl std::fmt::Debug for UploadOptions {
             .field("parallel", &self.parallel)
             .field("resume", &self.resume)
             .field("limit_rate", &self.limit_rate)
+            .field("shared_slots", &self.slots.as_ref().map(|s| s.size()))
+            .field("shared_limiter", &self.limiter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -284,7 +294,9 @@ impl Client {
             Some(ticket) => ticket,
             None => {
                 resumed = None;
-                media.create(self, &params).await?
+                let ticket = media.create(self, &params).await?;
+                reporter.emit(Event::Created { kind, media_id: ticket.media_id.clone() });
+                ticket
             }
         };
         let mut state = resumed.unwrap_or_else(|| Checkpoint {
@@ -348,6 +360,18 @@ impl Client {
         let endpoint = self.vod().endpoint().to_string();
         let (file, previous) = CheckpointFile::open(&dir, &[kind.as_str(), &endpoint, &identity.location])?;
         Ok((Some(file), previous))
+    }
+
+    /// The checkpoint an interrupted upload of `location` left in `options`' folder, if any, unlocked.
+    pub fn peek_checkpoint(
+        &self,
+        kind: MediaKind,
+        location: &str,
+        options: &UploadOptions,
+    ) -> Option<Checkpoint> {
+        let dir = options.checkpoint_dir.clone().unwrap_or_else(checkpoint::default_dir);
+        let endpoint = self.vod().endpoint().to_string();
+        checkpoint::peek(&dir, &[kind.as_str(), &endpoint, location])
     }
 
     /// Keeps a checkpoint only when it is for the same media type, source content and part size.
@@ -427,9 +451,13 @@ impl Client {
             session,
             key: ticket.address.file_name.clone(),
             retry: self.inner.retry,
-            limiter: options.limit_rate.map(|rate| Arc::new(RateLimiter::new(rate))),
+            limiter: options
+                .limiter
+                .clone()
+                .or_else(|| options.limit_rate.map(|rate| Arc::new(RateLimiter::new(rate)))),
             reporter: reporter.clone(),
             cancel: options.cancel.clone(),
+            slots: options.slots.clone(),
         })
     }
 
@@ -471,9 +499,17 @@ impl Client {
             (Reader::Random(source), Layout::Single { size }) => {
                 let len =
                     usize::try_from(size).map_err(|_| Error::invalid_input("file too large for memory"))?;
-                let data = source.read_at(0, len, BytesMut::new()).await.map_err(&with_path)?.freeze();
+                // A shared pool bounds whole-file puts too; alone, one buffer is the upload's memory.
+                let mut slot = match &context.slots {
+                    Some(slots) => Some(slots.acquire().await),
+                    None => None,
+                };
+                let buffer = slot.as_mut().map(Slot::take_buffer).unwrap_or_default();
+                let data = source.read_at(0, len, buffer).await.map_err(&with_path)?.freeze();
                 reporter.emit(start(false, &[]));
-                return self.put_whole(context, data, &content_type).await.map_err(with_path);
+                let outcome = self.put_whole(context, data, &content_type).await.map_err(with_path);
+                drop(slot);
+                return outcome;
             }
             (Reader::Random(source), layout) => (Feed::random(source, layout, &recorder.state.parts), None),
             (Reader::Sequential(reader), layout) => {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::try_join_all;
 use tokio_util::sync::CancellationToken;
 use vodup_proto::crc64;
@@ -20,6 +20,7 @@ use super::checkpoint::{self, Checkpoint, CheckpointFile, DonePart};
 use super::feed::{Feed, PartJob};
 use super::progress::{Event, Reporter};
 use super::session::Session;
+use super::slots::PartSlots;
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::oss::PutAnswer;
 use crate::oss::body::part_body;
@@ -38,6 +39,8 @@ pub(crate) struct SendContext {
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) reporter: Reporter,
     pub(crate) cancel: CancellationToken,
+    /// Part slots shared with other uploads (a batch); `None` gives each upload its own pool.
+    pub(crate) slots: Option<Arc<PartSlots>>,
 }
 
 /// A checkpoint being kept up to date.
@@ -255,16 +258,21 @@ pub(crate) async fn run(
     recorder: &tokio::sync::Mutex<Recorder>,
 ) -> Result<Vec<DonePart>> {
     let first = std::sync::Mutex::new(first);
+    let slots = context.slots.clone().unwrap_or_else(|| PartSlots::new(parallel));
     let worker = |_: usize| async {
-        let mut buf: Option<BytesMut> = None;
         loop {
             if context.cancel.is_cancelled() {
                 return Err(cancelled());
             }
+            // A part is read only into a slot's buffer, so memory is the pool's, whoever shares it.
+            let mut slot = tokio::select! {
+                slot = slots.acquire() => slot,
+                () = context.cancel.cancelled() => return Err(cancelled()),
+            };
             let pending = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             let job = match pending {
                 Some(job) => job,
-                None => match feed.next(buf.take()).await? {
+                None => match feed.next(Some(slot.take_buffer())).await? {
                     Some(job) => job,
                     None => return Ok::<(), Error>(()),
                 },
@@ -288,7 +296,9 @@ pub(crate) async fn run(
                 crc64: job.crc64.to_string(),
             });
             // The request has dropped its handles by now, so the buffer is ours again.
-            buf = job.data.try_into_mut().ok();
+            if let Ok(buffer) = job.data.try_into_mut() {
+                slot.keep_buffer(buffer);
+            }
         }
     };
     try_join_all((0..parallel.max(1)).map(worker)).await?;

@@ -60,6 +60,7 @@ pub(crate) async fn upload(
 
     let params = meta.params(&file_name, Some(text.len() as u64))?;
     let ticket = client.vod().create_upload_video(&params).await?;
+    reporter.emit(Event::Created { kind: MediaKind::Video, media_id: ticket.media_id.clone() });
     let prefix = object_prefix(&ticket.address);
     let context = client.send_context(MediaKind::Video, &ticket, options, reporter)?;
     reporter.emit(Event::Started {

@@ -12,6 +12,14 @@ use crate::vod::MediaKind;
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
+    /// CreateUpload* answered: the media exists (status `Uploading`). Sent before anything else touches
+    /// it, so a caller that must never lose track of a media item can record its id first.
+    Created {
+        /// The media type.
+        kind: MediaKind,
+        /// `VideoId`, `ImageId` or `MediaId`.
+        media_id: String,
+    },
     /// The media exists and bytes are about to flow.
     Started {
         /// The media type.

@@ -203,6 +203,40 @@ impl VodClient {
     pub async fn get_video_info(&self, video_id: &str) -> Result<Value> {
         self.call("GetVideoInfo", &[("VideoId".to_owned(), video_id.to_owned())]).await
     }
+
+    /// The video with this ReferenceId, `None` when there is none: `(VideoId, Status, Size)`.
+    pub async fn find_video_by_reference(
+        &self,
+        reference_id: &str,
+    ) -> Result<Option<(String, String, Option<u64>)>> {
+        let reply = self.call("GetVideoInfo", &[("ReferenceId".to_owned(), reference_id.to_owned())]).await;
+        match reply {
+            Ok(reply) => {
+                let video = &reply["Video"];
+                let id = video["VideoId"].as_str().unwrap_or_default().to_owned();
+                let status = video["Status"].as_str().unwrap_or_default().to_owned();
+                let size =
+                    video["Size"].as_u64().or_else(|| video["Size"].as_str().and_then(|s| s.parse().ok()));
+                Ok((!id.is_empty()).then_some((id, status, size)))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes media of `kind` (DeleteVideo, DeleteImage by id, or DeleteAttachedMedia).
+    pub async fn delete_media(&self, kind: MediaKind, ids: &[&str]) -> Result<Value> {
+        let ids = ids.join(",");
+        match kind {
+            MediaKind::Video => self.call("DeleteVideo", &[("VideoIds".to_owned(), ids)]).await,
+            MediaKind::Image => {
+                let params =
+                    [("DeleteImageType".to_owned(), "ImageId".to_owned()), ("ImageIds".to_owned(), ids)];
+                self.call("DeleteImage", &params).await
+            }
+            MediaKind::Attached => self.call("DeleteAttachedMedia", &[("MediaIds".to_owned(), ids)]).await,
+        }
+    }
 }
 
 fn crate_user_agent() -> String {

@@ -74,6 +74,10 @@ pub struct VideoMeta {
     pub workflow_id: Option<String>,
     /// The FileName sent, when the source's own name is not the right one (stdin, a URL without a name).
     pub file_name: Option<String>,
+    /// ReferenceId: 6 to 64 of `[A-Za-z0-9_-]`, unique per account. VOD refuses a second video with the
+    /// same one, and finds a video by it (GetVideoInfo, DeleteVideo), which is how a batch re-run finds
+    /// a video an interrupted run created.
+    pub reference_id: Option<String>,
 }
 
 /// CreateUploadImage's optional parameters.
@@ -209,6 +213,13 @@ impl VideoMeta {
         push("CateId", self.cate_id.map(|c| c.to_string()));
         push("TemplateGroupId", self.template_group_id.clone());
         push("WorkflowId", self.workflow_id.clone());
+        if let Some(reference_id) = &self.reference_id {
+            if !is_reference_id(reference_id) {
+                return Err(Error::invalid_input(format!("ReferenceId {reference_id:?} is not valid"))
+                    .with_hint("use 6 to 64 letters, digits, '_' or '-'"));
+            }
+            push("ReferenceId", Some(reference_id.clone()));
+        }
         Ok(params)
     }
 }
@@ -266,6 +277,11 @@ impl AttachedMeta {
         }
         Ok(params)
     }
+}
+
+/// Whether `id` is a valid ReferenceId: 6 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_reference_id(id: &str) -> bool {
+    (6..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

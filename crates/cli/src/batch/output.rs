@@ -1,0 +1,221 @@
+//! What a batch shows: with `--json`, every upload event as a JSON line with a `file` field, one `result`
+//! (or `error`) line per file, and a final `summary` line; on a terminal, one overall bar and one bar per
+//! file in flight, then a summary table; otherwise one line per file and the summary on stderr.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
+use vodup_sdk::upload::progress::Event;
+
+use crate::output::Mode;
+
+/// The batch's [`BatchProgress`].
+#[derive(Debug)]
+pub struct BatchReporter {
+    mode: Mode,
+    bars: Option<Bars>,
+    stdout: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    files: Mutex<HashMap<String, ProgressBar>>,
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+impl BatchReporter {
+    /// A reporter for `files` files.
+    pub fn new(mode: Mode, files: usize) -> Self {
+        let bars = (mode == Mode::Bar).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let overall = multi.add(ProgressBar::new(files as u64));
+            overall.set_style(style("{spinner} files [{bar:30}] {pos}/{len} {msg} elapsed {elapsed}"));
+            overall.enable_steady_tick(Duration::from_millis(200));
+            Bars { multi, overall, files: Mutex::new(HashMap::new()) }
+        });
+        Self { mode, bars, stdout: Mutex::new(()) }
+    }
+
+    fn line(&self, value: &Value) {
+        let _guard = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+
+    /// The batch could not start (or stopped as a whole).
+    pub fn fatal(&self, error: &vodup_sdk::Error, exit_code: u8) {
+        if self.mode == Mode::Json {
+            self.line(&json!({
+                "event": "error",
+                "kind": error.kind().as_str(),
+                "message": error.to_string(),
+                "hint": error.hint(),
+                "exit_code": exit_code,
+            }));
+        }
+        eprintln!("vodup: {error}");
+    }
+
+    /// The final line (JSON) or table (stderr).
+    pub fn summary(&self, summary: &BatchSummary) {
+        if let Some(bars) = &self.bars {
+            bars.overall.finish_and_clear();
+        }
+        let failures: Vec<Value> = summary
+            .outcomes
+            .iter()
+            .filter(|o| o.status == FileStatus::Failed)
+            .map(|o| {
+                let error = o.error.as_ref();
+                json!({
+                    "file": o.file,
+                    "kind": error.map(|e| e.kind().as_str()),
+                    "message": error.map(ToString::to_string),
+                    "hint": error.and_then(vodup_sdk::Error::hint),
+                })
+            })
+            .collect();
+        if self.mode == Mode::Json {
+            self.line(&json!({
+                "event": "summary",
+                "files": summary.outcomes.len(),
+                "done": summary.done,
+                "skipped": summary.skipped,
+                "failed": summary.failed,
+                "cleaned": summary.outcomes.iter().map(|o| o.cleaned.len()).sum::<usize>(),
+                "failures": failures,
+            }));
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "\n{:<10} {:>6}", "files", summary.outcomes.len());
+        let _ = writeln!(err, "{:<10} {:>6}", "done", summary.done);
+        let _ = writeln!(err, "{:<10} {:>6}", "skipped", summary.skipped);
+        let _ = writeln!(err, "{:<10} {:>6}", "failed", summary.failed);
+        for outcome in summary.outcomes.iter().filter(|o| o.status == FileStatus::Failed) {
+            let Some(error) = &outcome.error else { continue };
+            let _ = writeln!(err, "  FAILED {}: {error}", outcome.file);
+            if let Some(hint) = error.hint() {
+                let _ = writeln!(err, "         next: {hint}");
+            }
+        }
+        if summary.failed > 0 {
+            let _ =
+                writeln!(err, "Run the same command again to retry the failed files; done ones are skipped.");
+        }
+    }
+}
+
+impl BatchProgress for BatchReporter {
+    fn on_event(&self, file: &str, event: &Event) {
+        match self.mode {
+            Mode::Json => {
+                if !matches!(event, Event::BytesSent { .. })
+                    && let Ok(mut value) = serde_json::to_value(event)
+                {
+                    value["file"] = json!(file);
+                    self.line(&value);
+                }
+            }
+            Mode::Bar => {
+                let Some(bars) = &self.bars else { return };
+                let mut files = bars.files.lock().unwrap_or_else(PoisonError::into_inner);
+                match event {
+                    Event::Started { size, resumed_bytes, .. } => {
+                        let bar = bars.multi.add(ProgressBar::new(size.unwrap_or(0)));
+                        bar.set_style(style(
+                            "  {msg:30!} [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+                        ));
+                        bar.set_message(short_name(file));
+                        bar.set_position(*resumed_bytes);
+                        files.insert(file.to_owned(), bar);
+                    }
+                    Event::BytesSent { bytes } => {
+                        if let Some(bar) = files.get(file) {
+                            bar.inc(*bytes);
+                        }
+                    }
+                    Event::Notice { message } => {
+                        bars.multi.suspend(|| eprintln!("{}: {message}", short_name(file)));
+                    }
+                    _ => {}
+                }
+            }
+            Mode::Quiet => {}
+        }
+    }
+
+    fn on_file(&self, outcome: &FileOutcome) {
+        if let Some(bars) = &self.bars {
+            if let Some(bar) = bars.files.lock().unwrap_or_else(PoisonError::into_inner).remove(&outcome.file)
+            {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+            bars.overall.inc(1);
+            if outcome.status == FileStatus::Failed {
+                bars.multi.suspend(|| eprintln!("FAILED {}", outcome.file));
+            }
+        }
+        match self.mode {
+            Mode::Json => {
+                let mut line = json!({
+                    "event": if outcome.status == FileStatus::Failed { "error" } else { "result" },
+                    "file": outcome.file,
+                    "status": outcome.status.as_str(),
+                    "MediaId": outcome.media_id,
+                    "cleaned": outcome.cleaned,
+                });
+                if let Some(result) = &outcome.result {
+                    line["kind"] = json!(result.kind.as_str());
+                    line[result.kind.id_field()] = json!(result.media_id);
+                    line["Size"] = json!(result.size);
+                    line["Crc64"] = json!(result.crc64.to_string());
+                    line["Key"] = json!(result.key);
+                    line["Parts"] = json!(result.parts);
+                    line["ResumedParts"] = json!(result.resumed_parts);
+                    if result.segments > 0 {
+                        line["Segments"] = json!(result.segments);
+                    }
+                }
+                if let Some(error) = &outcome.error {
+                    line["kind"] = json!(error.kind().as_str());
+                    line["message"] = json!(error.to_string());
+                    line["hint"] = json!(error.hint());
+                }
+                self.line(&line);
+            }
+            Mode::Bar | Mode::Quiet => {
+                if outcome.status != FileStatus::Failed {
+                    let _guard = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut out = std::io::stdout().lock();
+                    let id = outcome.media_id.as_deref().unwrap_or("-");
+                    let _ = writeln!(out, "{:<8} {id}  {}", outcome.status.as_str(), outcome.file);
+                }
+            }
+        }
+    }
+}
+
+/// The last 30 characters of a path, for a bar's label.
+fn short_name(file: &str) -> String {
+    let chars: Vec<char> = file.chars().collect();
+    if chars.len() <= 30 {
+        file.to_owned()
+    } else {
+        format!("…{}", chars[chars.len() - 29..].iter().collect::<String>())
+    }
+}
