@@ -1,6 +1,7 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire, memory bounds, the terminal bar.
 
+mod batch;
 mod corruption;
 mod crash;
 mod memory;

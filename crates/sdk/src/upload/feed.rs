@@ -68,8 +68,9 @@ impl Feed {
         }))
     }
 
-    /// The next part to send, read into `buf` (or a new buffer), or None when the source is exhausted.
-    pub(crate) async fn next(&self, buf: Option<BytesMut>) -> Result<Option<PartJob>> {
+    /// The next part to send, read into the buffer in `buf` (taken only when a part is read; left in
+    /// place otherwise, so the caller keeps it), or None when the source is exhausted.
+    pub(crate) async fn next(&self, buf: &mut Option<BytesMut>) -> Result<Option<PartJob>> {
         match self {
             Self::Random { source, layout, next, done } => loop {
                 let number = next.fetch_add(1, Ordering::Relaxed);
@@ -79,14 +80,13 @@ impl Feed {
                 }
                 let len =
                     usize::try_from(len).map_err(|_| Error::invalid_input("part too large for memory"))?;
-                let data =
-                    source.read_at(layout.part_offset(number), len, buf.unwrap_or_default()).await?.freeze();
+                let buffer = buf.take().unwrap_or_default();
+                let data = source.read_at(layout.part_offset(number), len, buffer).await?.freeze();
                 let crc64 = crc64::checksum(&data);
                 return Ok(Some(PartJob { number, data, crc64 }));
             },
             Self::Sequential(state) => {
                 let mut state = state.lock().await;
-                let mut buf = buf.unwrap_or_default();
                 loop {
                     if state.finished {
                         return Ok(None);
@@ -96,16 +96,18 @@ impl Feed {
                         state.finished = true;
                         return Ok(None);
                     };
-                    buf.clear();
-                    let read = read_full(&mut state.reader, &mut buf, len).await?;
+                    let mut buffer = buf.take().unwrap_or_default();
+                    buffer.clear();
+                    let read = read_full(&mut state.reader, &mut buffer, len).await?;
                     if read < len {
                         state.finished = true;
                     }
                     if read == 0 && number > 1 {
+                        *buf = Some(buffer);
                         return Ok(None);
                     }
                     state.next += 1;
-                    let data = std::mem::take(&mut buf).freeze();
+                    let data = buffer.freeze();
                     let crc64 = crc64::checksum(&data);
                     if let Some(done) = state.done.get(&number) {
                         if done.crc64 != crc64 || done.size != data.len() as u64 {
@@ -116,7 +118,7 @@ impl Feed {
                             )
                             .with_hint("the source changed since the checkpoint; re-run with --no-resume"));
                         }
-                        buf = data.try_into_mut().unwrap_or_default();
+                        *buf = data.try_into_mut().ok();
                         continue;
                     }
                     return Ok(Some(PartJob { number, data, crc64 }));
@@ -154,14 +156,14 @@ mod tests {
         let done =
             [DonePart { number: 1, size: 100, etag: "e".into(), crc64: crc64::checksum(&data[..100]) }];
         let feed = Feed::sequential(Box::new(std::io::Cursor::new(data.clone())), layout, &done);
-        let part = feed.next(None).await.unwrap().unwrap();
+        let part = feed.next(&mut None).await.unwrap().unwrap();
         assert_eq!((part.number, &part.data[..]), (2, &data[100..200]));
-        let part = feed.next(None).await.unwrap().unwrap();
+        let part = feed.next(&mut None).await.unwrap().unwrap();
         assert_eq!((part.number, &part.data[..]), (3, &data[200..]));
-        assert!(feed.next(None).await.unwrap().is_none());
+        assert!(feed.next(&mut None).await.unwrap().is_none());
 
         let wrong = [DonePart { number: 1, size: 100, etag: "e".into(), crc64: 1 }];
         let feed = Feed::sequential(Box::new(std::io::Cursor::new(data)), layout, &wrong);
-        assert_eq!(feed.next(None).await.unwrap_err().kind(), ErrorKind::SourceChanged);
+        assert_eq!(feed.next(&mut None).await.unwrap_err().kind(), ErrorKind::SourceChanged);
     }
 }

@@ -514,7 +514,8 @@ impl Client {
             (Reader::Random(source), layout) => (Feed::random(source, layout, &recorder.state.parts), None),
             (Reader::Sequential(reader), layout) => {
                 let feed = Feed::sequential(reader, layout, &recorder.state.parts);
-                let first = if recorder.state.upload_id.is_none() { feed.next(None).await? } else { None };
+                let first =
+                    if recorder.state.upload_id.is_none() { feed.next(&mut None).await? } else { None };
                 if let Some(job) = &first
                     && (job.data.len() as u64) < layout.first_part_size()
                 {

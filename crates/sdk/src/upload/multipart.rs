@@ -272,10 +272,17 @@ pub(crate) async fn run(
             let pending = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             let job = match pending {
                 Some(job) => job,
-                None => match feed.next(Some(slot.take_buffer())).await? {
-                    Some(job) => job,
-                    None => return Ok::<(), Error>(()),
-                },
+                None => {
+                    let mut buffer = Some(slot.take_buffer());
+                    let next = feed.next(&mut buffer).await;
+                    if let Some(buffer) = buffer {
+                        slot.keep_buffer(buffer);
+                    }
+                    match next? {
+                        Some(job) => job,
+                        None => return Ok::<(), Error>(()),
+                    }
+                }
             };
             let answer =
                 context.send("UploadPart", Some((upload_id, job.number)), &job.data, job.crc64, "").await?;

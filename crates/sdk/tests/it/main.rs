@@ -12,7 +12,9 @@ use vodup_sdk::{Client, Credentials, ErrorKind};
 use vodup_testkit::TestServer;
 use vodup_testkit::fixtures::write_random_file;
 
-fn client(server: &TestServer) -> Client {
+mod batch;
+
+pub(crate) fn client(server: &TestServer) -> Client {
     Client::builder()
         .credentials(Credentials::new(&server.key_id, server.key_secret.expose()))
         .endpoint(&server.vod_url)
@@ -41,7 +43,8 @@ async fn a_closure_receives_started_parts_and_completed_in_order() {
     assert_eq!(result.parts, 5);
     let events = events.lock().unwrap();
     assert!(
-        matches!(events.first(), Some(Event::Started { multipart: true, parts: Some(5), .. })),
+        matches!(&events[..2], [Event::Created { media_id, .. }, Event::Started { multipart: true, parts: Some(5), .. }]
+            if *media_id == result.media_id),
         "{events:?}"
     );
     assert!(matches!(events.last(), Some(Event::Completed { .. })), "{events:?}");
