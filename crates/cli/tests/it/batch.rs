@@ -206,3 +206,41 @@ async fn a_file_that_vanishes_mid_batch_fails_alone_with_exit_code_9() {
     assert_eq!(errors.len(), 1, "one error line, for that file");
     assert_eq!(errors[0]["file"], absolute(&doomed));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_and_region_come_from_an_aliyun_cli_profile() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.mp4");
+    write_random_file(&file, 100_000, 7).unwrap();
+    let config = dir.path().join("config.json");
+    let profiles = serde_json::json!({
+        "current": "other",
+        "profiles": [
+            {"name": "other", "mode": "AK", "access_key_id": "LTAInotvalid", "access_key_secret": "x"},
+            {"name": "vodup", "mode": "AK", "access_key_id": server.key_id, "access_key_secret": server.key_secret.expose(), "region_id": "cn-beijing"}
+        ]
+    });
+    std::fs::write(&config, profiles.to_string()).unwrap();
+    let command = |profile: Option<&str>| {
+        let mut command = upload(&server, dir.path(), "video", file.to_str().unwrap());
+        command
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env("ALIBABA_CLOUD_CONFIG_FILE", &config)
+            .arg("--no-resume");
+        if let Some(profile) = profile {
+            command.args(["--profile", profile]);
+        }
+        command
+    };
+    let named = run(command(Some("vodup"))).await;
+    assert_eq!(named.code, Some(0), "{}", named.stderr);
+    // Without --profile the file's current profile is used, and its key is refused.
+    let current = run(command(None)).await;
+    assert_eq!(current.code, Some(4), "{}", current.stderr);
+    let missing = run(command(Some("nope"))).await;
+    assert_eq!(missing.code, Some(3));
+    assert!(missing.stderr.contains("other, vodup"), "{}", missing.stderr);
+}

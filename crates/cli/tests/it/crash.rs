@@ -198,6 +198,18 @@ fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
     bytes.chunks(PART).collect()
 }
 
+/// The interrupted video with every part acknowledged: media, bytes, upload id, part ETags.
+async fn cut_video_parts(api: &Api) -> (Media, Vec<u8>, String, Vec<String>) {
+    let media = create_video(api, "cut.mp4").await;
+    let bytes = video_bytes();
+    let upload_id = initiate(api, &media).await;
+    let mut etags = Vec::new();
+    for (i, part) in chunks(&bytes).into_iter().enumerate() {
+        etags.push(put_part(api, &media, &upload_id, i as u32 + 1, part).await);
+    }
+    (media, bytes, upload_id, etags)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_while_writing_a_part_keeps_every_acknowledged_part() {
     let crash = Crash::new().await;
@@ -240,13 +252,7 @@ async fn killed_before_the_manifest_is_renamed_reopens_the_upload() {
     // The first video's Complete is hit 1.
     let mut server = crash.start(Some("manifest-written:2"));
     let (before, before_bytes) = completed_video(&server).await;
-    let media = create_video(&server, "cut.mp4").await;
-    let bytes = video_bytes();
-    let upload_id = initiate(&server, &media).await;
-    let mut etags = Vec::new();
-    for (i, part) in chunks(&bytes).into_iter().enumerate() {
-        etags.push(put_part(&server, &media, &upload_id, i as u32 + 1, part).await);
-    }
+    let (media, bytes, upload_id, etags) = cut_video_parts(&server).await;
     assert!(server.try_oss(complete_call(&media, &upload_id, &etags)).await.is_err());
     server.expect_killed(DIE_WITHIN);
 
@@ -269,13 +275,7 @@ async fn completion_survives(fault: &str) {
     let crash = Crash::new().await;
     let mut server = crash.start(Some(&format!("{fault}:2")));
     let (before, before_bytes) = completed_video(&server).await;
-    let media = create_video(&server, "cut.mp4").await;
-    let bytes = video_bytes();
-    let upload_id = initiate(&server, &media).await;
-    let mut etags = Vec::new();
-    for (i, part) in chunks(&bytes).into_iter().enumerate() {
-        etags.push(put_part(&server, &media, &upload_id, i as u32 + 1, part).await);
-    }
+    let (media, bytes, upload_id, etags) = cut_video_parts(&server).await;
     assert!(server.try_oss(complete_call(&media, &upload_id, &etags)).await.is_err());
     server.expect_killed(DIE_WITHIN);
 
@@ -310,13 +310,7 @@ async fn killed_after_posting_an_event_delivers_it_again_with_the_same_id() {
     let mut server = crash.start(Some("event-posted:2"));
     let (before, before_bytes) = completed_video(&server).await;
     assert_eq!(crash.events_of("VideoId", &before.id, 1).await.len(), 1);
-    let media = create_video(&server, "cut.mp4").await;
-    let bytes = video_bytes();
-    let upload_id = initiate(&server, &media).await;
-    let mut etags = Vec::new();
-    for (i, part) in chunks(&bytes).into_iter().enumerate() {
-        etags.push(put_part(&server, &media, &upload_id, i as u32 + 1, part).await);
-    }
+    let (media, bytes, upload_id, etags) = cut_video_parts(&server).await;
     assert_eq!(server.oss(complete_call(&media, &upload_id, &etags)).await.status(), 200);
     server.expect_killed(DIE_WITHIN);
     assert_eq!(crash.events_of("VideoId", &media.id, 1).await.len(), 1, "posted once before the crash");

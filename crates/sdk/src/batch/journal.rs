@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -23,6 +22,7 @@ use vodup_proto::mac::sha256_hex;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::source::SourceIdentity;
+use crate::upload::checkpoint;
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,30 +157,14 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| io(e, "cannot create the folder", dir))?;
         let name = sha256_hex(key_parts.join("\n").as_bytes());
         let path = dir.join(format!("batch-{}.jsonl", &name[..32]));
-        let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| io(e, "cannot create the lock file", &lock_path))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(Error::new(
-                ErrorKind::Locked,
-                "open batch manifest",
-                format!("another vodup process is running this batch ({e})"),
-            )
-            .with_path(&lock_path)
-            .with_hint("wait for it to finish, or stop it"));
-        }
+        let lock = checkpoint::lock_beside(&path, "open batch manifest", "running this batch")?;
         let entries = replay(&path).map_err(|e| io(e, "cannot read", &path))?;
         let compacted: Vec<u8> = entries
             .iter()
             .flat_map(|(file, entry)| entry.compact(file))
             .flat_map(|record| line(&record))
             .collect();
-        crate::upload::checkpoint::write_atomically(&path, &compacted)?;
+        checkpoint::write_atomically(&path, &compacted)?;
         let file = OpenOptions::new().append(true).open(&path).map_err(|e| io(e, "cannot open", &path))?;
         let (writer, pending) = mpsc::unbounded_channel();
         std::thread::Builder::new()

@@ -98,23 +98,7 @@ impl CheckpointFile {
         std::fs::create_dir_all(dir).map_err(|e| io(e, "cannot create the folder", dir))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let path = path_of(dir, key_parts);
-        let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| io(e, "cannot create the lock file", &lock_path))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(Error::new(
-                ErrorKind::Locked,
-                "open checkpoint",
-                format!("another vodup process is uploading this source ({e})"),
-            )
-            .with_path(&lock_path)
-            .with_hint("wait for it to finish, or stop it"));
-        }
+        let lock = lock_beside(&path, "open checkpoint", "uploading this source")?;
         let previous = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<Checkpoint>(&bytes).ok().filter(|c| c.version == VERSION),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -138,6 +122,27 @@ impl CheckpointFile {
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_file(self.path.with_extension("lock"));
     }
+}
+
+/// Creates and locks `<path>.lock`, the one-process-at-a-time guard of a checkpoint or a batch manifest:
+/// held as long as the returned file lives. `doing` is the operation for errors, `what` what the other
+/// process is doing ("uploading this source").
+pub(crate) fn lock_beside(path: &Path, doing: &'static str, what: &str) -> Result<File> {
+    let lock_path = path.with_extension("lock");
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).map_err(
+            |e| {
+                Error::new(ErrorKind::Io, doing, format!("cannot create the lock file: {e}"))
+                    .with_path(&lock_path)
+                    .with_hint("give a writable --checkpoint-dir")
+            },
+        )?;
+    if let Err(e) = lock.try_lock() {
+        return Err(Error::new(ErrorKind::Locked, doing, format!("another vodup process is {what} ({e})"))
+            .with_path(&lock_path)
+            .with_hint("wait for it to finish, or stop it"));
+    }
+    Ok(lock)
 }
 
 /// The checkpoint file of the upload that `key_parts` identify.

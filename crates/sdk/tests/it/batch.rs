@@ -32,6 +32,15 @@ fn options(dir: &std::path::Path) -> BatchOptions {
     }
 }
 
+/// A temp folder with one random file: the folder, the file, and its absolute path as a batch names it.
+fn one_file(name: &str, size: u64, seed: u64) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    write_random_file(&file, size, seed).unwrap();
+    let absolute = std::path::absolute(&file).unwrap().to_string_lossy().into_owned();
+    (dir, file, absolute)
+}
+
 /// Opens the batch's journal as `upload_batch` will (same folder and key) and appends `records`.
 async fn write_journal(server: &TestServer, dir: &std::path::Path, records: Vec<Record>) {
     let endpoint = format!("{}/", server.vod_url);
@@ -44,10 +53,7 @@ async fn write_journal(server: &TestServer, dir: &std::path::Path, records: Vec<
 #[tokio::test(flavor = "multi_thread")]
 async fn a_video_created_but_never_recorded_is_found_by_reference_and_deleted() {
     let server = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("clip.mp4");
-    write_random_file(&file, 300_000, 1).unwrap();
-    let absolute = std::path::absolute(&file).unwrap().to_string_lossy().into_owned();
+    let (dir, file, absolute) = one_file("clip.mp4", 300_000, 1);
     // The interrupted run wrote its intent, and VOD created the video; then the process died.
     let reference = "vodup-interrupted-0001";
     write_journal(
@@ -81,10 +87,7 @@ async fn a_video_created_but_never_recorded_is_found_by_reference_and_deleted() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_video_finished_but_never_recorded_is_recorded_not_uploaded_again() {
     let server = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("clip.mp4");
-    write_random_file(&file, 200_000, 2).unwrap();
-    let absolute = std::path::absolute(&file).unwrap().to_string_lossy().into_owned();
+    let (dir, file, absolute) = one_file("clip.mp4", 200_000, 2);
     // A first run that finished the upload and died before writing `done`.
     let reference = "vodup-finished-0002";
     write_journal(
@@ -122,10 +125,7 @@ async fn a_video_finished_but_never_recorded_is_recorded_not_uploaded_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_created_without_a_checkpoint_is_deleted_before_the_new_upload() {
     let server = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cover.png");
-    write_random_file(&file, 50_000, 3).unwrap();
-    let absolute = std::path::absolute(&file).unwrap().to_string_lossy().into_owned();
+    let (dir, file, absolute) = one_file("cover.png", 50_000, 3);
     let stray = server.vod("CreateUploadImage", &[("ImageType", "default"), ("ImageExt", "png")]).await;
     let stray_id = stray.body["ImageId"].as_str().unwrap().to_owned();
     write_journal(

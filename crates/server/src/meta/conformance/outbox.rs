@@ -131,13 +131,7 @@ pub async fn recovered_completions_publish_once_with_their_event(meta: &dyn Meta
     meta.delete_media(std::slice::from_ref(&deleted.id), at(10)).await.expect("delete a video");
     let upload = upload_for(&cut, 33, 1);
     meta.create_upload(&upload, None).await.expect("create an upload");
-    let uploading: Vec<String> = meta
-        .uploading_media(u32::MAX)
-        .await
-        .expect("uploading media")
-        .into_iter()
-        .map(|m| m.new.id)
-        .collect();
+    let uploading = uploading_ids(meta).await;
     assert!(uploading.contains(&cut.id) && uploading.contains(&other.id), "{uploading:?}");
     assert!(!uploading.contains(&deleted.id), "deleted media are not candidates");
 
@@ -172,12 +166,10 @@ pub async fn recovered_completions_publish_once_with_their_event(meta: &dyn Meta
         .await
         .expect("recover a deleted video");
     assert!(gone.is_none(), "a deleted video stays deleted");
-    let uploading: Vec<String> = meta
-        .uploading_media(u32::MAX)
-        .await
-        .expect("uploading media")
-        .into_iter()
-        .map(|m| m.new.id)
-        .collect();
+    let uploading = uploading_ids(meta).await;
     assert!(!uploading.contains(&cut.id) && uploading.contains(&other.id), "{uploading:?}");
+}
+
+async fn uploading_ids(meta: &dyn MetaStore) -> Vec<String> {
+    meta.uploading_media(u32::MAX).await.expect("uploading media").into_iter().map(|m| m.new.id).collect()
 }
