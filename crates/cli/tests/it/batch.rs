@@ -49,19 +49,21 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("media");
     let mut files: Vec<PathBuf> = Vec::new();
-    std::fs::create_dir_all(root.join("small")).unwrap();
+    // Named so the walk meets the small files first: by the time the large ones start, many files are
+    // done, and the kill below catches a large file half done.
+    std::fs::create_dir_all(root.join("1-small")).unwrap();
     for i in 0..200u64 {
-        let path = root.join("small").join(format!("clip-{i:03}.mp4"));
+        let path = root.join("1-small").join(format!("clip-{i:03}.mp4"));
         write_random_file(&path, 16_000 + (i * 7919) % 180_000, i).unwrap();
         files.push(path);
     }
-    std::fs::create_dir_all(root.join("large")).unwrap();
+    std::fs::create_dir_all(root.join("2-large")).unwrap();
     for i in 0..5u64 {
-        let path = root.join("large").join(format!("big-{i}.mp4"));
+        let path = root.join("2-large").join(format!("big-{i}.mp4"));
         write_random_file(&path, (40 << 20) + i * 1_000_003, 1000 + i).unwrap();
         files.push(path);
     }
-    let playlist = make_hls(&root.join("hls")).unwrap();
+    let playlist = make_hls(&root.join("3-hls")).unwrap();
     let command = |limit: bool| {
         let mut command = upload(&server, dir.path(), "video", root.to_str().unwrap());
         command.args(["--recursive", "--jobs", "8", "--part-size", "8M"]);
@@ -81,7 +83,7 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
         if event["event"] == "result" {
             first_results.push(event);
         } else if event["event"] == "part_sent"
-            && event["file"].as_str().is_some_and(|f| f.contains("/large/"))
+            && event["file"].as_str().is_some_and(|f| f.contains("/2-large/"))
         {
             large_parts += 1;
         }
@@ -145,7 +147,7 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
     assert!(checked >= 200, "bytes checked for {checked} files");
     assert!(files.iter().all(|f| media_of.contains_key(&absolute(f))));
     assert!(media_of.contains_key(&absolute(&playlist)), "the playlist is one video");
-    let segments = std::fs::read_dir(root.join("hls/seg")).unwrap().count();
+    let segments = std::fs::read_dir(root.join("3-hls/seg")).unwrap().count();
     assert_eq!(media_of.len(), 206, "its {segments} segments are not videos of their own");
 }
 
