@@ -287,14 +287,26 @@ mod tests {
         assert_eq!(entry.reference_id.as_deref(), Some("vodup-1"));
         assert_eq!(entry.created, vec!["m2".to_owned()]);
         assert!(entry.done.is_none());
+        let identity = SourceIdentity {
+            location: file.clone(),
+            size: Some(3),
+            mtime_ns: Some(1_764_000_000_123_456_789),
+            etag: None,
+            last_modified: None,
+        };
         journal
-            .append(Record::Done { file: file.clone(), media_id: "m2".into(), identity: None, size: 3 })
+            .append(Record::Done {
+                file: file.clone(),
+                media_id: "m2".into(),
+                identity: Some(identity.clone()),
+                size: 3,
+            })
             .await
             .unwrap();
         drop(journal);
         let journal = Journal::open(dir.path(), &["video", "x"]).unwrap();
         let entry = journal.entry(&file);
-        assert_eq!(entry.done, Some(("m2".into(), None, 3)));
+        assert_eq!(entry.done, Some(("m2".into(), Some(identity), 3)), "the identity survives a replay");
         assert!(entry.created.is_empty());
         let lines = std::fs::read_to_string(journal.path()).unwrap().lines().count();
         assert_eq!(lines, 2, "compacted to the intent and the result");

@@ -17,7 +17,6 @@
 pub mod journal;
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use futures_util::StreamExt as _;
 
@@ -231,7 +230,9 @@ impl Client {
             })
             .map(|c| c.media_id);
         let mut strays: Vec<String> = entry.created.clone();
-        let mut reference_id = entry.reference_id.clone();
+        // Done before, but the file changed since: it becomes a new item, with a new ReferenceId (the old
+        // one names the finished video, which stays).
+        let mut reference_id = if entry.done.is_some() { None } else { entry.reference_id.clone() };
         if let Some(reference) = reference_id.as_deref().filter(|_| kind == MediaKind::Video) {
             match self.vod().find_video_by_reference(reference).await? {
                 Some((video_id, status, size)) if status != "Uploading" && status != "UploadFail" => {
@@ -337,17 +338,7 @@ async fn identity_of(source: &Source) -> Option<SourceIdentity> {
     tokio::task::spawn_blocking(move || {
         let metadata = std::fs::metadata(&path).ok()?;
         let absolute = std::path::absolute(&path).unwrap_or(path);
-        Some(SourceIdentity {
-            location: absolute.to_string_lossy().into_owned(),
-            size: Some(metadata.len()),
-            mtime_ns: metadata
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos()),
-            etag: None,
-            last_modified: None,
-        })
+        Some(crate::source::file::identity(&absolute, &metadata))
     })
     .await
     .ok()

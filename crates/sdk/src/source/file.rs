@@ -19,6 +19,23 @@ pub struct FileReader {
     path: PathBuf,
 }
 
+/// What identifies a file's content across runs: its absolute path, size and modification time (in
+/// nanoseconds; `u64` reaches the year 2554).
+pub(crate) fn identity(absolute: &std::path::Path, metadata: &std::fs::Metadata) -> SourceIdentity {
+    let mtime_ns = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok());
+    SourceIdentity {
+        location: absolute.to_string_lossy().into_owned(),
+        size: Some(metadata.len()),
+        mtime_ns,
+        etag: None,
+        last_modified: None,
+    }
+}
+
 pub(crate) async fn open(path: PathBuf) -> Result<Opened> {
     let shown = path.clone();
     let io_error = move |e: std::io::Error, what: &str| {
@@ -41,15 +58,7 @@ pub(crate) async fn open(path: PathBuf) -> Result<Opened> {
             .with_path(&path)
             .with_hint("give a file, not a folder"));
     }
-    let mtime_ns =
-        metadata.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos());
-    let identity = SourceIdentity {
-        location: absolute.to_string_lossy().into_owned(),
-        size: Some(metadata.len()),
-        mtime_ns,
-        etag: None,
-        last_modified: None,
-    };
+    let identity = identity(&absolute, &metadata);
     let reader = FileReader { file: Arc::new(file), path: path.clone() };
     Ok(Opened {
         name: Some(path.to_string_lossy().into_owned()),

@@ -96,7 +96,7 @@ pub struct SourceIdentity {
     pub size: Option<u64>,
     /// A file's modification time, nanoseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtime_ns: Option<u128>,
+    pub mtime_ns: Option<u64>,
     /// A URL's `ETag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,

@@ -150,3 +150,30 @@ async fn an_image_created_without_a_checkpoint_is_deleted_before_the_new_upload(
     let gone = server.vod("GetImageInfo", &[("ImageId", &stray_id)]).await;
     assert_eq!(gone.status, 404, "{}", gone.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_edited_after_its_upload_becomes_a_new_video_and_an_unchanged_one_is_skipped() {
+    let server = TestServer::start().await;
+    let (dir, file, absolute) = one_file("clip.mp4", 150_000, 4);
+    let item = || BatchItem {
+        source: Source::File(file.clone()),
+        file: absolute.clone(),
+        media: BatchMedia::Video(VideoMeta::default()),
+    };
+    let batch = client(&server);
+    let first = batch.upload_batch(vec![item()], &options(dir.path()), Arc::new(Quiet)).await.unwrap();
+    let first_id = first.outcomes[0].media_id.clone().unwrap();
+    let again = batch.upload_batch(vec![item()], &options(dir.path()), Arc::new(Quiet)).await.unwrap();
+    assert_eq!(again.outcomes[0].status, FileStatus::Skipped);
+    assert_eq!(again.outcomes[0].media_id.as_deref(), Some(first_id.as_str()));
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_random_file(&file, 160_000, 5).unwrap();
+    let edited = batch.upload_batch(vec![item()], &options(dir.path()), Arc::new(Quiet)).await.unwrap();
+    let outcome = &edited.outcomes[0];
+    assert_eq!(outcome.status, FileStatus::Done, "{outcome:?}");
+    assert_ne!(outcome.media_id.as_deref(), Some(first_id.as_str()), "a new video for the new content");
+    assert_eq!(outcome.result.as_ref().unwrap().size, 160_000);
+    let old = server.vod("GetVideoInfo", &[("VideoId", &first_id)]).await;
+    assert_eq!(old.body["Video"]["Status"], "Normal", "the first video stays");
+}
