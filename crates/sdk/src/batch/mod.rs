@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 
-use self::journal::{Journal, Record};
+use self::journal::{Entry, Journal, Record};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rate::RateLimiter;
@@ -229,41 +229,14 @@ impl Client {
                     .filter(|c| c.source == *identity && c.kind == kind)
             })
             .map(|c| c.media_id);
-        let mut strays: Vec<String> = entry.created.clone();
-        // Done before, but the file changed since: it becomes a new item, with a new ReferenceId (the old
-        // one names the finished video, which stays).
-        let mut reference_id = if entry.done.is_some() { None } else { entry.reference_id.clone() };
-        if let Some(reference) = reference_id.as_deref().filter(|_| kind == MediaKind::Video) {
-            match self.vod().find_video_by_reference(reference).await? {
-                Some((video_id, status, size)) if status != "Uploading" && status != "UploadFail" => {
-                    // Uploaded before the interruption could record it.
-                    let size = size.unwrap_or_default();
-                    let done =
-                        Record::Done { file: file.clone(), media_id: video_id.clone(), identity, size };
-                    shared.journal.append(done).await?;
-                    return Ok((FileStatus::Skipped, video_id, None));
-                }
-                Some((video_id, ..)) => {
-                    if resumable.as_ref() != Some(&video_id) {
-                        reference_id = None;
-                    }
-                    if !strays.contains(&video_id) {
-                        strays.push(video_id);
-                    }
-                }
-                None => {}
+        let reference_id = match self.settle(file, kind, &entry, resumable.as_ref(), shared, cleaned).await? {
+            Settled::Finished { video_id, size } => {
+                let done = Record::Done { file: file.clone(), media_id: video_id.clone(), identity, size };
+                shared.journal.append(done).await?;
+                return Ok((FileStatus::Skipped, video_id, None));
             }
-        }
-        strays.retain(|id| resumable.as_ref() != Some(id));
-        for media_id in strays {
-            match self.vod().delete_media(kind, &[&media_id]).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            shared.journal.append(Record::Cleaned { file: file.clone(), media_id: media_id.clone() }).await?;
-            cleaned.push(media_id);
-        }
+            Settled::Continue { reference_id } => reference_id,
+        };
 
         let reference_id = match &mut media {
             BatchMedia::Video(meta) | BatchMedia::M3u8(meta) => {
@@ -307,6 +280,63 @@ impl Client {
         };
         shared.journal.append(done).await?;
         Ok((FileStatus::Done, result.media_id.clone(), Some(result)))
+    }
+}
+
+/// What an earlier, interrupted run of a file left, once settled.
+enum Settled {
+    /// Its video was uploaded; only the record was missing.
+    Finished { video_id: String, size: u64 },
+    /// Upload it, with this ReferenceId if the earlier one may be reused.
+    Continue { reference_id: Option<String> },
+}
+
+impl Client {
+    /// Settles what earlier runs left of `file`: a video found `Normal` by its ReferenceId is finished;
+    /// every media created for it that its checkpoint will not resume is deleted (a stray), so the upload
+    /// that follows is the file's only media.
+    async fn settle(
+        &self,
+        file: &str,
+        kind: MediaKind,
+        entry: &Entry,
+        resumable: Option<&String>,
+        shared: &Shared,
+        cleaned: &mut Vec<String>,
+    ) -> Result<Settled> {
+        let mut strays: Vec<String> = entry.created.clone();
+        // Done before, but the file changed since: it becomes a new item, with a new ReferenceId (the old
+        // one names the finished video, which stays).
+        let mut reference_id = if entry.done.is_some() { None } else { entry.reference_id.clone() };
+        if let Some(reference) = reference_id.as_deref().filter(|_| kind == MediaKind::Video) {
+            match self.vod().find_video_by_reference(reference).await? {
+                Some((video_id, status, size)) if status != "Uploading" && status != "UploadFail" => {
+                    // Uploaded before the interruption could record it.
+                    return Ok(Settled::Finished { video_id, size: size.unwrap_or_default() });
+                }
+                Some((video_id, ..)) => {
+                    if resumable != Some(&video_id) {
+                        reference_id = None;
+                    }
+                    if !strays.contains(&video_id) {
+                        strays.push(video_id);
+                    }
+                }
+                None => {}
+            }
+        }
+        strays.retain(|id| resumable != Some(id));
+        for media_id in strays {
+            match self.vod().delete_media(kind, &[&media_id]).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let record = Record::Cleaned { file: file.to_owned(), media_id: media_id.clone() };
+            shared.journal.append(record).await?;
+            cleaned.push(media_id);
+        }
+        Ok(Settled::Continue { reference_id })
     }
 }
 
