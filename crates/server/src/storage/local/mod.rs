@@ -29,42 +29,37 @@
 //! A crash between the steps of a publication is repaired when the store next opens, from the intent the
 //! publication wrote first (`journal`): it is finished if its manifest was renamed, undone otherwise.
 //!
+//! Beside this file: `blob` (the blob file format and part files), `manifest` (the stored form of an
+//! object), `reader` (GET streams and read leases), `journal` (intents and their recovery).
+//!
 //! Not here: which keys and upload ids are legal (the data plane), expiring uploads (the sweeper), and
 //! whether the catalogue agrees with what storage holds (`crate::reconcile`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::io::{self, Read as _, Seek as _, SeekFrom};
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
 
-use bytes::Bytes;
-use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::fs;
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt as _;
 
+mod blob;
 mod journal;
 mod manifest;
+mod reader;
 
+use self::blob::{prune, read_part, scan_parts, write_blob};
 use self::journal::IntentFile;
 pub use self::journal::Recovery;
-use self::manifest::{BlobRef, Manifest};
-use super::digests::Digester;
-use super::{BlobStore, ByteStream, Digests, ObjectInfo, ObjectMeta, PartInfo, StorageError, WriteLimits};
+use self::manifest::Manifest;
+use self::reader::{BlobReader, LeaseState, ReadLease, resolve_range, segments};
+use super::{BlobStore, ByteStream, ObjectInfo, ObjectMeta, PartInfo, StorageError, WriteLimits};
 use crate::fault::{self, FaultPoint};
 use vodup_proto::oss::part::is_valid_part_number;
 
-/// MD5 (16) + CRC-64 LE (8) + data length LE (8) + magic (8), appended to every blob file.
-const TRAILER_LEN: usize = 40;
-const TRAILER_MAGIC: &[u8; 8] = b"VODUPBL1";
-/// Body chunks from the network are small; coalescing them saves a blocking-pool hop per chunk.
-const WRITE_BUFFER: usize = 1024 * 1024;
-/// Largest chunk a GET stream yields, and so its memory per request.
-const READ_CHUNK: usize = 256 * 1024;
 /// The folders under the root.
 const SUBFOLDERS: [&str; 5] = ["objects", "uploads", "blobs", "trash", "intents"];
 /// A GET retries when the object is replaced between reading its manifest and leasing its blobs.
@@ -551,139 +546,6 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| StorageError::backend("running a storage task", io::Error::other(e)))?
 }
 
-/// Streams `body` into `dir/<file>` followed by its trailer, enforcing `limits`; the file appears under its
-/// final name (replacing any earlier one) only if the body is whole. `what` names it in errors.
-async fn write_blob(
-    dir: &Path,
-    file: u32,
-    mut body: ByteStream,
-    limits: &WriteLimits,
-    what: &str,
-) -> Result<(Digests, SystemTime), StorageError> {
-    let fail = |doing: &str, e| StorageError::backend(format!("{doing} {what}"), e);
-    let closed = || StorageError::NotFound(format!("{what}: the upload is not open"));
-    let tmp = dir.join(format!("{file}.{}.tmp", random_hex()));
-    let handle = match fs::OpenOptions::new().write(true).create_new(true).open(&tmp).await {
-        Ok(handle) => handle,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(closed()),
-        Err(e) => return Err(fail("creating a staging file for", e)),
-    };
-    let mut leftover = Leftover::file(tmp.clone());
-    // A body longer than it announced is cut off like one over the size limit.
-    let cap = limits.expected_len.map_or(limits.max_size, |len| len.min(limits.max_size));
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, handle);
-    let mut digester = Digester::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(StorageError::Body)?;
-        if digester.len() + chunk.len() as u64 > cap {
-            return Err(StorageError::TooLarge { max_size: cap });
-        }
-        digester.update(&chunk);
-        out.write_all(&chunk).await.map_err(|e| fail("writing", e))?;
-    }
-    if let Some(expected) = limits.expected_len
-        && digester.len() < expected
-    {
-        return Err(StorageError::Incomplete { received: digester.len(), expected });
-    }
-    let digests = digester.finish();
-    if limits.expected_md5.is_some_and(|md5| md5 != digests.md5) {
-        return Err(StorageError::DigestMismatch);
-    }
-    out.write_all(&encode_trailer(&digests)).await.map_err(|e| fail("writing", e))?;
-    out.flush().await.map_err(|e| fail("writing", e))?;
-    let handle = out.into_inner();
-    handle.sync_all().await.map_err(|e| fail("syncing", e))?;
-    fault::hit(FaultPoint::PartWritten);
-    let modified =
-        handle.metadata().await.and_then(|m| m.modified()).map_err(|e| fail("reading the time of", e))?;
-    drop(handle);
-    match fs::rename(&tmp, dir.join(file.to_string())).await {
-        Ok(()) => leftover.disarm(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(closed()),
-        Err(e) => return Err(fail("storing", e)),
-    }
-    sync_dir(dir).await.map_err(|e| fail("syncing the folder of", e))?;
-    Ok((digests, modified))
-}
-
-fn encode_trailer(digests: &Digests) -> [u8; TRAILER_LEN] {
-    let mut trailer = [0u8; TRAILER_LEN];
-    trailer[..16].copy_from_slice(&digests.md5);
-    trailer[16..24].copy_from_slice(&digests.crc64.to_le_bytes());
-    trailer[24..32].copy_from_slice(&digests.len.to_le_bytes());
-    trailer[32..].copy_from_slice(TRAILER_MAGIC);
-    trailer
-}
-
-fn decode_trailer(trailer: &[u8; TRAILER_LEN]) -> Option<Digests> {
-    let (md5, rest) = trailer.split_first_chunk::<16>()?;
-    let (crc64, rest) = rest.split_first_chunk::<8>()?;
-    let (len, magic) = rest.split_first_chunk::<8>()?;
-    (magic == TRAILER_MAGIC).then(|| Digests {
-        md5: *md5,
-        crc64: u64::from_le_bytes(*crc64),
-        len: u64::from_le_bytes(*len),
-    })
-}
-
-/// The part stored as `dir/<part_number>`, from its trailer and its modification time.
-fn read_part(dir: &Path, part_number: u32) -> io::Result<PartInfo> {
-    let mut file = std::fs::File::open(dir.join(part_number.to_string()))?;
-    let meta = file.metadata()?;
-    let corrupt = || {
-        io::Error::new(io::ErrorKind::InvalidData, format!("part file {part_number} has no valid trailer"))
-    };
-    let data_len = meta.len().checked_sub(TRAILER_LEN as u64).ok_or_else(corrupt)?;
-    let mut trailer = [0u8; TRAILER_LEN];
-    file.seek(SeekFrom::Start(data_len))?;
-    file.read_exact(&mut trailer)?;
-    let digests = decode_trailer(&trailer).filter(|d| d.len == data_len).ok_or_else(corrupt)?;
-    Ok(PartInfo { part_number, digests, last_modified: meta.modified()? })
-}
-
-/// Every stored part in a staging folder, ascending. `*.tmp` files (writes in flight, or left by a crash)
-/// are not parts; a part removed while we list it is skipped.
-fn scan_parts(dir: &Path) -> io::Result<Vec<PartInfo>> {
-    let mut numbers = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        if let Some(n) = entry?.file_name().to_str().and_then(part_file_number) {
-            numbers.push(n);
-        }
-    }
-    numbers.sort_unstable();
-    let mut parts = Vec::with_capacity(numbers.len());
-    for n in numbers {
-        match read_part(dir, n) {
-            Ok(part) => parts.push(part),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(parts)
-}
-
-/// Removes every entry of a completed upload's folder that is not a listed part file; returns how many.
-fn prune(dir: &Path, keep: &HashSet<u32>) -> io::Result<usize> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if !entry.file_name().to_str().and_then(part_file_number).is_some_and(|n| keep.contains(&n)) {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// The part number a staged file name stands for: canonical decimal (no sign, no leading zero) in range.
-fn part_file_number(name: &str) -> Option<u32> {
-    if name.is_empty() || name.starts_with('0') || !name.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    name.parse().ok().filter(|&n| is_valid_part_number(n))
-}
-
 fn is_upload_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
@@ -717,166 +579,6 @@ fn remove_children(dir: &Path) -> io::Result<()> {
         if path.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
     }
     Ok(())
-}
-
-/// `None` is the whole object; `Some(r)` must be non-empty and inside it (so an empty object has no range).
-fn resolve_range(range: Option<Range<u64>>, size: u64) -> Result<Range<u64>, StorageError> {
-    match range {
-        None => Ok(0..size),
-        Some(r) if r.start < r.end && r.end <= size => Ok(r),
-        Some(r) => Err(StorageError::InvalidRange { start: r.start, end: r.end, size }),
-    }
-}
-
-/// One stretch of one blob file that a read covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Segment {
-    file: u32,
-    offset: u64,
-    len: u64,
-}
-
-/// The stretches of the blob files that `range` of the object covers, in order.
-fn segments(blobs: &[BlobRef], range: Range<u64>) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut start = 0u64;
-    for blob in blobs {
-        let end = start + blob.len;
-        let (from, to) = (range.start.max(start), range.end.min(end));
-        if from < to {
-            out.push(Segment { file: blob.file, offset: from - start, len: to - from });
-        }
-        start = end;
-    }
-    out
-}
-
-/// A GET in progress: the segments still to read and the file being read. Holds a lease on the folder.
-struct BlobReader {
-    _lease: ReadLease,
-    dir: PathBuf,
-    key: String,
-    pending: std::vec::IntoIter<Segment>,
-    current: Option<(ReaderStream<tokio::io::Take<fs::File>>, Segment, u64)>,
-}
-
-impl BlobReader {
-    /// Opens the first segment now, so that a missing or unreadable blob fails the request, not the body.
-    async fn open(lease: ReadLease, dir: PathBuf, segments: Vec<Segment>, key: &str) -> io::Result<Self> {
-        let mut reader =
-            Self { _lease: lease, dir, key: key.to_owned(), pending: segments.into_iter(), current: None };
-        if let Some(first) = reader.pending.next() {
-            reader.current = Some(reader.open_segment(first).await?);
-        }
-        Ok(reader)
-    }
-
-    async fn open_segment(
-        &self,
-        segment: Segment,
-    ) -> io::Result<(ReaderStream<tokio::io::Take<fs::File>>, Segment, u64)> {
-        let mut file = fs::File::open(self.dir.join(segment.file.to_string()))
-            .await
-            .map_err(|e| self.context(segment, e))?;
-        file.seek(SeekFrom::Start(segment.offset)).await.map_err(|e| self.context(segment, e))?;
-        Ok((ReaderStream::with_capacity(file.take(segment.len), READ_CHUNK), segment, segment.len))
-    }
-
-    fn context(&self, segment: Segment, e: io::Error) -> io::Error {
-        io::Error::new(e.kind(), format!("reading blob {} of object {:?}: {e}", segment.file, self.key))
-    }
-
-    /// Yields each segment's bytes in turn; ends after the last, or after the first error.
-    fn into_stream(self) -> ByteStream {
-        Box::pin(futures_util::stream::unfold(Some(self), |reader| async move {
-            let mut reader = reader?;
-            loop {
-                if let Some((stream, segment, remaining)) = reader.current.as_mut() {
-                    let segment = *segment;
-                    match stream.next().await {
-                        Some(Ok(bytes)) => {
-                            *remaining -= bytes.len() as u64;
-                            return Some((Ok::<Bytes, io::Error>(bytes), Some(reader)));
-                        }
-                        Some(Err(e)) => return Some((Err(reader.context(segment, e)), None)),
-                        None if *remaining > 0 => {
-                            let e = io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the blob file is shorter than its manifest says",
-                            );
-                            return Some((Err(reader.context(segment, e)), None));
-                        }
-                        None => reader.current = None,
-                    }
-                }
-                let segment = reader.pending.next()?;
-                match reader.open_segment(segment).await {
-                    Ok(current) => reader.current = Some(current),
-                    Err(e) => return Some((Err(e), None)),
-                }
-            }
-        }))
-    }
-}
-
-/// The read side of a blob folder's lifetime, per folder name in [`Shared::leases`].
-#[derive(Debug, Default)]
-struct LeaseState {
-    readers: usize,
-    /// Retired while read: the last reader removes it.
-    retired: bool,
-    /// Being moved to trash/: new leases are refused (the reader re-reads the manifest).
-    discarding: bool,
-}
-
-/// Keeps a blob folder in place while a GET streams from it.
-#[derive(Debug)]
-struct ReadLease {
-    shared: Arc<Shared>,
-    blob_dir: String,
-}
-
-impl ReadLease {
-    /// `None` if the folder is being removed. A lease on a folder already gone is possible; the caller checks
-    /// the folder exists after leasing (removal renames it away before it forgets the name).
-    fn acquire(shared: &Arc<Shared>, blob_dir: &str) -> Option<Self> {
-        let mut leases = shared.leases();
-        let state = leases.entry(blob_dir.to_owned()).or_default();
-        if state.discarding {
-            return None;
-        }
-        state.readers += 1;
-        Some(Self { shared: Arc::clone(shared), blob_dir: blob_dir.to_owned() })
-    }
-}
-
-impl Drop for ReadLease {
-    fn drop(&mut self) {
-        let discard = {
-            let mut leases = self.shared.leases();
-            match leases.get_mut(&self.blob_dir) {
-                Some(state) if state.readers > 1 => {
-                    state.readers -= 1;
-                    false
-                }
-                Some(state) if state.retired => {
-                    *state = LeaseState { readers: 0, retired: false, discarding: true };
-                    true
-                }
-                _ => {
-                    leases.remove(&self.blob_dir);
-                    false
-                }
-            }
-        };
-        if discard {
-            let (shared, blob_dir) = (Arc::clone(&self.shared), std::mem::take(&mut self.blob_dir));
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn_blocking(move || shared.discard(&blob_dir))),
-                Err(_) => shared.discard(&blob_dir),
-            }
-        }
-    }
 }
 
 impl Shared {
@@ -981,37 +683,9 @@ impl Drop for Reopen {
 
 #[cfg(test)]
 mod tests {
+    use super::blob::part_file_number;
     use super::*;
-
-    #[test]
-    fn trailer_round_trips_and_rejects_other_files() {
-        let digests = Digests::of(b"hello world");
-        let trailer = encode_trailer(&digests);
-        assert_eq!(decode_trailer(&trailer), Some(digests));
-        let mut foreign = trailer;
-        foreign[39] ^= 1;
-        assert_eq!(decode_trailer(&foreign), None);
-    }
-
-    #[test]
-    fn segments_cover_exactly_the_range() {
-        let blobs = [BlobRef { file: 1, len: 5 }, BlobRef { file: 2, len: 0 }, BlobRef { file: 7, len: 3 }];
-        let seg = |file, offset, len| Segment { file, offset, len };
-        assert_eq!(segments(&blobs, 0..8), vec![seg(1, 0, 5), seg(7, 0, 3)]);
-        assert_eq!(segments(&blobs, 4..6), vec![seg(1, 4, 1), seg(7, 0, 1)]);
-        assert_eq!(segments(&blobs, 5..6), vec![seg(7, 0, 1)]);
-        assert_eq!(segments(&blobs, 7..8), vec![seg(7, 2, 1)]);
-        assert_eq!(segments(&blobs, 0..0), vec![]);
-    }
-
-    #[test]
-    fn ranges_must_be_non_empty_and_inside() {
-        assert_eq!(resolve_range(None, 0).unwrap(), 0..0);
-        assert_eq!(resolve_range(Some(2..3), 3).unwrap(), 2..3);
-        for (r, size) in [(0..0, 0), (0..1, 0), (2..2, 5), (Range { start: 3, end: 2 }, 5), (4..6, 5)] {
-            assert!(matches!(resolve_range(Some(r), size), Err(StorageError::InvalidRange { .. })));
-        }
-    }
+    use crate::storage::Digests;
 
     #[test]
     fn names_that_reach_paths_are_checked() {
