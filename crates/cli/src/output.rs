@@ -63,11 +63,7 @@ impl Reporter {
     }
 
     fn line(&self, value: &Value) {
-        let _guard = self.stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = std::io::stdout().lock();
-        // A closed pipe is the reader's choice; nothing to report.
-        let _ = writeln!(out, "{value}");
-        let _ = out.flush();
+        json_line(&self.stdout, value);
     }
 
     /// The final line of a successful upload.
@@ -78,28 +74,9 @@ impl Reporter {
         let id_field = result.kind.id_field();
         match self.mode {
             Mode::Json => {
-                let mut line = json!({
-                    "event": "result",
-                    "kind": result.kind.as_str(),
-                    "source": label,
-                    id_field: result.media_id,
-                    "RequestId": result.request_id,
-                    "Crc64": result.crc64.to_string(),
-                    "Size": result.size,
-                    "Bucket": result.bucket,
-                    "Key": result.key,
-                    "Parts": result.parts,
-                    "ResumedParts": result.resumed_parts,
-                });
-                if let Some(url) = &result.media_url {
-                    line["MediaURL"] = json!(url);
-                }
-                if let Some(url) = &result.file_url {
-                    line["FileURL"] = json!(url);
-                }
-                if result.segments > 0 {
-                    line["Segments"] = json!(result.segments);
-                }
+                let mut line = result_fields(result);
+                line["event"] = json!("result");
+                line["source"] = json!(label);
                 self.line(&line);
             }
             Mode::Bar | Mode::Quiet => {
@@ -172,4 +149,38 @@ impl Progress for Reporter {
             Mode::Quiet => {}
         }
     }
+}
+
+/// Writes one JSON line to stdout, whole, under `lock` (lines from concurrent tasks never interleave).
+pub fn json_line(lock: &Mutex<()>, value: &Value) {
+    let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = std::io::stdout().lock();
+    // A closed pipe is the reader's choice; nothing to report.
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+/// The fields of a `result` line that describe the upload (one file, or one file of a batch).
+pub fn result_fields(result: &UploadResult) -> Value {
+    let mut fields = json!({
+        "kind": result.kind.as_str(),
+        result.kind.id_field(): result.media_id,
+        "RequestId": result.request_id,
+        "Crc64": result.crc64.to_string(),
+        "Size": result.size,
+        "Bucket": result.bucket,
+        "Key": result.key,
+        "Parts": result.parts,
+        "ResumedParts": result.resumed_parts,
+    });
+    if let Some(url) = &result.media_url {
+        fields["MediaURL"] = json!(url);
+    }
+    if let Some(url) = &result.file_url {
+        fields["FileURL"] = json!(url);
+    }
+    if result.segments > 0 {
+        fields["Segments"] = json!(result.segments);
+    }
+    fields
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
 use vodup_sdk::upload::progress::Event;
 
-use crate::output::Mode;
+use crate::output::{Mode, json_line, result_fields};
 
 /// The batch's [`BatchProgress`].
 #[derive(Debug)]
@@ -49,10 +49,7 @@ impl BatchReporter {
     }
 
     fn line(&self, value: &Value) {
-        let _guard = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{value}");
-        let _ = out.flush();
+        json_line(&self.stdout, value);
     }
 
     /// The batch could not start (or stopped as a whole).
@@ -172,25 +169,12 @@ impl BatchProgress for BatchReporter {
         }
         match self.mode {
             Mode::Json => {
-                let mut line = json!({
-                    "event": if outcome.status == FileStatus::Failed { "error" } else { "result" },
-                    "file": outcome.file,
-                    "status": outcome.status.as_str(),
-                    "MediaId": outcome.media_id,
-                    "cleaned": outcome.cleaned,
-                });
-                if let Some(result) = &outcome.result {
-                    line["kind"] = json!(result.kind.as_str());
-                    line[result.kind.id_field()] = json!(result.media_id);
-                    line["Size"] = json!(result.size);
-                    line["Crc64"] = json!(result.crc64.to_string());
-                    line["Key"] = json!(result.key);
-                    line["Parts"] = json!(result.parts);
-                    line["ResumedParts"] = json!(result.resumed_parts);
-                    if result.segments > 0 {
-                        line["Segments"] = json!(result.segments);
-                    }
-                }
+                let mut line = outcome.result.as_ref().map_or_else(|| json!({}), result_fields);
+                line["event"] = json!(if outcome.status == FileStatus::Failed { "error" } else { "result" });
+                line["file"] = json!(outcome.file);
+                line["status"] = json!(outcome.status.as_str());
+                line["MediaId"] = json!(outcome.media_id);
+                line["cleaned"] = json!(outcome.cleaned);
                 if let Some(error) = &outcome.error {
                     line["kind"] = json!(error.kind().as_str());
                     line["message"] = json!(error.to_string());

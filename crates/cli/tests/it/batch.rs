@@ -246,3 +246,26 @@ async fn credentials_and_region_come_from_an_aliyun_cli_profile() {
     assert_eq!(missing.code, Some(3));
     assert!(missing.stderr.contains("other, vodup"), "{}", missing.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_refuses_stdin_and_an_empty_selection_before_any_request() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.mp4");
+    write_random_file(&file, 1000, 1).unwrap();
+    let mut with_stdin = upload(&server, dir.path(), "video", file.to_str().unwrap());
+    with_stdin.arg("-");
+    let refused = run(with_stdin).await;
+    assert_eq!(refused.code, Some(3), "{}", refused.stderr);
+    assert!(refused.stderr.contains("standard input cannot be part of a batch"), "{}", refused.stderr);
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), b"not a video").unwrap();
+    let nothing = run(upload(&server, dir.path(), "video", empty.to_str().unwrap())).await;
+    assert_eq!(nothing.code, Some(3), "{}", nothing.stderr);
+    assert!(nothing.stderr.contains("no file to upload"), "{}", nothing.stderr);
+    let last = nothing.events.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["exit_code"].as_u64()), (Some("error"), Some(3)));
+    assert_eq!(server.metric("vodup_requests_total").await, 0.0, "nothing was sent");
+}
