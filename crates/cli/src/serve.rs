@@ -103,6 +103,7 @@ impl ServeArgs {
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.into_config()?.validate()?;
+    vodup_server::envelope::install_panic_hook();
     let control = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

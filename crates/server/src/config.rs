@@ -81,6 +81,9 @@ pub struct ServerSection {
     pub region: Option<String>,
     /// Storage bucket name (`--bucket`, `VODUP_BUCKET`); generated once at first start when absent.
     pub bucket: Option<String>,
+    /// MiB that request bodies read whole (RPC forms, Complete part lists) may hold at once, across
+    /// both planes, default 64.
+    pub buffered_body_budget_mib: Option<u64>,
 }
 
 /// `[control]`.
@@ -93,6 +96,8 @@ pub struct ControlSection {
     pub progress_rate_per_ip: Option<u32>,
     /// ReportUploadProgress reports per second per VideoId, default 20.
     pub progress_rate_per_media: Option<u32>,
+    /// Entries each ReportUploadProgress rate table (client addresses, videos) may hold, default 100000.
+    pub progress_table_entries: Option<u64>,
 }
 
 /// `[data]`.
@@ -101,8 +106,11 @@ pub struct ControlSection {
 pub struct DataSection {
     /// How often the in-memory revocation set is refreshed, in seconds, default 5.
     pub revocation_refresh_secs: Option<u64>,
-    /// Seconds without a byte of a request body before it is dropped, default 60.
+    /// Seconds without a byte of a request body before it is dropped, default 60 (every body read, on
+    /// both planes).
     pub body_idle_timeout_secs: Option<u64>,
+    /// `/readyz` reports the store full below this many free MiB (local disk), default 64.
+    pub ready_min_free_mib: Option<u64>,
 }
 
 /// Validated settings, with every default applied.
@@ -127,10 +135,16 @@ pub struct Settings {
     pub progress_rate_per_ip: u32,
     /// ReportUploadProgress rate per media.
     pub progress_rate_per_media: u32,
+    /// Entries per ReportUploadProgress rate table.
+    pub progress_table_entries: usize,
+    /// Bytes all buffered request bodies may hold at once.
+    pub buffered_body_budget: usize,
     /// Revocation set refresh interval.
     pub revocation_refresh: Duration,
-    /// Request-body idle timeout on the data plane.
+    /// Request-body idle timeout, both planes.
     pub body_idle_timeout: Duration,
+    /// Free bytes below which `/readyz` reports the store full.
+    pub ready_min_free: u64,
     /// Event delivery.
     pub events: EventDelivery,
     /// The sweeper.
@@ -234,8 +248,16 @@ impl Config {
             credential_lifetime: Duration::from_secs(lifetime),
             progress_rate_per_ip: self.control.progress_rate_per_ip.unwrap_or(50).max(1),
             progress_rate_per_media: self.control.progress_rate_per_media.unwrap_or(20).max(1),
+            progress_table_entries: usize::try_from(self.control.progress_table_entries.unwrap_or(100_000))
+                .unwrap_or(usize::MAX)
+                .max(1),
+            buffered_body_budget: usize::try_from(
+                s.buffered_body_budget_mib.unwrap_or(64).max(1).saturating_mul(1024 * 1024),
+            )
+            .unwrap_or(usize::MAX),
             revocation_refresh: Duration::from_secs(self.data.revocation_refresh_secs.unwrap_or(5).max(1)),
             body_idle_timeout: Duration::from_secs(self.data.body_idle_timeout_secs.unwrap_or(60).max(1)),
+            ready_min_free: self.data.ready_min_free_mib.unwrap_or(64).saturating_mul(1024 * 1024),
         })
     }
 }

@@ -8,6 +8,12 @@
 //!
 //! The crash is a real SIGKILL (sent to ourselves through `kill`, as the crate forbids `unsafe`), not a
 //! panic or an exit: no destructor, no flush, no graceful shutdown runs, exactly as after the OOM killer.
+//! One point is different: `handler-panics` panics inside a request handler, to prove that a panic
+//! becomes a 500 and costs neither the connection nor the process.
+//!
+//! Cargo unifies features across a build, so `cargo build --release --all-targets` would turn the
+//! feature on for the release binary through the CLI's dev-dependency. The points therefore also need
+//! `debug_assertions`: no optimized release binary contains them, whatever the build command.
 
 /// A moment between two steps of a write that must survive a crash between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +30,19 @@ pub enum FaultPoint {
     StatusCommitted,
     /// An event was POSTed and the receiver answered 2xx; the outbox does not yet record it delivered.
     EventPosted,
+    /// A request handler of either plane is about to run: it panics instead of crashing the process.
+    HandlerPanics,
 }
 
 impl FaultPoint {
     /// Every point, for tests and for checking `VODUP_FAULT`.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::PartWritten,
         Self::ManifestWritten,
         Self::ObjectPublished,
         Self::StatusCommitted,
         Self::EventPosted,
+        Self::HandlerPanics,
     ];
 
     /// The name `VODUP_FAULT` uses.
@@ -44,6 +53,7 @@ impl FaultPoint {
             Self::ObjectPublished => "object-published",
             Self::StatusCommitted => "status-committed",
             Self::EventPosted => "event-posted",
+            Self::HandlerPanics => "handler-panics",
         }
     }
 
@@ -72,8 +82,11 @@ fn parse_spec(spec: &str) -> Result<(FaultPoint, u64), String> {
 /// Reports at startup what `VODUP_FAULT` will do, so a misspelled point does not silently test nothing.
 pub fn announce() {
     let Ok(spec) = std::env::var(ENV) else { return };
-    if !cfg!(feature = "fault-points") {
-        tracing::warn!(spec, "{ENV} is ignored: this build has no fault points (feature fault-points)");
+    if !ENABLED {
+        tracing::warn!(
+            spec,
+            "{ENV} is ignored: this build has no fault points (feature fault-points, debug builds only)"
+        );
         return;
     }
     match parse_spec(&spec) {
@@ -84,8 +97,11 @@ pub fn announce() {
     }
 }
 
+/// Whether this build has fault points.
+const ENABLED: bool = cfg!(all(feature = "fault-points", debug_assertions));
+
 /// Marks `point`; kills the process if `VODUP_FAULT` names it and this is the hit it names.
-#[cfg(feature = "fault-points")]
+#[cfg(all(feature = "fault-points", debug_assertions))]
 pub fn hit(point: FaultPoint) {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +111,9 @@ pub fn hit(point: FaultPoint) {
     let Some((armed, nth)) = *armed else { return };
     if armed != point || HITS.fetch_add(1, Ordering::SeqCst) + 1 != nth {
         return;
+    }
+    if point == FaultPoint::HandlerPanics {
+        panic!("fault point {} reached (hit {nth})", point.name());
     }
     eprintln!("vodup: fault point {} reached (hit {nth}): killing the process", point.name());
     let pid = std::process::id().to_string();
@@ -106,7 +125,7 @@ pub fn hit(point: FaultPoint) {
 }
 
 /// Marks `point`; this build has no fault points.
-#[cfg(not(feature = "fault-points"))]
+#[cfg(not(all(feature = "fault-points", debug_assertions)))]
 #[inline(always)]
 pub fn hit(_point: FaultPoint) {}
 

@@ -11,12 +11,15 @@
 //! * [`reconcile`]: after a crash, makes the catalogue and storage agree before serving.
 //! * [`serve`]: startup and `run(listeners, state, shutdown)`.
 
+pub mod buffered_body;
 pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod data;
+pub mod envelope;
 pub mod events;
 pub mod fault;
+pub mod health;
 pub mod keys;
 pub mod meta;
 pub mod metrics;

@@ -21,12 +21,18 @@ pub struct Metrics {
     pub uploads_initiated: AtomicU64,
     /// RefreshUploadVideo calls answered.
     pub credential_refreshes: AtomicU64,
+    /// Requests refused because the disk (store or catalogue) was full: the one counter an operator
+    /// must alert on, so it stands apart from the per-code request counts.
+    pub storage_full: AtomicU64,
 }
 
 impl Metrics {
     /// Counts one request of `plane` (`vod` or `oss`) for `action` answered with `code` (`OK` or an
     /// error code).
     pub fn count_request(&self, plane: &'static str, action: &str, code: &str) {
+        if code == "InsufficientStorage" {
+            Self::add(&self.storage_full, 1);
+        }
         *self
             .requests
             .lock()
@@ -70,6 +76,11 @@ impl Metrics {
                 "vodup_credential_refreshes_total",
                 "RefreshUploadVideo calls answered.",
                 &self.credential_refreshes,
+            ),
+            (
+                "vodup_storage_full_total",
+                "Requests refused with InsufficientStorage because the service's disk was full.",
+                &self.storage_full,
             ),
         ] {
             let _ = writeln!(

@@ -21,7 +21,7 @@ use crate::data;
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
 use crate::metrics::Metrics;
 use crate::presign::Presigner;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::ProgressLimiter;
 use crate::state::{AppState, Inner, Site};
 use crate::storage::{BlobStore, LocalStore, StorageError};
 use crate::sts::StsAuthority;
@@ -111,8 +111,15 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         keys: KeyCache::default(),
         nonces: NonceCache::new(control::auth::TIMESTAMP_WINDOW * 2),
         revocations,
-        progress_limiter: RateLimiter::new(settings.progress_rate_per_ip, settings.progress_rate_per_media),
+        progress_limiter: ProgressLimiter::new(
+            settings.progress_rate_per_ip,
+            settings.progress_rate_per_media,
+            settings.progress_table_entries,
+        ),
+        progress_writes: control::progress::pending_writes(),
         metrics: Metrics::default(),
+        body_budget: crate::buffered_body::BodyBudget::new(settings.buffered_body_budget),
+        readiness: Default::default(),
         clock: SystemTime::now,
         settings,
     }));

@@ -11,7 +11,7 @@ use crate::credentials::{KeyCache, NonceCache, RevocationSet};
 use crate::meta::MetaStore;
 use crate::metrics::Metrics;
 use crate::presign::Presigner;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::ProgressLimiter;
 use crate::storage::BlobStore;
 use crate::sts::StsAuthority;
 
@@ -41,9 +41,15 @@ pub struct Inner {
     /// Revoked keys and deleted media, refreshed in the background.
     pub revocations: RevocationSet,
     /// ReportUploadProgress limits.
-    pub progress_limiter: RateLimiter,
+    pub progress_limiter: ProgressLimiter,
+    /// Permits for ReportUploadProgress's background writes.
+    pub progress_writes: std::sync::Arc<tokio::sync::Semaphore>,
     /// Prometheus counters.
     pub metrics: Metrics,
+    /// The memory that request bodies read whole may hold at once.
+    pub body_budget: crate::buffered_body::BodyBudget,
+    /// The last readiness probe (`/readyz`).
+    pub readiness: crate::health::Readiness,
     /// Source of time, replaceable in tests.
     pub clock: fn() -> SystemTime,
 }

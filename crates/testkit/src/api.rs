@@ -211,6 +211,12 @@ impl Api {
     }
 
     async fn try_oss_at(&self, base_url: &str, call: OssCall) -> reqwest::Result<reqwest::Response> {
+        self.oss_request(base_url, call).send().await
+    }
+
+    /// A signed OSS call as a request not yet sent, so a test can give it a body of its own (a stream
+    /// that stalls, say: the signature does not cover the body).
+    pub fn oss_request(&self, base_url: &str, call: OssCall) -> reqwest::RequestBuilder {
         let bucket = call.bucket.clone().unwrap_or_else(|| self.bucket().to_owned());
         let at = call.at.unwrap_or_else(SystemTime::now);
         let mut headers = HeaderMap::new();
@@ -262,8 +268,6 @@ impl Api {
             .request(method, format!("{}{path}{query}", base_url.trim_end_matches('/')))
             .headers(headers)
             .body(call.body)
-            .send()
-            .await
     }
 
     /// The `/metrics` page (Prometheus text), served on the VOD listener without credentials.

@@ -125,6 +125,11 @@ impl ServeProcess {
         let _ = self.child.wait();
     }
 
+    /// The process id (for /proc readings: memory, descriptors).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

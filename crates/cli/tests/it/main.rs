@@ -8,6 +8,7 @@ mod memory;
 mod refresh;
 mod resume;
 mod serve;
+mod serve_edges;
 mod sources;
 mod support;
 mod terminal;

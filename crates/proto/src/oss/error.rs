@@ -85,6 +85,9 @@ codes! {
     NotImplemented = (501, "A header or operation you provided implies functionality that is not implemented."),
     InternalError = (500, "We encountered an internal error. Please try again."),
     ServiceUnavailable = (503, "The service is unavailable. Please try again."),
+    // vodup's own code (OSS has none): the service's storage is full. Not retryable, unlike the other
+    // 503: retrying only adds load until an operator frees space.
+    InsufficientStorage = (503, "The service's storage is full; nothing was stored. Ask the service's operator to free or add storage, then retry."),
 }
 
 impl OssErrorCode {

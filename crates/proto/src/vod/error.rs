@@ -65,6 +65,8 @@ codes! {
     RequestEntityTooLarge = ("RequestEntityTooLarge", 413),
     InternalError = ("InternalError", 500),
     ServiceUnavailable = ("ServiceUnavailable", 503),
+    // vodup's own code, as on the OSS plane: the service's disk is full. Not retryable.
+    InsufficientStorage = ("InsufficientStorage", 503),
     InvalidFileNameExtension = ("InvalidFileName.Extension", 400),
     IllegalCharacters = ("IllegalCharacters", 400),
     LengthExceededMax = ("LengthExceededMax", 400),

@@ -271,6 +271,12 @@ fn classify(operation: &'static str, status: u16, code: &str, message: &str) -> 
         "InvalidDigest" | "BadDigest" | "InvalidCrc64" => {
             (ErrorKind::ChecksumMismatch, Retry::Temporary, "the bytes were damaged on the way")
         }
+        // vodup's own 503: the service's disk is full. Retrying only adds load until its operator acts.
+        "InsufficientStorage" => (
+            ErrorKind::Service,
+            Retry::Permanent,
+            "the service's storage is full; ask its operator, then re-run to resume",
+        ),
         "RequestTimeTooSkewed" => {
             (ErrorKind::Service, Retry::Permanent, "sync this machine's clock and re-run")
         }
@@ -297,6 +303,7 @@ mod tests {
         );
         assert!(classify("UploadPart", 503, "ServiceUnavailable", "").is_retryable());
         assert!(classify("UploadPart", 500, "", "").is_retryable());
+        assert!(!classify("UploadPart", 503, "InsufficientStorage", "").is_retryable());
         assert!(!classify("UploadPart", 403, "AccessDenied", "").is_retryable());
         assert_eq!(classify("UploadPart", 404, "NoSuchUpload", "").kind(), ErrorKind::NotFound);
     }

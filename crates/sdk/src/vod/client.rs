@@ -284,7 +284,9 @@ fn ticket(kind: MediaKind, action: &'static str, body: &Value) -> Result<UploadT
 /// and throttling (as the core SDK's retry policy).
 fn service_error(action: &'static str, status: u16, code: &str, message: &str, raw: &str) -> Error {
     let known = VodErrorCode::from_wire(code);
-    let retryable = known.is_some_and(VodErrorCode::is_retryable) || status >= 500 || status == 429;
+    // InsufficientStorage is vodup's own 503 for a full disk: not retried, unlike other server faults.
+    let retryable = known != Some(VodErrorCode::InsufficientStorage)
+        && (known.is_some_and(VodErrorCode::is_retryable) || status >= 500 || status == 429);
     let kind = match (status, code) {
         (429, _) | (_, "Throttling" | "Throttling.User" | "Throttling.Api") => ErrorKind::RateLimited,
         (_, c) if c.starts_with("InvalidAccessKeyId") || c.starts_with("SignatureDoesNotMatch") => {
@@ -304,6 +306,7 @@ fn service_error(action: &'static str, status: u16, code: &str, message: &str, r
         ErrorKind::PermissionDenied => "check the AccessKey and its permissions",
         ErrorKind::InvalidInput => "fix the parameter the message names, then re-run",
         ErrorKind::NotFound => "check the id or storage location",
+        _ if code == "InsufficientStorage" => "the service's storage is full; ask its operator, then re-run",
         _ => "re-run later; the checkpoint, if any, is kept",
     };
     Error::new(kind, action, text)

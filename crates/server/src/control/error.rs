@@ -57,13 +57,27 @@ impl ApiError {
             }
             MetaError::Conflict(what) => Self::invalid("ReferenceId", what),
             MetaError::Refused(what) => Self::new(VodErrorCode::ForbiddenIllegalStatus, what.clone()),
+            MetaError::Full(_) => Self::storage_full(request_id, error),
             MetaError::Backend { .. } => Self::internal(request_id, error),
         }
     }
 
-    /// Maps a storage error: all are internal on this plane.
+    /// Maps a storage error: a full store is said so; anything else is internal on this plane.
     pub fn from_storage(request_id: &str, error: &StorageError) -> Self {
+        if error.is_full() {
+            return Self::storage_full(request_id, error);
+        }
         Self::internal(request_id, error)
+    }
+
+    /// The service's disk is full: logged for the operator, answered with a code clients do not retry.
+    pub fn storage_full(request_id: &str, what: &dyn std::error::Error) -> Self {
+        tracing::error!(request_id, error = %what, "storage is full");
+        Self::new(
+            VodErrorCode::InsufficientStorage,
+            "The service's storage is full; nothing was changed. Ask the service's operator to free or add \
+             storage, then retry.",
+        )
     }
 
     /// The response, with the request id and host in the body.

@@ -14,13 +14,13 @@ pub mod validate;
 
 use std::net::SocketAddr;
 
+use crate::buffered_body::BufferError;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use vodup_proto::encoding::form_decode;
 use vodup_proto::vod::{API_VERSION, Action, VodErrorCode};
@@ -28,7 +28,7 @@ use vodup_proto::vod::{API_VERSION, Action, VodErrorCode};
 use self::auth::Signed;
 use self::error::ApiError;
 use self::request::{Call, Params};
-use crate::request_id::new_request_id;
+use crate::envelope::{Outcome, Plane, RequestId};
 use crate::state::AppState;
 
 /// Query plus body larger than this is refused with 413 (vod-api.md §12.1).
@@ -40,15 +40,17 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// The control-plane router. Unlike the data plane it has a deadline per request: its bodies are at
 /// most 64 KiB, so a slow one is a stuck or hostile client.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let router = Router::new()
+        .route("/healthz", get(crate::health::liveness))
+        .route("/readyz", get(crate::health::readiness))
         .route("/metrics", get(metrics))
         .route("/", any(rpc))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    crate::envelope::wrap(router, state, Plane::Vod)
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -62,49 +64,30 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn rpc(
     State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = new_request_id();
+    crate::fault::hit(crate::fault::FaultPoint::HandlerPanics);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("vod").to_owned();
-    let started = std::time::Instant::now();
     let (action, result) = handle(&state, &request_id, peer, &method, &uri, &headers, body).await;
-    let action_name = action.map_or("Unknown", Action::as_str);
+    let action = action.map_or("Unknown", Action::as_str);
     match result {
         Ok(mut value) => {
             if let Value::Object(map) = &mut value {
                 map.insert("RequestId".into(), Value::String(request_id.clone()));
             }
-            state.metrics.count_request("vod", action_name, "OK");
-            tracing::info!(
-                request_id,
-                action = action_name,
-                status = 200,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "vod call"
-            );
             let mut response = (StatusCode::OK, value.to_string()).into_response();
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert("x-acs-request-id", value);
-            }
-            response
+            Outcome { action, code: "OK" }.attach(response)
         }
         Err(error) => {
-            state.metrics.count_request("vod", action_name, error.code.as_str());
-            tracing::info!(
-                request_id,
-                action = action_name,
-                code = error.code.as_str(),
-                status = error.code.http_status(),
-                "vod call refused"
-            );
-            error.into_response_for(&request_id, &host)
+            Outcome { action, code: error.code.as_str() }.attach(error.into_response_for(&request_id, &host))
         }
     }
 }
@@ -129,16 +112,26 @@ async fn handle(
         return (None, Err(too_large()));
     }
     let limit = MAX_REQUEST_BYTES - raw_query.len();
-    let body = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return (None, Err(too_large())),
-        Err(_) => {
-            return (
-                None,
-                Err(ApiError::new(VodErrorCode::InvalidParameter, "The request body could not be read.")),
-            );
-        }
-    };
+    let buffered =
+        match crate::buffered_body::read(body, limit, state.settings.body_idle_timeout, &state.body_budget)
+            .await
+        {
+            Ok(buffered) => buffered,
+            Err(BufferError::TooLarge { .. }) => return (None, Err(too_large())),
+            Err(e @ BufferError::Busy) => {
+                return (None, Err(ApiError::new(VodErrorCode::ServiceUnavailable, e.to_string())));
+            }
+            Err(e) => {
+                return (
+                    None,
+                    Err(ApiError::new(
+                        VodErrorCode::InvalidParameter,
+                        format!("The request body could not be read: {e}."),
+                    )),
+                );
+            }
+        };
+    let body = &buffered.bytes;
     let query = form_decode(raw_query);
     let mut pairs = query.clone();
     let is_form = headers
@@ -146,7 +139,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if is_form && !body.is_empty() {
-        match std::str::from_utf8(&body) {
+        match std::str::from_utf8(body) {
             Ok(text) => pairs.extend(form_decode(text)),
             Err(_) => return (None, Err(ApiError::invalid("body", "a form body must be UTF-8"))),
         }
@@ -173,14 +166,8 @@ async fn handle(
 
     let version =
         params.opt("Version").or_else(|| headers.get("x-acs-version").and_then(|v| v.to_str().ok()));
-    let signed = Signed {
-        method: method.as_str(),
-        path: uri.path(),
-        query: &query,
-        params: &params,
-        headers,
-        body: &body,
-    };
+    let signed =
+        Signed { method: method.as_str(), path: uri.path(), query: &query, params: &params, headers, body };
     let key_id = match auth::authenticate(state, &signed, request_id).await {
         Ok(key_id) => key_id,
         Err(error) => return (Some(action), Err(error)),

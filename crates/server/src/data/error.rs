@@ -62,6 +62,13 @@ impl OssApiError {
         Self::new(OssErrorCode::InternalError)
     }
 
+    /// The service's disk is full: logged for the operator, answered with vodup's own 503 code, which
+    /// clients should not retry (unlike `ServiceUnavailable`).
+    pub fn storage_full(request_id: &str, what: &dyn std::error::Error) -> Self {
+        tracing::error!(request_id, error = %what, "storage is full");
+        Self::new(OssErrorCode::InsufficientStorage)
+    }
+
     /// Maps a storage failure; `not_found` is what a missing thing means for this operation.
     pub fn from_storage(request_id: &str, error: &StorageError, not_found: impl FnOnce() -> Self) -> Self {
         match error {
@@ -74,6 +81,7 @@ impl OssApiError {
             }
             StorageError::Body(_) => Self::new(OssErrorCode::IncompleteBody),
             StorageError::InvalidRange { .. } => Self::new(OssErrorCode::InvalidRange),
+            StorageError::Full { .. } => Self::storage_full(request_id, error),
             StorageError::Backend { .. } => Self::internal(request_id, error),
         }
     }
@@ -86,6 +94,7 @@ impl OssApiError {
                 OssErrorCode::AccessDenied,
                 format!("The upload is no longer allowed: {why}."),
             ),
+            MetaError::Full(_) => Self::storage_full(request_id, error),
             MetaError::Conflict(_) | MetaError::Backend { .. } => Self::internal(request_id, error),
         }
     }

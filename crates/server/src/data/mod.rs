@@ -15,24 +15,28 @@ pub mod object;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
 use vodup_proto::encoding::{form_decode, percent_decode};
-use vodup_proto::oss::header::X_OSS_REQUEST_ID;
 use vodup_proto::oss::{OssErrorCode, OssRequest};
 
 use self::auth::Principal;
 use self::endpoint::Endpoint;
 use self::error::OssApiError;
+use crate::envelope::{Outcome, Plane, RequestId};
 use crate::meta::WriteGuard;
-use crate::request_id::new_request_id;
 use crate::state::AppState;
 
-/// The data-plane router: `/healthz`, and every other path is an OSS request.
+/// The data-plane router: `/healthz`, `/readyz`, and every other path is an OSS request.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).fallback(oss).with_state(state)
+    let router = Router::new()
+        .route("/healthz", get(crate::health::liveness))
+        .route("/readyz", get(crate::health::readiness))
+        .fallback(oss)
+        .with_state(state.clone());
+    crate::envelope::wrap(router, state, Plane::Oss)
 }
 
 /// What a handler knows about its request.
@@ -77,52 +81,23 @@ impl Ctx {
 
 async fn oss(
     State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = new_request_id();
+    crate::fault::hit(crate::fault::FaultPoint::HandlerPanics);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-    let started = std::time::Instant::now();
     let (name, result) = handle(&state, &request_id, &method, &uri, headers, body).await;
-    let mut response = match result {
-        Ok(response) => {
-            state.metrics.count_request("oss", name, "OK");
-            tracing::info!(
-                request_id,
-                action = name,
-                status = response.status().as_u16(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "oss request"
-            );
-            response
-        }
-        Err(error) => {
-            state.metrics.count_request("oss", name, error.code.as_str());
-            tracing::info!(
-                request_id,
-                action = name,
-                code = error.code.as_str(),
-                status = error.code.http_status(),
-                "oss request refused"
-            );
-            error.into_response_for(&method, &request_id, &host)
-        }
-    };
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert(X_OSS_REQUEST_ID, value);
+    match result {
+        Ok(response) => Outcome { action: name, code: "OK" }.attach(response),
+        Err(error) => Outcome { action: name, code: error.code.as_str() }.attach(error.into_response_for(
+            &method,
+            &request_id,
+            &host,
+        )),
     }
-    headers.insert(header::SERVER, HeaderValue::from_static("AliyunOSS"));
-    if !headers.contains_key(header::DATE) {
-        // OSS clients read Date on errors (alibabacloud-oss-v2 fails without it); hyper adds one too,
-        // but this keeps it independent of the server's settings.
-        if let Ok(value) = HeaderValue::from_str(&vodup_proto::timestamp::http_date(state.now())) {
-            headers.insert(header::DATE, value);
-        }
-    }
-    response
 }
 
 /// Bucket and decoded key from Host and path: virtual-host style when the Host starts with our bucket
@@ -230,6 +205,7 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn host(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();

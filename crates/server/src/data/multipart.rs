@@ -9,7 +9,6 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt as _;
 use vodup_proto::crc64;
 use vodup_proto::mac::md5;
 use vodup_proto::oss::OssErrorCode;
@@ -24,6 +23,7 @@ use vodup_proto::timestamp::oss_xml_time;
 use super::Ctx;
 use super::error::OssApiError;
 use super::object::{content_md5, digest_headers, precheck, record, write_limits};
+use crate::buffered_body::{self, BufferError};
 use crate::meta::{NewUpload, UploadQuery, UploadState};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -137,18 +137,25 @@ pub async fn complete(
     upload_id: &str,
     body: Body,
 ) -> Result<Response, OssApiError> {
-    let bytes = match http_body_util::Limited::new(body, MAX_COMPLETE_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(OssApiError::with_message(
-                OssErrorCode::EntityTooLarge,
-                "The Complete request body is too large.",
-            ));
-        }
-        Err(_) => return Err(OssApiError::new(OssErrorCode::IncompleteBody)),
-    };
+    let buffered =
+        buffered_body::read(body, MAX_COMPLETE_BODY, state.settings.body_idle_timeout, &state.body_budget)
+            .await
+            .map_err(|e| match e {
+                BufferError::TooLarge { .. } => OssApiError::with_message(
+                    OssErrorCode::EntityTooLarge,
+                    format!("The Complete request body is larger than {MAX_COMPLETE_BODY} bytes."),
+                ),
+                BufferError::Busy => {
+                    OssApiError::with_message(OssErrorCode::ServiceUnavailable, e.to_string())
+                }
+                BufferError::TimedOut(_) => {
+                    OssApiError::with_message(OssErrorCode::RequestTimeout, e.to_string())
+                }
+                BufferError::Broken(_) => OssApiError::new(OssErrorCode::IncompleteBody),
+            })?;
+    let bytes: &[u8] = &buffered.bytes;
     if let Some(expected) = content_md5(ctx)?
-        && md5(&bytes) != expected
+        && md5(bytes) != expected
     {
         return Err(OssApiError::new(OssErrorCode::InvalidDigest));
     }
@@ -158,7 +165,7 @@ pub async fn complete(
         upload.filter(|u| u.new.key == ctx.key).ok_or_else(|| OssApiError::no_such_upload(upload_id))?;
     let complete_all = ctx.header("x-oss-complete-all").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
     let parse = || -> Result<CompleteMultipartUpload, OssApiError> {
-        let text = std::str::from_utf8(&bytes).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
+        let text = std::str::from_utf8(bytes).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
         from_xml(text).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))
     };
     if upload.state != UploadState::Open {

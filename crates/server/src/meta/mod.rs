@@ -31,6 +31,9 @@ pub enum MetaError {
     /// `Uploading`, or the upload is closed.
     #[error("refused: {0}")]
     Refused(String),
+    /// The database's disk is full: nothing was written.
+    #[error("metadata store is full while {0}")]
+    Full(String),
     /// The database failed.
     #[error("metadata store failed while {context}: {source}")]
     Backend {
@@ -78,6 +81,8 @@ pub trait CredentialRepo: Send + Sync {
     /// What the data plane's in-memory revocation set needs: every revoked key id, and every media id
     /// deleted at or after `deleted_since`.
     async fn revocations(&self, deleted_since: SystemTime) -> MetaResult<Revocations>;
+    /// Succeeds when the database answers a query: the catalogue half of `/readyz`.
+    async fn health_check(&self) -> MetaResult<()>;
 }
 
 /// Videos, images and attached media.

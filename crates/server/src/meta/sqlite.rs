@@ -143,6 +143,14 @@ impl CredentialRepo for SqliteMeta {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn health_check(&self) -> MetaResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("answering a health check", e))?;
+        Ok(())
+    }
+
     async fn get_or_create_setting(&self, name: &str, initial: &str) -> MetaResult<String> {
         let context = || format!("reading or creating setting {name}");
         // The insert is atomic on its own: whichever process inserts first wins, and both then read that value.
@@ -909,7 +917,22 @@ fn failed(
     context: impl Into<String>,
     source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> MetaError {
-    MetaError::Backend { context: context.into(), source: source.into() }
+    let source = source.into();
+    if is_disk_full(source.as_ref()) {
+        return MetaError::Full(context.into());
+    }
+    MetaError::Backend { context: context.into(), source }
+}
+
+/// SQLITE_FULL (13, also in extended codes' low byte), or an ENOSPC/EDQUOT from the driver's own I/O.
+fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            db.code().and_then(|code| code.parse::<i64>().ok()).is_some_and(|code| code & 0xff == 13)
+        }
+        Some(sqlx::Error::Io(io)) => crate::storage::is_out_of_space(io),
+        _ => false,
+    }
 }
 
 /// A stored value this version cannot read (written by a newer version, or edited by hand).

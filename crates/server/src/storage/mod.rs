@@ -142,6 +142,16 @@ pub enum StorageError {
         /// Object size.
         size: u64,
     },
+    /// The backend has no room left (a full disk, a quota): nothing was stored. Distinct from
+    /// [`StorageError::Backend`] because clients are told to stop retrying and operators to add space.
+    #[error("storage is full while {context}: {source}")]
+    Full {
+        /// What the backend was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// The backend itself failed (disk, network to the object store).
     #[error("storage backend failed while {context}: {source}")]
     Backend {
@@ -159,9 +169,30 @@ impl StorageError {
         matches!(self, Self::NotFound(_))
     }
 
-    pub(crate) fn backend(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Backend { context: context.into(), source }
+    /// The storage has no room left.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full { .. })
     }
+
+    /// A backend failure; a full disk or an exceeded quota becomes [`StorageError::Full`].
+    pub(crate) fn backend(context: impl Into<String>, source: io::Error) -> Self {
+        let context = context.into();
+        if is_out_of_space(&source) {
+            Self::Full { context, source }
+        } else {
+            Self::Backend { context, source }
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT, however deep the error wraps it.
+pub(crate) fn is_out_of_space(error: &io::Error) -> bool {
+    use std::error::Error as _;
+    if matches!(error.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
+        return true;
+    }
+    error.get_ref().and_then(|inner| inner.downcast_ref::<io::Error>()).is_some_and(is_out_of_space)
+        || error.source().and_then(|s| s.downcast_ref::<io::Error>()).is_some_and(is_out_of_space)
 }
 
 /// The blob store. Keys are opaque UTF-8 strings already validated by the caller (no `..` segment, no
@@ -232,6 +263,12 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// The ids of every open upload, ascending: what startup reconciliation compares with the catalogue.
     async fn open_uploads(&self) -> Result<Vec<String>, StorageError>;
 
-    /// Checks the backend is usable (writable folder, reachable store); run once at startup.
+    /// Checks the backend is usable (writable folder, reachable store); run at startup and by `/readyz`.
     async fn health_check(&self) -> Result<(), StorageError>;
+
+    /// Bytes the backend can still take, where it knows (a local file system); `None` for stores
+    /// without a meaningful figure (object stores).
+    async fn available_bytes(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
 }

@@ -2,7 +2,9 @@
 
 mod auth_oss;
 mod auth_vod;
+mod bodies;
 mod complete;
+mod disk_full;
 mod events;
 mod meta;
 mod observability;

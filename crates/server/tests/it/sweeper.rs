@@ -29,8 +29,11 @@ async fn an_abandoned_upload_is_swept_and_a_live_one_is_untouched() {
     let live_upload = initiate(&server, live.key(), live.sts()).await;
     let etag = upload_part(&server, live.key(), live.sts(), &live_upload, 1, &bytes(1000, 2)).await;
 
+    // One sweep aborts the upload, then fails its media, in two steps: wait for both.
     let started = Instant::now();
-    while upload_state(&server.state, &old_upload).await == UploadState::Open {
+    while upload_state(&server.state, &old_upload).await == UploadState::Open
+        || media_status(&server.state, &abandoned.id).await == MediaStatus::Uploading
+    {
         assert!(started.elapsed() < Duration::from_secs(10), "the sweeper never aborted the old upload");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

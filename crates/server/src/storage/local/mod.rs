@@ -451,6 +451,15 @@ impl BlobStore for LocalStore {
         .map_err(|e| StorageError::backend("listing the open uploads", e))
     }
 
+    async fn available_bytes(&self) -> Result<Option<u64>, StorageError> {
+        let root = self.shared.root.clone();
+        let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&root))
+            .await
+            .map_err(|e| StorageError::backend("measuring free space", io::Error::other(e)))?
+            .map_err(|e| StorageError::backend("measuring free space", io::Error::from(e)))?;
+        Ok(Some(stat.f_bavail.saturating_mul(stat.f_frsize)))
+    }
+
     async fn health_check(&self) -> Result<(), StorageError> {
         for sub in SUBFOLDERS {
             let dir = self.shared.dir(sub);
