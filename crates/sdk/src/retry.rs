@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rand::Rng as _;
+use rand::RngExt as _;
 
 /// Retry settings for every request the SDK sends.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use vodup_proto::Secret;
 
 use crate::meta::{AccessKeyRecord, MetaError, MetaStore};

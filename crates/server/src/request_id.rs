@@ -1,7 +1,7 @@
 //! Request ids: 24 upper-case hex characters, the shape OSS uses (`x-oss-request-id`); the VOD plane
 //! uses the same ids so one grep finds a request in the logs whichever plane served it.
 
-use rand::Rng as _;
+use rand::RngExt as _;
 
 /// A fresh random request id.
 pub fn new_request_id() -> String {

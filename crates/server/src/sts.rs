@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
 use vodup_proto::Secret;
 use vodup_proto::mac::{constant_time_eq, hmac_sha256};

@@ -5,7 +5,7 @@
 //! (`sv/<id>/<id>.<ext>`, `image/<type>/<ID>-6-2.<ext>`), and mints a credential scoped to that key (and,
 //! for a playlist, to its `ObjectPrefix`).
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde_json::{Value, json};
 use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
 use vodup_proto::vod::VodErrorCode;

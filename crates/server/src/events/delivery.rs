@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use tokio::sync::watch;
 use vodup_proto::timestamp::unix_seconds;
 
