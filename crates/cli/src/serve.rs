@@ -50,7 +50,21 @@ pub struct ServeArgs {
     /// marked UploadFail [default: 604800, 7 days].
     #[arg(long, env = "VODUP_ABANDON_AFTER")]
     abandon_after: Option<u64>,
-    /// TOML config file with [server], [control], [data], [events] and [sweeper] sections.
+    /// Seconds a request head may take to arrive whole (a new connection's first: from the accept)
+    /// [default: 20].
+    #[arg(long, env = "VODUP_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<u64>,
+    /// Seconds a connection may stay with no request in progress and no byte moving [default: 60].
+    #[arg(long, env = "VODUP_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
+    /// Open connections per listener [default: a quarter of the descriptor limit less 64, 8 to 4096].
+    #[arg(long, env = "VODUP_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Open connections per client address (IPv6: per /64) per listener [default: a quarter of
+    /// --max-connections].
+    #[arg(long, env = "VODUP_MAX_CONNECTIONS_PER_CLIENT")]
+    max_connections_per_client: Option<usize>,
+    /// TOML config file with [server], [control], [data], [events], [sweeper] and [http] sections.
     #[arg(long, env = "VODUP_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -85,6 +99,23 @@ impl ServeArgs {
         }
         if self.abandon_after.is_some() {
             config.sweeper.max_age_secs = self.abandon_after;
+        }
+        let http = &mut config.http;
+        for (slot, value) in [
+            (&mut http.header_read_timeout_secs, self.header_read_timeout),
+            (&mut http.idle_timeout_secs, self.idle_timeout),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        for (slot, value) in [
+            (&mut http.max_connections, self.max_connections),
+            (&mut http.max_connections_per_client, self.max_connections_per_client),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
         }
         let events = &mut config.events;
         if self.callback_url.is_some() {

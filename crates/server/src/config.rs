@@ -26,6 +26,28 @@ pub struct Config {
     /// `[sweeper]`: abandoned uploads.
     #[serde(default)]
     pub sweeper: SweeperSection,
+    /// `[http]`: connection limits of both listeners.
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+/// `[http]`: applies to each listener (VOD and OSS) separately.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Seconds a request head may take to arrive whole, counted from its first byte (from the accept for
+    /// a new connection's first head) (`--header-read-timeout`, `VODUP_HEADER_READ_TIMEOUT`), default 20.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay with no request in progress and no byte moving before it is closed
+    /// (`--idle-timeout`, `VODUP_IDLE_TIMEOUT`), default 60.
+    pub idle_timeout_secs: Option<u64>,
+    /// Open connections per listener (`--max-connections`, `VODUP_MAX_CONNECTIONS`); default a quarter
+    /// of the descriptor limit less 64, between 8 and 4096.
+    pub max_connections: Option<usize>,
+    /// Open connections per client address (IPv6: per /64) per listener
+    /// (`--max-connections-per-client`, `VODUP_MAX_CONNECTIONS_PER_CLIENT`); default a quarter of
+    /// `max_connections`.
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// `[sweeper]`.
@@ -149,6 +171,22 @@ pub struct Settings {
     pub events: EventDelivery,
     /// The sweeper.
     pub sweep: Sweep,
+    /// Connection limits.
+    pub http: Http,
+}
+
+/// Validated `[http]`. The caps left `None` are derived from the descriptor limit when the service
+/// starts (`crate::listener::default_caps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http {
+    /// Header-read timeout.
+    pub header_read_timeout: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Open connections per listener, if configured.
+    pub max_connections: Option<usize>,
+    /// Open connections per client address, if configured.
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// Validated `[sweeper]`.
@@ -236,7 +274,9 @@ impl Config {
                 None => Duration::from_secs(self.sweeper.interval_secs.unwrap_or(3600).max(1)),
             },
         };
+        let http = self.http.validate()?;
         Ok(Settings {
+            http,
             events,
             sweep,
             data,
@@ -258,6 +298,39 @@ impl Config {
             revocation_refresh: Duration::from_secs(self.data.revocation_refresh_secs.unwrap_or(5).max(1)),
             body_idle_timeout: Duration::from_secs(self.data.body_idle_timeout_secs.unwrap_or(60).max(1)),
             ready_min_free: self.data.ready_min_free_mib.unwrap_or(64).saturating_mul(1024 * 1024),
+        })
+    }
+}
+
+impl HttpSection {
+    fn validate(&self) -> Result<Http, ConfigError> {
+        let secs = |name: &str, value: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
+            let value = value.unwrap_or(default);
+            if (1..=86_400).contains(&value) {
+                Ok(Duration::from_secs(value))
+            } else {
+                Err(ConfigError(format!("{name} {value} s is outside 1..=86400")))
+            }
+        };
+        let positive = |name: &str, value: Option<usize>| match value {
+            Some(0) => Err(ConfigError(format!("{name} must be at least 1"))),
+            other => Ok(other),
+        };
+        let max_connections = positive("--max-connections", self.max_connections)?;
+        let max_connections_per_client =
+            positive("--max-connections-per-client", self.max_connections_per_client)?;
+        if let (Some(total), Some(per_client)) = (max_connections, max_connections_per_client)
+            && per_client > total
+        {
+            return Err(ConfigError(format!(
+                "--max-connections-per-client {per_client} is above --max-connections {total}"
+            )));
+        }
+        Ok(Http {
+            header_read_timeout: secs("--header-read-timeout", self.header_read_timeout_secs, 20)?,
+            idle_timeout: secs("--idle-timeout", self.idle_timeout_secs, 60)?,
+            max_connections,
+            max_connections_per_client,
         })
     }
 }
@@ -380,6 +453,31 @@ mod tests {
         let mut config = with_data();
         config.server.bucket = Some("Bad_Bucket".into());
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn http_limits_default_and_refuse_nonsense() {
+        let http = with_data().validate().unwrap().http;
+        assert_eq!(http.header_read_timeout, Duration::from_secs(20));
+        assert_eq!(http.idle_timeout, Duration::from_secs(60));
+        assert_eq!((http.max_connections, http.max_connections_per_client), (None, None));
+        let config = Config::from_toml(
+            "[server]\ndata = \"/d\"\n[http]\nidle_timeout_secs = 5\nmax_connections = 10\nmax_connections_per_client = 3\n",
+        )
+        .unwrap();
+        let http = config.validate().unwrap().http;
+        assert_eq!(
+            (http.idle_timeout, http.max_connections, http.max_connections_per_client),
+            (Duration::from_secs(5), Some(10), Some(3))
+        );
+        for bad in [
+            "header_read_timeout_secs = 0",
+            "max_connections = 0",
+            "max_connections = 2\nmax_connections_per_client = 3",
+        ] {
+            let config = Config::from_toml(&format!("[server]\ndata = \"/d\"\n[http]\n{bad}\n")).unwrap();
+            assert!(config.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! * [`sts`]: the per-upload temporary credentials, verifiable without a database lookup.
 //! * [`reconcile`]: after a crash, makes the catalogue and storage agree before serving.
 //! * [`serve`]: startup and `run(listeners, state, shutdown)`.
+//! * [`listener`]: the HTTP listener both planes run on: connection caps, timeouts, framing checks.
 
 pub mod buffered_body;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod events;
 pub mod fault;
 pub mod health;
 pub mod keys;
+pub mod listener;
 pub mod meta;
 pub mod metrics;
 pub mod presign;

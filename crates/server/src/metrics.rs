@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The service's counters.
 #[derive(Debug, Default)]
@@ -24,6 +24,29 @@ pub struct Metrics {
     /// Requests refused because the disk (store or catalogue) was full: the one counter an operator
     /// must alert on, so it stands apart from the per-code request counts.
     pub storage_full: AtomicU64,
+    /// The VOD listener's connections.
+    pub vod_connections: Arc<ConnectionMetrics>,
+    /// The OSS listener's connections.
+    pub oss_connections: Arc<ConnectionMetrics>,
+}
+
+/// One listener's connections (crate::listener): what its caps and timeouts did.
+#[derive(Debug, Default)]
+pub struct ConnectionMetrics {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections closed at once because their address had its share open.
+    pub refused_per_client: AtomicU64,
+    /// Times the listener reached its connection cap and stopped accepting until one closed.
+    pub cap_reached: AtomicU64,
+    /// Connections closed because a request head did not arrive whole within the header-read timeout.
+    pub header_timeouts: AtomicU64,
+    /// Connections closed after the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Requests refused for ambiguous framing (both Content-Length and Transfer-Encoding).
+    pub ambiguous_framing: AtomicU64,
 }
 
 impl Metrics {
@@ -89,7 +112,53 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
+        render_connections(&mut out, [("vod", &self.vod_connections), ("oss", &self.oss_connections)]);
         out
+    }
+}
+
+/// The listeners' counters, one family at a time (a family's samples must be together).
+fn render_connections(out: &mut String, planes: [(&str, &Arc<ConnectionMetrics>); 2]) {
+    type Field = fn(&ConnectionMetrics) -> &AtomicU64;
+    let families: [(&str, &str, &str, Field); 7] = [
+        ("vodup_connections_open", "gauge", "Connections open now.", |c| &c.open),
+        ("vodup_connections_accepted_total", "counter", "Connections accepted.", |c| &c.accepted),
+        (
+            "vodup_connections_refused_per_client_total",
+            "counter",
+            "Connections closed at once: their client address had its share open.",
+            |c| &c.refused_per_client,
+        ),
+        (
+            "vodup_connections_cap_reached_total",
+            "counter",
+            "Times a listener reached its connection cap and waited for a connection to close.",
+            |c| &c.cap_reached,
+        ),
+        (
+            "vodup_connections_header_timeout_total",
+            "counter",
+            "Connections closed: a request head did not arrive within the header-read timeout.",
+            |c| &c.header_timeouts,
+        ),
+        (
+            "vodup_connections_idle_timeout_total",
+            "counter",
+            "Connections closed after the idle timeout.",
+            |c| &c.idle_timeouts,
+        ),
+        (
+            "vodup_requests_ambiguous_framing_total",
+            "counter",
+            "Requests refused for both Content-Length and Transfer-Encoding, or lost framing.",
+            |c| &c.ambiguous_framing,
+        ),
+    ];
+    for (name, kind, help, field) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (plane, metrics) in planes {
+            let _ = writeln!(out, "{name}{{plane=\"{plane}\"}} {}", field(metrics).load(Ordering::Relaxed));
+        }
     }
 }
 

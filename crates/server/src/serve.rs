@@ -11,17 +11,25 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::http::{HeaderValue, Request, header};
+use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use vodup_proto::Secret;
+use vodup_proto::oss::OssErrorCode;
+use vodup_proto::vod::VodErrorCode;
 
-use crate::config::{Settings, check_bucket};
+use crate::config::{Http, Settings, check_bucket};
 use crate::control;
+use crate::control::error::ApiError;
 use crate::credentials::{KeyCache, NonceCache, RevocationSet};
 use crate::data;
+use crate::data::error::OssApiError;
+use crate::listener::{self, Limits, Plane, Refusal};
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
 use crate::metrics::Metrics;
 use crate::presign::Presigner;
 use crate::rate_limit::ProgressLimiter;
+use crate::request_id::new_request_id;
 use crate::state::{AppState, Inner, Site};
 use crate::storage::{BlobStore, LocalStore, StorageError};
 use crate::sts::StsAuthority;
@@ -133,7 +141,7 @@ fn revocation_horizon(settings: &Settings) -> Duration {
 }
 
 /// Serves both planes until `shutdown` completes, then lets in-flight requests finish (up to
-/// [`GRACEFUL_SHUTDOWN`]).
+/// [`GRACEFUL_SHUTDOWN`]). Each plane runs on a [`listener`] with the `[http]` connection limits.
 pub async fn run(
     control_listener: TcpListener,
     data_listener: TcpListener,
@@ -145,36 +153,104 @@ pub async fn run(
     let events = tokio::spawn(crate::events::delivery::run(state.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), stop_rx.clone()));
 
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
+    let limits = listener_limits(&state.settings.http);
+    tracing::info!(
+        control = %control_listener.local_addr()?,
+        data = %data_listener.local_addr()?,
+        max_connections = limits.max_connections,
+        max_connections_per_client = limits.max_per_client,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        "serving (connection limits per listener)"
+    );
+    let control_plane = Plane {
+        name: "vod",
+        router: control::router(state.clone()),
+        refuse: refuse_vod(state.clone()),
+        metrics: state.metrics.vod_connections.clone(),
     };
-    let control_app = control::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let data_app = data::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(control = %control_listener.local_addr()?, data = %data_listener.local_addr()?, "serving");
-    let control_server = tokio::spawn(
-        axum::serve(control_listener, control_app)
-            .with_graceful_shutdown(wait(stop_rx.clone()))
-            .into_future(),
-    );
-    let data_server = tokio::spawn(
-        axum::serve(data_listener, data_app).with_graceful_shutdown(wait(stop_rx.clone())).into_future(),
-    );
+    let data_plane = Plane {
+        name: "oss",
+        router: data::router(state.clone()),
+        refuse: refuse_oss(state.clone()),
+        metrics: state.metrics.oss_connections.clone(),
+    };
+    let control_server =
+        tokio::spawn(listener::serve(control_listener, control_plane, limits, stop_rx.clone()));
+    let data_server = tokio::spawn(listener::serve(data_listener, data_plane, limits, stop_rx.clone()));
 
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(GRACEFUL_SHUTDOWN, async {
-        let _ = control_server.await;
-        let _ = data_server.await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("requests still in flight after {} s; stopping anyway", GRACEFUL_SHUTDOWN.as_secs());
-    }
+    // Each listener drains its connections for at most GRACEFUL_SHUTDOWN, then drops the rest.
+    let _ = control_server.await;
+    let _ = data_server.await;
     let _ = refresher.await;
     let _ = events.await;
     let _ = sweeper.await;
     Ok(())
+}
+
+/// The configured limits, with the caps left unset derived from the descriptor limit.
+fn listener_limits(http: &Http) -> Limits {
+    let descriptors = listener::descriptor_limit();
+    let (total, per_client) = listener::default_caps(descriptors);
+    let max_connections = http.max_connections.unwrap_or(total);
+    let max_per_client = http
+        .max_connections_per_client
+        .unwrap_or_else(|| per_client.min(max_connections))
+        .min(max_connections);
+    if http.max_connections.is_none() {
+        tracing::info!(
+            descriptor_limit = descriptors,
+            max_connections,
+            "connection cap per listener derived from the descriptor limit (set [http] max_connections to choose)"
+        );
+    }
+    Limits {
+        max_connections,
+        max_per_client,
+        header_read_timeout: http.header_read_timeout,
+        idle_timeout: http.idle_timeout,
+        grace: GRACEFUL_SHUTDOWN,
+    }
+}
+
+fn refusal_message(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::AmbiguousFraming => {
+            "The request has both Content-Length and Transfer-Encoding; send exactly one of them."
+        }
+        Refusal::LostFraming => "The request framing of this connection could not be followed; reconnect.",
+    }
+}
+
+fn host_of(request: &Request<Incoming>, default: &str) -> String {
+    request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(default).to_owned()
+}
+
+/// The control plane's answer to a request the listener refuses: VOD JSON, 400 InvalidParameter.
+fn refuse_vod(state: AppState) -> listener::Refuse {
+    Arc::new(move |request, refusal| {
+        let request_id = new_request_id();
+        state.metrics.count_request("vod", "Unknown", VodErrorCode::InvalidParameter.as_str());
+        tracing::info!(request_id, ?refusal, "vod call refused before parsing");
+        ApiError::new(VodErrorCode::InvalidParameter, refusal_message(refusal))
+            .into_response_for(&request_id, &host_of(request, "vod"))
+    })
+}
+
+/// The data plane's answer to a request the listener refuses: OSS XML, 400 InvalidRequest.
+fn refuse_oss(state: AppState) -> listener::Refuse {
+    Arc::new(move |request, refusal| {
+        let request_id = new_request_id();
+        state.metrics.count_request("oss", "Unknown", OssErrorCode::InvalidRequest.as_str());
+        tracing::info!(request_id, ?refusal, "oss request refused before parsing");
+        let mut response = OssApiError::with_message(OssErrorCode::InvalidRequest, refusal_message(refusal))
+            .into_response_for(request.method(), &request_id, &host_of(request, ""));
+        response.headers_mut().insert(header::SERVER, HeaderValue::from_static("AliyunOSS"));
+        response
+    })
 }
 
 async fn refresh_revocations(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -9,6 +9,8 @@
 //! - [`CorruptingProxy`]: a reverse proxy that can flip a byte of chosen UploadPart bodies
 //!   ([`proxy`]);
 //! - [`PeakRss`]: peak resident memory of a process ([`rss`]);
+//! - [`edge::Edge`]: slow-header clients, idle keep-alive sockets and an anonymous flood, with a sampler
+//!   of a process's descriptors and memory ([`edge`]);
 //! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
 //! - the skip rule.
 //!
@@ -17,6 +19,7 @@
 //! everything.
 
 pub mod api;
+pub mod edge;
 pub mod fixtures;
 pub mod origin;
 pub mod process;

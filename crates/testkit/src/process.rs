@@ -33,12 +33,15 @@ pub struct ServeOptions {
     pub args: Vec<String>,
     /// Extra environment (`VODUP_FAULT`, say).
     pub env: Vec<(String, String)>,
+    /// A descriptor limit (soft and hard `RLIMIT_NOFILE`) to start it with, through util-linux's
+    /// `prlimit`, which then runs the binary in its own process (same pid).
+    pub descriptor_limit: Option<u64>,
 }
 
 impl ServeOptions {
     /// Options for `bin` on `data`, with no extra flags or environment.
     pub fn new(bin: impl Into<PathBuf>, data: impl Into<PathBuf>) -> Self {
-        Self { bin: bin.into(), data: data.into(), args: Vec::new(), env: Vec::new() }
+        Self { bin: bin.into(), data: data.into(), args: Vec::new(), env: Vec::new(), descriptor_limit: None }
     }
 
     /// Creates a long-lived key in the data folder with `vodup keys create` (before the first start).
@@ -61,7 +64,14 @@ impl ServeProcess {
     pub fn start(options: &ServeOptions, key: &(String, Secret), extra_env: &[(&str, &str)]) -> Self {
         let log = options.data.with_extension("serve.log");
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("serve.log");
-        let mut command = Command::new(&options.bin);
+        let mut command = match options.descriptor_limit {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={limit}:{limit}")).arg("--").arg(&options.bin);
+                command
+            }
+            None => Command::new(&options.bin),
+        };
         command
             .arg("serve")
             .args(&options.args)

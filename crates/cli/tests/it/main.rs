@@ -4,6 +4,7 @@
 mod batch;
 mod corruption;
 mod crash;
+mod edges;
 mod memory;
 mod refresh;
 mod resume;

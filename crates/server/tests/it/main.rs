@@ -4,6 +4,7 @@ mod auth_oss;
 mod auth_vod;
 mod bodies;
 mod complete;
+mod connections;
 mod disk_full;
 mod events;
 mod meta;
