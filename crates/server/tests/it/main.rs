@@ -3,6 +3,7 @@
 mod auth_oss;
 mod auth_vod;
 mod complete;
+mod drain;
 mod events;
 mod meta;
 mod observability;
