@@ -5,6 +5,10 @@
 //! decoded key) → classify ([`endpoint`]) → authenticate ([`auth`]) → object name → bucket → permission
 //! → upload id bound to the key → the handler ([`object`], [`multipart`]). Responses carry
 //! `x-oss-request-id`, `Date` and `Server: AliyunOSS`; errors are OSS XML ([`error`]).
+//!
+//! Whatever a request's body still holds when its answer is ready (all of it, when the request is refused
+//! before the handler reads it) is read and discarded first, up to [`DRAIN_LIMIT`], so that every client
+//! can read a refusal ([`body::drain`]).
 
 pub mod auth;
 pub mod body;
@@ -14,20 +18,33 @@ pub mod multipart;
 pub mod object;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
 use vodup_proto::encoding::{form_decode, percent_decode};
 use vodup_proto::oss::{OssErrorCode, OssRequest};
 
 use self::auth::Principal;
+use self::body::Drained;
 use self::endpoint::Endpoint;
 use self::error::OssApiError;
 use crate::envelope::{Outcome, Plane, RequestId};
 use crate::meta::WriteGuard;
 use crate::state::AppState;
+
+/// How much of a body the data plane reads and discards so that the client can read the answer given before
+/// its end (a refusal, mostly). A client that writes its whole body before it reads the answer (Node.js:
+/// ali-oss, the Node.js VOD upload SDK) sees a broken pipe instead of the 403 and its code when the
+/// server closes with unread bytes, and then cannot tell an expired credential (`SecurityTokenExpired`,
+/// which it refreshes) from a network failure. 64 MiB covers every part and single-request upload the
+/// official clients send by default (ali-oss 1 MiB parts, oss2 and voduploadsdk 10 MiB, alibabacloud-oss-v2
+/// 6 MiB, ours 8 MiB) and the 20 MiB of the compat suite, with room for larger part sizes. A body that
+/// announces more is not read at all: reading part of it does not spare the client its broken pipe. The cost
+/// is bandwidth the client spends too, never memory (chunks are discarded as they arrive, each with the
+/// body idle timeout); refused bodies cost no more than accepted ones.
+pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The data-plane router: `/healthz`, `/readyz`, and every other path is an OSS request.
 pub fn router(state: AppState) -> Router {
@@ -89,15 +106,35 @@ async fn oss(
 ) -> Response {
     crate::fault::hit(crate::fault::FaultPoint::HandlerPanics);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+    let expects_continue =
+        headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (body, returned) = body::lend(body);
     let (name, result) = handle(&state, &request_id, &method, &uri, headers, body).await;
-    match result {
-        Ok(response) => Outcome { action: name, code: "OK" }.attach(response),
-        Err(error) => Outcome { action: name, code: error.code.as_str() }.attach(error.into_response_for(
-            &method,
-            &request_id,
-            &host,
-        )),
+    let stalled = matches!(&result, Err(e) if e.code == OssErrorCode::RequestTimeout);
+    let keep_connection = match returned.take() {
+        // The client stopped sending, or was told to wait for `100 Continue` and never was: its body is
+        // not coming, so there is nothing to read.
+        Some(left) if stalled || (expects_continue && !left.read) => left.body.is_end_stream(),
+        Some(left) => {
+            let drained = body::drain(left.body, state.settings.body_idle_timeout, DRAIN_LIMIT).await;
+            if drained != (Drained::Whole { discarded: 0 }) {
+                tracing::debug!(request_id, ?drained, "unread request body");
+            }
+            matches!(drained, Drained::Whole { .. })
+        }
+        None => true,
+    };
+    let mut response =
+        match result {
+            Ok(response) => Outcome { action: name, code: "OK" }.attach(response),
+            Err(error) => Outcome { action: name, code: error.code.as_str() }
+                .attach(error.into_response_for(&method, &request_id, &host)),
+        };
+    if !keep_connection {
+        // hyper closes the connection anyway when the body was not read to its end; say so.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    response
 }
 
 /// Bucket and decoded key from Host and path: virtual-host style when the Host starts with our bucket

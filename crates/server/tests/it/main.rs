@@ -6,6 +6,7 @@ mod bodies;
 mod complete;
 mod connections;
 mod disk_full;
+mod drain;
 mod events;
 mod meta;
 mod observability;
