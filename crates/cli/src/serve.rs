@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// marked UploadFail [default: 604800, 7 days].
     #[arg(long, env = "VODUP_ABANDON_AFTER")]
     abandon_after: Option<u64>,
+    /// Longest lifetime in seconds of a V1 presigned URL (`Expires` - now); V4 URLs are capped at 7 days
+    /// by OSS [default: 2592000, 30 days, the longest AuthTimeout the service issues].
+    #[arg(long, env = "VODUP_MAX_V1_PRESIGN_LIFETIME")]
+    max_v1_presign_lifetime: Option<u64>,
     /// TOML config file with [server], [control], [data], [events] and [sweeper] sections.
     #[arg(long, env = "VODUP_CONFIG")]
     config: Option<PathBuf>,
@@ -85,6 +89,9 @@ impl ServeArgs {
         }
         if self.abandon_after.is_some() {
             config.sweeper.max_age_secs = self.abandon_after;
+        }
+        if self.max_v1_presign_lifetime.is_some() {
+            config.data.max_v1_presign_lifetime_secs = self.max_v1_presign_lifetime;
         }
         let events = &mut config.events;
         if self.callback_url.is_some() {

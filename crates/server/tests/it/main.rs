@@ -1,5 +1,6 @@
 //! The server crate's single integration test binary: one module per concern.
 
+mod auth_limits;
 mod auth_oss;
 mod auth_vod;
 mod complete;
