@@ -5,6 +5,7 @@ mod auth_oss;
 mod auth_vod;
 mod complete;
 mod events;
+mod fuzz;
 mod meta;
 mod observability;
 mod storage;

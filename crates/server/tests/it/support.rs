@@ -340,7 +340,8 @@ pub async fn raw_http(
     .expect("raw response within 20 s")
 }
 
-async fn read_response(stream: &mut TcpStream) -> RawResponse {
+/// Reads one HTTP/1.1 response (head, then the body by Content-Length or to the end of the connection).
+pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
