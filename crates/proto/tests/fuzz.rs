@@ -582,7 +582,7 @@ fn check_oss(case: &OssCase) -> Result<(), TestCaseError> {
         let mut in_time = None;
         for now in nows {
             let checked = validity::check(&credential, &request, now, &policy());
-            in_time.get_or_insert(checked.map(|()| ()).map_err(|e| e.to_string()));
+            in_time.get_or_insert(checked.map_err(|e| e.to_string()));
         }
         (Some(credential.verify(&request, &secret)), in_time)
     })?;

@@ -311,10 +311,10 @@ impl DataPlane {
         let seen_query = form_decode(&query);
         let now = SystemTime::now();
         let mut headers = HeaderMap::new();
-        if let Some(range) = &case.range {
-            if let Ok(value) = HeaderValue::from_str(&header_safe(range)) {
-                headers.insert("range", value);
-            }
+        if let Some(range) = &case.range
+            && let Ok(value) = HeaderValue::from_str(&header_safe(range))
+        {
+            headers.insert("range", value);
         }
         if case.v4 {
             headers.insert("x-oss-date", HeaderValue::from_str(&oss_v4_date(now)).expect("date"));
