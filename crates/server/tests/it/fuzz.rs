@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the server's own parsers (issue 11), the ones vodup-proto's harness
-//! (`crates/proto/tests/fuzz.rs`) cannot reach: [`Endpoint::classify`] directly, and through a real
+//! (`crates/proto/tests/fuzz/`) cannot reach: [`Endpoint::classify`] directly, and through a real
 //! server on loopback the data plane's addressing (path, virtual host, percent-decoding), query and
 //! `Range` parsing, and the control plane's parameter parsing.
 //!
