@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// --max-connections].
     #[arg(long, env = "VODUP_MAX_CONNECTIONS_PER_CLIENT")]
     max_connections_per_client: Option<usize>,
+    /// Longest lifetime in seconds of a V1 presigned URL (`Expires` - now); V4 URLs are capped at 7 days
+    /// by OSS [default: 2592000, 30 days, the longest AuthTimeout the service issues].
+    #[arg(long, env = "VODUP_MAX_V1_PRESIGN_LIFETIME")]
+    max_v1_presign_lifetime: Option<u64>,
     /// TOML config file with [server], [control], [data], [events], [sweeper] and [http] sections.
     #[arg(long, env = "VODUP_CONFIG")]
     config: Option<PathBuf>,
@@ -116,6 +120,9 @@ impl ServeArgs {
             if value.is_some() {
                 *slot = value;
             }
+        }
+        if self.max_v1_presign_lifetime.is_some() {
+            config.data.max_v1_presign_lifetime_secs = self.max_v1_presign_lifetime;
         }
         let events = &mut config.events;
         if self.callback_url.is_some() {

@@ -6,6 +6,12 @@
 //! | `Wed, 25 Nov 2026 08:00:00 GMT` ([`http_date`]) | HTTP `Date`, OSS V1 string to sign, `Last-Modified` |
 //! | `20261125T080000Z` ([`oss_v4_date`]) | OSS V4 `x-oss-date`, with the scope date `20261125` |
 //! | `2026-11-25T20:36:49.000Z` ([`oss_xml_time`]) | OSS XML (`LastModified`, `Initiated`) |
+//!
+//! Every function here is total: no input panics. Instants from the wire are converted with
+//! [`checked_from_unix_seconds`] and refused past [`MAX_UNIX_SECONDS`] (the last second any of these
+//! formats can write), and the formatters clamp an instant outside years 1970..=9999 to that range
+//! rather than panic in `time` or `httpdate` (issue 11: `Expires=10000000000000000000` overflowed
+//! `UNIX_EPOCH + Duration` and killed the connection).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,12 +24,24 @@ const OSS_XML_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
 const OSS_V4_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
 
+/// 9999-12-31T23:59:59Z: the last instant a four-digit year (every wire date format here) can write.
+pub const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
+
+/// `at`, or the nearest instant in 1970..=9999 when it lies outside.
+fn clamp(at: SystemTime) -> SystemTime {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(since) if since.as_secs() > MAX_UNIX_SECONDS => UNIX_EPOCH + Duration::from_secs(MAX_UNIX_SECONDS),
+        Ok(_) => at,
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
 fn utc(at: SystemTime) -> OffsetDateTime {
-    OffsetDateTime::from(at)
+    OffsetDateTime::from(clamp(at))
 }
 
 fn format(at: SystemTime, description: &[FormatItem<'static>]) -> String {
-    // Formatting a UTC date with numeric fields cannot fail for years 0..=9999.
+    // Formatting a UTC date with numeric fields cannot fail for years 1970..=9999, which `utc` ensures.
     utc(at).format(description).expect("a numeric date format always formats")
 }
 
@@ -40,7 +58,8 @@ pub fn oss_xml_time(at: SystemTime) -> String {
 
 /// RFC 1123 date in GMT, as HTTP `Date` and OSS V1 use it.
 pub fn http_date(at: SystemTime) -> String {
-    httpdate::fmt_http_date(at)
+    // httpdate panics past year 9999.
+    httpdate::fmt_http_date(clamp(at))
 }
 
 /// `YYYYMMDDTHHMMSSZ` in UTC, the OSS V4 `x-oss-date`.
@@ -68,9 +87,17 @@ pub fn unix_seconds(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The instant `seconds` after the Unix epoch.
+/// The instant `seconds` after the Unix epoch, or `None` past [`MAX_UNIX_SECONDS`]: the form for numbers
+/// that come off the wire.
+pub fn checked_from_unix_seconds(seconds: u64) -> Option<SystemTime> {
+    (seconds <= MAX_UNIX_SECONDS).then(|| UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
+/// The instant `seconds` after the Unix epoch, saturating at [`MAX_UNIX_SECONDS`], for numbers the
+/// service wrote itself (an STS token's MAC-protected expiry). Wire numbers use
+/// [`checked_from_unix_seconds`] so that an absurd one is refused, not quietly moved.
 pub fn from_unix_seconds(seconds: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(seconds)
+    UNIX_EPOCH + Duration::from_secs(seconds.min(MAX_UNIX_SECONDS))
 }
 
 #[cfg(test)]
@@ -95,5 +122,20 @@ mod tests {
         assert_eq!(parse_http_date(&http_date(at)), Some(at));
         assert_eq!(parse_oss_v4_date(&oss_v4_date(at)), Some(at));
         assert_eq!(parse_iso8601("2026-11-25 08:00:00"), None);
+    }
+
+    // See: issue 11 (an Expires of 10^19 seconds panicked the handler).
+    #[test]
+    fn out_of_range_instants_neither_panic_nor_wrap() {
+        assert_eq!(checked_from_unix_seconds(MAX_UNIX_SECONDS + 1), None);
+        assert_eq!(checked_from_unix_seconds(u64::MAX), None);
+        let last = checked_from_unix_seconds(MAX_UNIX_SECONDS).unwrap();
+        assert_eq!(iso8601(last), "9999-12-31T23:59:59Z");
+        assert_eq!(from_unix_seconds(u64::MAX), last);
+        let far = last + Duration::from_secs(10_000 * 365 * 86_400);
+        assert_eq!(iso8601(far), "9999-12-31T23:59:59Z");
+        assert_eq!(http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(oss_v4_date(UNIX_EPOCH - Duration::from_secs(1)), "19700101T000000Z");
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

@@ -133,7 +133,16 @@ pub struct DataSection {
     pub body_idle_timeout_secs: Option<u64>,
     /// `/readyz` reports the store full below this many free MiB (local disk), default 64.
     pub ready_min_free_mib: Option<u64>,
+    /// Longest lifetime of a V1 presigned URL, in seconds from the request (`--max-v1-presign-lifetime`,
+    /// `VODUP_MAX_V1_PRESIGN_LIFETIME`), default [`DEFAULT_MAX_V1_PRESIGN_LIFETIME_SECS`]. OSS caps V4 URLs at
+    /// 7 days and documents no cap for V1; without one, a URL valid until the year 36812 would be accepted.
+    pub max_v1_presign_lifetime_secs: Option<u64>,
 }
+
+/// The default cap on V1 presigned URLs: 30 days, the longest `AuthTimeout` GetMezzanineInfo and
+/// GetImageInfo accept (vod-api.md, `AuthTimeout` at most 2592000 s), so the service's own URLs always
+/// pass. A lower setting refuses those URLs when they were issued for longer.
+pub const DEFAULT_MAX_V1_PRESIGN_LIFETIME_SECS: u64 = 30 * 86_400;
 
 /// Validated settings, with every default applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +176,8 @@ pub struct Settings {
     pub body_idle_timeout: Duration,
     /// Free bytes below which `/readyz` reports the store full.
     pub ready_min_free: u64,
+    /// Longest lifetime of a V1 presigned URL.
+    pub max_v1_presign_lifetime: Duration,
     /// Event delivery.
     pub events: EventDelivery,
     /// The sweeper.
@@ -262,6 +273,11 @@ impl Config {
         if !(1..=86_400 * 7).contains(&lifetime) {
             return Err(ConfigError(format!("credential lifetime {lifetime} s is outside 1..=604800")));
         }
+        let max_v1_presign_lifetime =
+            self.data.max_v1_presign_lifetime_secs.unwrap_or(DEFAULT_MAX_V1_PRESIGN_LIFETIME_SECS);
+        if max_v1_presign_lifetime == 0 {
+            return Err(ConfigError("--max-v1-presign-lifetime must be at least 1 second".into()));
+        }
         let events = self.events.validate()?;
         let max_age = self.sweeper.max_age_secs.unwrap_or(7 * 86_400);
         if max_age == 0 {
@@ -298,6 +314,7 @@ impl Config {
             revocation_refresh: Duration::from_secs(self.data.revocation_refresh_secs.unwrap_or(5).max(1)),
             body_idle_timeout: Duration::from_secs(self.data.body_idle_timeout_secs.unwrap_or(60).max(1)),
             ready_min_free: self.data.ready_min_free_mib.unwrap_or(64).saturating_mul(1024 * 1024),
+            max_v1_presign_lifetime: Duration::from_secs(max_v1_presign_lifetime),
         })
     }
 }
@@ -429,6 +446,18 @@ mod tests {
         assert_eq!(settings.public_oss_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(settings.region, "cn-shanghai");
         assert_eq!(settings.credential_lifetime, Duration::from_secs(3600));
+        assert_eq!(settings.max_v1_presign_lifetime, Duration::from_secs(2_592_000));
+    }
+
+    #[test]
+    fn v1_presign_lifetime_is_a_data_setting_of_at_least_a_second() {
+        let config =
+            Config::from_toml("[server]\ndata = \"/d\"\n[data]\nmax_v1_presign_lifetime_secs = 60\n")
+                .unwrap();
+        assert_eq!(config.validate().unwrap().max_v1_presign_lifetime, Duration::from_secs(60));
+        let mut config = with_data();
+        config.data.max_v1_presign_lifetime_secs = Some(0);
+        assert!(config.validate().unwrap_err().0.contains("--max-v1-presign-lifetime"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Which credential an OSS request carries, parsed before any key lookup: a V1 or V4 `Authorization`
 //! header, a V1 or V4 presigned URL, or nothing. The service looks up the secret for
 //! [`OssCredential::access_key_id`] and then calls [`OssCredential::verify`]; expiry and clock-skew
-//! policy stay with the caller, which gets the instants from [`OssCredential::signed_at`] and
-//! [`OssCredential::expires_at`].
+//! rules are in [`crate::oss::validity`], which reads the instants from [`OssCredential::signed_at`] and
+//! [`OssCredential::expires_at`]. [`unsupported_payload_hash`] is the one body claim a request can make.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,7 +15,7 @@ use crate::oss::header::{
     X_OSS_SIGNATURE_VERSION,
 };
 use crate::oss::request::OssRequest;
-use crate::oss::{signature_v1, signature_v4};
+use crate::oss::{signature_v1, signature_v4, validity};
 use crate::secret::AccessKeySecret;
 use crate::timestamp;
 
@@ -180,12 +180,13 @@ impl OssCredential {
         let oss_date = required(X_OSS_DATE)?;
         check_scope_date(&scope, oss_date)?;
         let expires_in = required(X_OSS_EXPIRES)?;
-        let expires_in =
-            expires_in
-                .parse()
-                .ok()
-                .filter(|_| expires_in.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| SignatureError::malformed(X_OSS_EXPIRES, "not a number of seconds"))?;
+        // Digits beyond what a u64 holds are still a number of seconds, just out of range: saturate, so
+        // that the time check refuses them with the out-of-range error rather than "malformed".
+        let expires_in = match validity::parse_seconds(expires_in) {
+            Some(seconds) => seconds,
+            None if !expires_in.is_empty() && expires_in.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
+            None => return Err(SignatureError::malformed(X_OSS_EXPIRES, "not a number of seconds")),
+        };
         Ok(Self::V4Presign {
             access_key_id,
             scope,
@@ -235,18 +236,16 @@ impl OssCredential {
         }
     }
 
-    /// When a presigned URL stops being valid.
+    /// When a presigned URL stops being valid, or `None` for header signatures and for expiries that are
+    /// unreadable or past year 9999 (the numbers come off the wire: no arithmetic on them is unchecked).
     pub fn expires_at(&self) -> Option<SystemTime> {
         match self {
-            Self::V1Presign { expires, .. } => expires
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-                .then(|| expires.parse().ok())
-                .flatten()
-                .map(timestamp::from_unix_seconds),
-            Self::V4Presign { oss_date, expires_in, .. } => {
-                timestamp::parse_oss_v4_date(oss_date).map(|t| t + Duration::from_secs(*expires_in))
+            Self::V1Presign { expires, .. } => {
+                validity::parse_seconds(expires).and_then(timestamp::checked_from_unix_seconds)
             }
+            Self::V4Presign { oss_date, expires_in, .. } => timestamp::parse_oss_v4_date(oss_date)
+                .and_then(|t| t.checked_add(Duration::from_secs(*expires_in)))
+                .filter(|t| timestamp::unix_seconds(*t) <= timestamp::MAX_UNIX_SECONDS),
             _ => None,
         }
     }
@@ -264,14 +263,20 @@ impl OssCredential {
                 signature_v1::verify(request, expires, signature, secret)
             }
             Self::V4Header { scope, additional_headers, oss_date, signature, .. } => {
-                let payload_hash = request.header(X_OSS_CONTENT_SHA256);
-                let payload_hash = if payload_hash.is_empty() { UNSIGNED_PAYLOAD } else { payload_hash };
+                // The payload line is always UNSIGNED-PAYLOAD: nothing here hashes the body, so a signature
+                // over any other claimed hash must not verify (see [`unsupported_payload_hash`]).
+                if let Some(claimed) = unsupported_payload_hash(request) {
+                    return Err(SignatureError::malformed(
+                        X_OSS_CONTENT_SHA256,
+                        format!("{claimed:?} is not supported; only {UNSIGNED_PAYLOAD} is"),
+                    ));
+                }
                 signature_v4::verify(
                     request,
                     oss_date,
                     scope,
                     additional_headers,
-                    payload_hash,
+                    UNSIGNED_PAYLOAD,
                     signature,
                     secret,
                 )
@@ -287,6 +292,19 @@ impl OssCredential {
             ),
         }
     }
+}
+
+/// The `x-oss-content-sha256` a request claims, when it claims anything but `UNSIGNED-PAYLOAD` (or sends
+/// the header more than once).
+///
+/// OSS accepts only `UNSIGNED-PAYLOAD` here (400 `InvalidArgument`, EC 0002-00000214, "only supports
+/// UNSIGNED-PAYLOAD"), and every official client sends exactly that: alibabacloud-oss-v2
+/// (`signer/v4.py`), oss2 (`auth.py`, `ProviderAuthV4`) and ali-oss (`authorizationV4`). Verifying a real
+/// digest would mean buffering or re-reading the body before answering; refusing it is what OSS does, and a
+/// claimed digest is then never silently ignored. Absent, the payload is unsigned as well.
+pub fn unsupported_payload_hash<'a>(request: &OssRequest<'a>) -> Option<String> {
+    let value = request.header_joined(X_OSS_CONTENT_SHA256)?;
+    (value != UNSIGNED_PAYLOAD).then_some(value)
 }
 
 /// The STS token a request carries, from wherever the official clients put it (oss-api.md §6.6): the
@@ -446,6 +464,49 @@ mod tests {
         let cred = OssCredential::from_request(&request(&headers, &query)).unwrap();
         assert_eq!(cred.expires_at(), Some(timestamp::from_unix_seconds(1_795_594_500)));
         assert!(cred.is_presigned());
+    }
+
+    // See: issue 11. `Expires=10000000000000000000` and `x-oss-expires=u64::MAX` once panicked here.
+    #[test]
+    fn absurd_expiries_are_none_not_a_panic() {
+        let headers = HeaderMap::new();
+        let v1 = |expires: &str| {
+            let query: Vec<(String, String)> =
+                [("OSSAccessKeyId", "ak"), ("Expires", expires), ("Signature", "AAAA")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .to_vec();
+            OssCredential::from_request(&request(&headers, &query)).unwrap().expires_at()
+        };
+        assert_eq!(v1("10000000000000000000"), None);
+        assert_eq!(v1("18446744073709551615"), None);
+        assert_eq!(v1("99999999999999999999999"), None);
+        assert_eq!(v1("1795594500"), Some(timestamp::from_unix_seconds(1_795_594_500)));
+        for expires in ["18446744073709551615", "9223372036854775807", "99999999999999999999999"] {
+            let query: Vec<(String, String)> = [
+                ("x-oss-signature-version", "OSS4-HMAC-SHA256"),
+                ("x-oss-credential", "AK/99991231/cn-hangzhou/oss/aliyun_v4_request"),
+                ("x-oss-date", "99991231T235959Z"),
+                ("x-oss-expires", expires),
+                ("x-oss-signature", "ab"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec();
+            let cred = OssCredential::from_request(&request(&headers, &query)).unwrap();
+            assert_eq!(cred.expires_at(), None, "{expires}");
+        }
+    }
+
+    #[test]
+    fn only_unsigned_payload_may_be_claimed() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(unsupported_payload_hash(&request(&headers, &[])), None);
+        headers.insert("x-oss-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
+        assert_eq!(unsupported_payload_hash(&request(&headers, &[])), None);
+        headers.append("x-oss-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
+        assert!(unsupported_payload_hash(&request(&headers, &[])).is_some(), "repeated");
+        let digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        headers.insert("x-oss-content-sha256", HeaderValue::from_static(digest));
+        assert_eq!(unsupported_payload_hash(&request(&headers, &[])).as_deref(), Some(digest));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Who is calling the data plane, and may they do this: the check order of vod-api.md §12.1 for OSS
 //! requests (credential present → key known → key active → token MAC → token expiry → time → signature),
-//! then the object name, then scope and permission.
+//! then the object name, then scope and permission. A claimed payload digest is refused first, as OSS
+//! does, since no key could make it acceptable.
 //!
 //! Nothing here reads the database per request: long-lived keys come from a short-lived cache, STS
 //! credentials are self-describing, and revocation comes from the in-memory revocation set.
 
 use std::time::Duration;
 
-use vodup_proto::oss::authorization::security_token;
+use vodup_proto::oss::authorization::{security_token, unsupported_payload_hash};
+use vodup_proto::oss::header::{UNSIGNED_PAYLOAD, X_OSS_CONTENT_SHA256};
+use vodup_proto::oss::validity::{self, TimePolicy};
 use vodup_proto::oss::{OssCredential, OssErrorCode, OssRequest};
 use vodup_proto::{Secret, SignatureError};
 
@@ -17,8 +20,8 @@ use crate::presign::PRESIGN_KEY_ID;
 use crate::state::AppState;
 use crate::sts::{StsClaims, is_sts_id};
 
-/// How far a header-signed request's date may be from the server's clock.
-pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+/// How far a header-signed request's date may be from the server's clock, and a V4 URL's date ahead of it.
+pub const MAX_SKEW: Duration = validity::CLOCK_SKEW;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -52,6 +55,8 @@ pub async fn authenticate(
             "AccessDenied: anonymous access is not allowed; sign the request.",
         ));
     };
+    // Like OSS, before the key matters: no key makes a claimed payload digest acceptable.
+    check_payload_hash(request)?;
     let invalid_key = || {
         let mut error = OssApiError::new(OssErrorCode::InvalidAccessKeyId);
         error.body.oss_access_key_id = Some(access_key_id.to_owned());
@@ -139,38 +144,38 @@ pub async fn authenticate(
     Ok(principal)
 }
 
+/// The time rules of [`validity`] with this service's limits; a refusal carries OSS's EC number.
 fn check_time(
     state: &AppState,
     credential: &OssCredential,
     request: &OssRequest<'_>,
 ) -> Result<(), OssApiError> {
-    let now = state.now();
-    if credential.is_presigned() {
-        let expires = credential.expires_at().ok_or_else(|| {
-            OssApiError::with_message(
-                OssErrorCode::AccessDenied,
-                "The presigned URL has an unreadable expiry.",
-            )
-        })?;
-        if now > expires {
-            return Err(OssApiError::with_message(OssErrorCode::AccessDenied, "Request has expired."));
+    let policy =
+        TimePolicy { max_skew: MAX_SKEW, max_v1_presign_lifetime: state.settings.max_v1_presign_lifetime };
+    validity::check(credential, request, state.now(), &policy).map_err(|e| {
+        let mut error = OssApiError::with_message(e.refusal.code(), format!("{}.", e.refusal));
+        error.body.ec = e.ec.map(str::to_owned);
+        error
+    })
+}
+
+/// Refuses an `x-oss-content-sha256` other than `UNSIGNED-PAYLOAD`, as OSS does (400 `InvalidArgument`,
+/// EC 0002-00000214): the body is not hashed here, so a claimed digest would otherwise go unchecked.
+fn check_payload_hash(request: &OssRequest<'_>) -> Result<(), OssApiError> {
+    match unsupported_payload_hash(request) {
+        None => Ok(()),
+        Some(claimed) => {
+            let mut error = OssApiError::invalid_argument(
+                format!(
+                    "The x-oss-content-sha256 only supports {UNSIGNED_PAYLOAD}; this service does not verify payload digests, so it refuses a request that claims one."
+                ),
+                X_OSS_CONTENT_SHA256,
+                &claimed,
+            );
+            error.body.ec = Some("0002-00000214".to_owned());
+            Err(error)
         }
-        return Ok(());
     }
-    let signed_at = credential.signed_at(request).ok_or_else(|| {
-        OssApiError::with_message(
-            OssErrorCode::AccessDenied,
-            "The request has no readable Date or x-oss-date header.",
-        )
-    })?;
-    let skew = signed_at.duration_since(now).or_else(|_| now.duration_since(signed_at)).unwrap_or_default();
-    if skew > MAX_SKEW {
-        return Err(OssApiError::with_message(
-            OssErrorCode::RequestTimeTooSkewed,
-            "The difference between the request time and the current time is too large; sync the clock.",
-        ));
-    }
-    Ok(())
 }
 
 /// Validates an object key: 1-1023 bytes, no leading `/` or `\`, and (a vodup rule, vod-api.md §12.1) no

@@ -1,5 +1,6 @@
 //! The server crate's single integration test binary: one module per concern.
 
+mod auth_limits;
 mod auth_oss;
 mod auth_vod;
 mod bodies;
@@ -8,6 +9,7 @@ mod connections;
 mod disk_full;
 mod drain;
 mod events;
+mod fuzz;
 mod meta;
 mod observability;
 mod storage;

@@ -340,7 +340,7 @@ pub async fn raw_http(
     .expect("raw response within 20 s")
 }
 
-/// Reads one response off `stream` (by Content-Length, or to the end of the connection).
+/// Reads one HTTP/1.1 response (head, then the body by Content-Length or to the end of the connection).
 pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
