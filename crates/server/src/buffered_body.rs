@@ -98,15 +98,17 @@ async fn read_within(
     {
         return Err(BufferError::TooLarge { limit });
     }
-    let mut chunks = body.into_data_stream();
+    let mut chunks = crate::request_body::stream(body, idle);
     let mut buffer = BytesMut::new();
     let mut charge: Option<OwnedSemaphorePermit> = None;
     loop {
-        let chunk = match tokio::time::timeout(idle, chunks.next()).await {
-            Err(_) => return Err(BufferError::TimedOut("no byte arrived for the idle timeout")),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(BufferError::Broken(e.to_string())),
-            Ok(Some(Ok(chunk))) => chunk,
+        let chunk = match chunks.next().await {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(BufferError::TimedOut("no byte arrived for the idle timeout"));
+            }
+            Some(Err(e)) => return Err(BufferError::Broken(e.to_string())),
         };
         if chunk.is_empty() {
             continue;

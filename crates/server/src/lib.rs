@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod presign;
 pub mod rate_limit;
 pub mod reconcile;
+pub mod request_body;
 pub mod request_id;
 pub mod serve;
 pub mod state;

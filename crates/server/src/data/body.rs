@@ -9,7 +9,6 @@
 //! the client's bytes still unread, so the kernel resets it; a client that writes its whole body before
 //! it reads (Node.js, ali-oss) then sees `write EPIPE` instead of the 403 and its OSS code.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -20,27 +19,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http_body::{Frame, SizeHint};
 
-use crate::storage::ByteStream;
-
-/// The body as a [`ByteStream`] that fails with `TimedOut` if no byte arrives for `idle`.
-pub fn stream(body: Body, idle: Duration) -> ByteStream {
-    let chunks = body.into_data_stream();
-    Box::pin(futures_util::stream::unfold(Some(chunks), move |chunks| async move {
-        let mut chunks = chunks?;
-        match tokio::time::timeout(idle, chunks.next()).await {
-            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
-            Ok(Some(Err(e))) => Some((Err(io::Error::other(e)), None)),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no request body bytes for {} s", idle.as_secs()),
-                )),
-                None,
-            )),
-        }
-    }))
-}
+pub use crate::request_body::stream;
 
 /// What a handler left of a lent body.
 #[derive(Debug)]
@@ -150,6 +129,8 @@ pub async fn drain(body: Body, idle: Duration, limit: u64) -> Drained {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use super::*;
 
     #[tokio::test]
