@@ -75,10 +75,13 @@ fn ids(call: &Call, name: &str, too_many: VodErrorCode) -> Result<Vec<String>, A
         .list(name, MAX_IDS, || ApiError::new(too_many, format!("{name} has more than {MAX_IDS} ids.")))
 }
 
-fn auth_timeout(call: &Call) -> Result<Duration, ApiError> {
-    let seconds = call.params.opt_u64("AuthTimeout")?.unwrap_or(3600);
-    if !(1..=MAX_AUTH_TIMEOUT).contains(&seconds) {
-        return Err(ApiError::invalid("AuthTimeout", format!("must be 1..={MAX_AUTH_TIMEOUT} seconds")));
+/// `AuthTimeout`, at most 30 days and never longer than the data plane accepts a V1 presigned URL
+/// (`max_v1_presign_lifetime`), so every URL the service issues works for its whole life.
+fn auth_timeout(state: &AppState, call: &Call) -> Result<Duration, ApiError> {
+    let max = MAX_AUTH_TIMEOUT.min(state.settings.max_v1_presign_lifetime.as_secs()).max(1);
+    let seconds = call.params.opt_u64("AuthTimeout")?.unwrap_or(3600.min(max));
+    if !(1..=max).contains(&seconds) {
+        return Err(ApiError::invalid("AuthTimeout", format!("must be 1..={max} seconds")));
     }
     Ok(Duration::from_secs(seconds))
 }
@@ -301,7 +304,7 @@ pub async fn delete_video(state: &AppState, call: &Call) -> Result<Value, ApiErr
 pub async fn get_mezzanine_info(state: &AppState, call: &Call) -> Result<Value, ApiError> {
     let id = call.params.required("VideoId")?;
     let output = output_type(call)?;
-    let timeout = auth_timeout(call)?;
+    let timeout = auth_timeout(state, call)?;
     let media = find(state, call, id, MediaKind::Video)
         .await?
         .ok_or_else(|| ApiError::new(VodErrorCode::InvalidVideoNotFound, "The video does not exist."))?;
@@ -333,7 +336,7 @@ fn file_name_of(media: &Media) -> &str {
 pub async fn get_image_info(state: &AppState, call: &Call) -> Result<Value, ApiError> {
     let id = call.params.required("ImageId")?;
     output_type(call)?;
-    let timeout = auth_timeout(call)?;
+    let timeout = auth_timeout(state, call)?;
     let media = find(state, call, id, MediaKind::Image)
         .await?
         .ok_or_else(|| ApiError::new(VodErrorCode::InvalidImageNotFound, "The image does not exist."))?;
@@ -423,7 +426,7 @@ pub async fn get_attached_media_info(state: &AppState, call: &Call) -> Result<Va
         return Err(ApiError::missing("MediaIds"));
     }
     output_type(call)?;
-    let timeout = auth_timeout(call)?;
+    let timeout = auth_timeout(state, call)?;
     let (mut list, mut missing) = (Vec::new(), Vec::new());
     for id in media_ids {
         let Some(media) = find(state, call, &id, MediaKind::Attached).await? else {

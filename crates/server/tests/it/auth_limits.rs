@@ -185,6 +185,34 @@ async fn the_longest_mezzanine_url_the_service_issues_works() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"video bytes");
 }
 
+// A lower cap also caps the URLs the service issues: it never hands out a URL it would then refuse.
+#[tokio::test]
+async fn a_lower_v1_cap_caps_auth_timeout_too() {
+    let server = TestServer::start_with(|config| config.data.max_v1_presign_lifetime_secs = Some(600)).await;
+    let video = create_video(&server, "a.mp4").await;
+    assert_eq!(server.oss(put(video.key(), video.sts(), b"video bytes")).await.status(), 200);
+    let info = |timeout: &'static str| {
+        let id = video.id.clone();
+        let server = &server;
+        async move {
+            let mut params = vec![("VideoId", id.as_str()), ("OutputType", "oss")];
+            if !timeout.is_empty() {
+                params.push(("AuthTimeout", timeout));
+            }
+            server.vod("GetMezzanineInfo", &params).await
+        }
+    };
+    let refused = info("3600").await;
+    assert_eq!((refused.status, refused.code()), (400, "InvalidParameter"), "{}", refused.body);
+    assert!(refused.body["Message"].as_str().unwrap().contains("1..=600"), "{}", refused.body);
+    for timeout in ["600", ""] {
+        let reply = info(timeout).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let url = reply.body["Mezzanine"]["FileURL"].as_str().expect("FileURL").to_owned();
+        assert_eq!(get(&server, &url).await.status(), 200, "AuthTimeout {timeout:?}: {url}");
+    }
+}
+
 /// Sends a V4 header-signed PUT whose `x-oss-content-sha256` is `claimed`, signed over that claim the way
 /// a client would (the signature is right; only the claim is at issue).
 async fn v4_put_claiming(server: &TestServer, key: &str, body: &[u8], claimed: &str) -> reqwest::Response {
