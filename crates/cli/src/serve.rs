@@ -142,6 +142,7 @@ impl ServeArgs {
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.into_config()?.validate()?;
     vodup_server::envelope::install_panic_hook();
+    vodup_server::listener::raise_descriptor_limit();
     let control = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

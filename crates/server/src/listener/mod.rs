@@ -76,6 +76,22 @@ pub fn default_caps(descriptor_limit: u64) -> (usize, usize) {
     (total, (total / 4).max(2))
 }
 
+/// Raises the soft limit on open descriptors to the hard limit (at most 2^20), as Go's runtime and most
+/// servers do: the soft default (often 1024) exists for old `select()` programs, and the connection caps
+/// are derived from it. Returns the soft limit now in force; a refusal leaves it as it was.
+pub fn raise_descriptor_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = limit.maximum.unwrap_or(u64::MAX).min(1 << 20);
+    if limit.current.is_some_and(|current| current < wanted) {
+        let raised = rustix::process::Rlimit { current: Some(wanted), maximum: limit.maximum };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "could not raise the open-descriptor limit");
+        }
+    }
+    descriptor_limit()
+}
+
 /// The soft limit on open descriptors (`RLIMIT_NOFILE`).
 pub fn descriptor_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX)
