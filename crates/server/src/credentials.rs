@@ -48,11 +48,13 @@ impl KeyCache {
     }
 }
 
-/// VOD `SignatureNonce`s seen per AccessKeyId, remembered for the timestamp window plus skew.
+/// VOD `SignatureNonce`s seen per AccessKeyId, remembered for the timestamp window plus skew. Only
+/// verified requests reach it, and each entry is a fixed 16-byte digest of the key id and the nonce, so
+/// a long nonce costs no more memory than a short one.
 #[derive(Debug)]
 pub struct NonceCache {
     window: Duration,
-    seen: Mutex<HashMap<(String, String), Instant>>,
+    seen: Mutex<HashMap<[u8; 16], Instant>>,
 }
 
 impl NonceCache {
@@ -68,7 +70,7 @@ impl NonceCache {
         if seen.len() > 100_000 {
             seen.retain(|_, at| now.duration_since(*at) < self.window);
         }
-        let key = (access_key_id.to_owned(), nonce.to_owned());
+        let key = nonce_digest(access_key_id, nonce);
         match seen.get(&key) {
             Some(at) if now.duration_since(*at) < self.window => false,
             _ => {
@@ -77,6 +79,19 @@ impl NonceCache {
             }
         }
     }
+}
+
+/// SHA-256 of the length-prefixed key id and the nonce, cut to 128 bits: collision-free in practice.
+fn nonce_digest(access_key_id: &str, nonce: &str) -> [u8; 16] {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update((access_key_id.len() as u64).to_be_bytes());
+    hasher.update(access_key_id.as_bytes());
+    hasher.update(nonce.as_bytes());
+    let digest = hasher.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }
 
 /// Revoked keys and deleted media, as of the last refresh.
