@@ -11,6 +11,7 @@
 //! - [`PeakRss`]: peak resident memory of a process ([`rss`]);
 //! - [`edge::Edge`]: slow-header clients, idle keep-alive sockets and an anonymous flood, with a sampler
 //!   of a process's descriptors and memory ([`edge`]);
+//! - [`Tmpfs`]: a small tmpfs to fill, for a real full disk ([`disk`]);
 //! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
 //! - the skip rule.
 //!
@@ -19,6 +20,7 @@
 //! everything.
 
 pub mod api;
+pub mod disk;
 pub mod edge;
 pub mod fixtures;
 pub mod origin;
@@ -29,6 +31,7 @@ pub mod rss;
 pub mod server;
 
 pub use api::{Api, OssCall, OssCredential, VodReply};
+pub use disk::Tmpfs;
 pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
 pub use origin::{OriginOptions, OriginServer};
 pub use process::{ServeOptions, ServeProcess};

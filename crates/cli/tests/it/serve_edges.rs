@@ -91,3 +91,37 @@ async fn anonymous_progress_floods_with_huge_video_ids_pin_no_memory() {
     let grown_mib = after.saturating_sub(before) / 1024;
     assert!(grown_mib < 32, "RSS grew by {grown_mib} MiB ({before} -> {after} KiB) over {REPORTS} reports");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_to_a_full_service_fails_at_once_and_is_not_retried() {
+    let Some(disk) = vodup_testkit::Tmpfs::mount(48) else {
+        return vodup_testkit::skip("cannot mount a tmpfs (needs root) to fill a disk for real");
+    };
+    let options = ServeOptions::new(env!("CARGO_BIN_EXE_vodup"), disk.path.join("data"));
+    let key = options.create_key();
+    let server = ServeProcess::start(&options, &key, &[]);
+    // Room for the catalogue's writes, not for the video.
+    let _filler = disk.fill(1 << 20);
+    let source = tempfile::tempdir().unwrap();
+    let file = source.path().join("a.mp4");
+    std::fs::write(&file, vodup_testkit::random_bytes(3 << 20, 5)).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vodup"))
+        .args(["upload", "video"])
+        .arg(&file)
+        .args(["--endpoint", &server.vod_url, "--json", "--no-resume"])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &key.0)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", key.1.expose())
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("VODUP_ENDPOINT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "the service refused: exit 6\n{stdout}");
+    let error = stdout.lines().find(|l| l.contains("\"event\":\"error\"")).expect("an error line");
+    assert!(error.contains("storage is full"), "{error}");
+    assert!(error.contains("operator"), "the hint says who can act: {error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no retry backoff");
+    assert_eq!(server.metric("vodup_storage_full_total").await, 1.0, "one attempt, not retried");
+}

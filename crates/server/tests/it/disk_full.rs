@@ -3,51 +3,11 @@
 //! them, `/readyz` reports the store not writable while `/healthz` stays up, nothing stored before is
 //! touched, and once space is freed the same upload succeeds.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vodup_testkit::{OssCall, TestServer};
+use vodup_testkit::{OssCall, TestServer, Tmpfs};
 
 use super::support::{bytes, create_video, put};
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `mib` MiB, or `None` when this process may not mount.
-    fn mount(mib: u32) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_owned();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .ok()?;
-        status.success().then_some(Self { path, _dir: dir })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
-
-/// Fills the file system holding `dir` until fewer than `leave` bytes are free.
-fn fill(dir: &Path, leave: u64) -> PathBuf {
-    let filler = dir.join("filler");
-    let free = |p: &Path| {
-        let out = Command::new("df").args(["-B1", "--output=avail"]).arg(p).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
-    };
-    let size = free(dir).saturating_sub(leave);
-    std::fs::write(&filler, vec![0u8; usize::try_from(size).unwrap()]).unwrap();
-    filler
-}
 
 async fn readyz(url: &str) -> (u16, serde_json::Value) {
     let response = reqwest::get(format!("{url}/readyz")).await.unwrap();
@@ -71,7 +31,7 @@ async fn a_full_disk_refuses_uploads_clearly_and_loses_nothing() {
     assert_eq!(server.oss(put(before.key(), before.sts(), &kept)).await.status(), 200);
     assert_eq!(readyz(&server.oss_url).await.0, 200);
 
-    let filler = fill(&disk.path, 256 << 10);
+    let filler = disk.fill(256 << 10);
     let video = create_video(&server, "after.mp4").await;
     let body = bytes(2 << 20, 9);
     let response = server.oss(put(video.key(), video.sts(), &body)).await;
