@@ -89,6 +89,7 @@ async fn anonymous_progress_floods_with_huge_video_ids_pin_no_memory() {
     }
     // 3000 x 60 KB is 175 MiB if any table keeps the ids; allow 32 MiB of allocator noise.
     let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("RSS {before} -> {after} KiB over {REPORTS} reports of {ID_BYTES} B VideoIds");
     assert!(grown_mib < 32, "RSS grew by {grown_mib} MiB ({before} -> {after} KiB) over {REPORTS} reports");
 }
 
