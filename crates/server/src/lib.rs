@@ -31,6 +31,7 @@ pub mod reconcile;
 pub mod request_body;
 pub mod request_id;
 pub mod serve;
+pub mod site;
 pub mod state;
 pub mod storage;
 pub mod sts;

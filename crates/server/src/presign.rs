@@ -11,7 +11,7 @@ use vodup_proto::oss::OssRequest;
 use vodup_proto::oss::signature_v1::presign_query;
 use vodup_proto::timestamp::unix_seconds;
 
-use crate::state::Site;
+use crate::site::Site;
 
 /// The AccessKeyId of presigned URLs. It is not a key anyone holds: its secret is derived from the
 /// server secret, and the data plane gives it read access only.

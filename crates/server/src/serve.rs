@@ -30,7 +30,8 @@ use crate::metrics::Metrics;
 use crate::presign::Presigner;
 use crate::rate_limit::ProgressLimiter;
 use crate::request_id::new_request_id;
-use crate::state::{AppState, Inner, Site};
+use crate::site::Site;
+use crate::state::{AppState, Inner};
 use crate::storage::{BlobStore, LocalStore, StorageError};
 use crate::sts::StsAuthority;
 

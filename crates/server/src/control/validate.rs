@@ -7,7 +7,7 @@ use vodup_proto::vod::VodErrorCode;
 
 use super::error::ApiError;
 use super::request::Params;
-use crate::state::Site;
+use crate::site::Site;
 
 pub use vodup_proto::vod::media::{IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, attached_extensions, extension_of};
 

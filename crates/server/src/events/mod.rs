@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use vodup_proto::timestamp::iso8601;
 
 use crate::config::EventDelivery;
+pub use crate::meta::model::NewEvent;
 use crate::meta::model::{Media, MediaKind};
 
 /// Header carrying the event id, for receivers to drop duplicates (delivery is at least once).
@@ -22,23 +23,6 @@ pub const EVENT_ID_HEADER: &str = "x-vod-event-id";
 pub const TIMESTAMP_HEADER: &str = "x-vod-timestamp";
 /// Header of the delivery's signature.
 pub const SIGNATURE_HEADER: &str = "x-vod-signature";
-
-/// An event to put in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
-    /// 32 hex characters; also sent as `X-VOD-Event-Id`.
-    pub id: String,
-    /// The media.
-    pub media_id: String,
-    /// `FileUploadComplete`, `ImageUploadComplete` or `AttachedMediaUploadComplete`.
-    pub event_type: String,
-    /// The JSON body.
-    pub payload: String,
-    /// The per-upload callback URL, or `None` for the global one.
-    pub callback_url: Option<String>,
-    /// When it was created.
-    pub created_at: SystemTime,
-}
 
 /// The per-upload callback URL in a UserData JSON text (`MessageCallback` as an object or as a JSON
 /// string; vod-api.md §5.12 shows both), if any.

@@ -167,7 +167,7 @@ pub trait UploadRepo: Send + Sync {
 }
 
 /// Builds the outbox event of a media that just turned `Normal`, or `None` when it has nowhere to go.
-pub type EventBuilder<'a> = dyn Fn(&Media) -> Option<crate::events::NewEvent> + Send + Sync + 'a;
+pub type EventBuilder<'a> = dyn Fn(&Media) -> Option<NewEvent> + Send + Sync + 'a;
 
 /// The outbox of upload-complete events.
 #[async_trait::async_trait]

@@ -371,3 +371,20 @@ pub struct EventCounts {
     /// Given up after the horizon.
     pub given_up: u64,
 }
+
+/// An event to put in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// 32 hex characters; also sent as `X-VOD-Event-Id`.
+    pub id: String,
+    /// The media.
+    pub media_id: String,
+    /// `FileUploadComplete`, `ImageUploadComplete` or `AttachedMediaUploadComplete`.
+    pub event_type: String,
+    /// The JSON body.
+    pub payload: String,
+    /// The per-upload callback URL, or `None` for the global one.
+    pub callback_url: Option<String>,
+    /// When it was created.
+    pub created_at: SystemTime,
+}

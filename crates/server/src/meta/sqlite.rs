@@ -644,7 +644,7 @@ async fn publish_media(
     Ok(Some(media))
 }
 
-async fn insert_event(conn: &mut SqliteConnection, event: &crate::events::NewEvent) -> MetaResult<()> {
+async fn insert_event(conn: &mut SqliteConnection, event: &super::NewEvent) -> MetaResult<()> {
     sqlx::query(
         "INSERT INTO events (id, media_id, event_type, payload, callback_url, created_at, next_attempt_at, state) \
          VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",

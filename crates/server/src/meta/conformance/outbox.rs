@@ -3,7 +3,7 @@
 //! so [`run_all`](super::run_all) runs these last and they assert only about their own records.
 
 use super::{MetaStore, UploadState, active_key, at, expect_refused, guard, object_of, upload_for, video};
-use crate::events::NewEvent;
+use crate::meta::model::NewEvent;
 use crate::meta::{Media, MediaStatus};
 
 fn event_for(media: &Media) -> Option<NewEvent> {
