@@ -1,6 +1,7 @@
 //! The in-memory views of credentials that keep authentication off the database on the hot path
-//! (vod-api.md §12.2): a short-lived cache of long-lived key secrets, the VOD nonces seen inside the
-//! timestamp window, and the revocation set (revoked keys, deleted media) refreshed in the background.
+//! (vod-api.md §12.2): a short-lived cache of long-lived key secrets and the revocation set (revoked
+//! keys, deleted media) refreshed in the background. VOD nonces live in the catalogue (a replay after a
+//! restart is still a replay); this module only digests them.
 //!
 //! The VOD plane always reads a key fresh (revocation takes effect at once there); the data plane uses
 //! the cache and the set, so revocation reaches UploadPart within one refresh interval.
@@ -48,41 +49,10 @@ impl KeyCache {
     }
 }
 
-/// VOD `SignatureNonce`s seen per AccessKeyId, remembered for the timestamp window plus skew. Only
-/// verified requests reach it, and each entry is a fixed 16-byte digest of the key id and the nonce, so
-/// a long nonce costs no more memory than a short one.
-#[derive(Debug)]
-pub struct NonceCache {
-    window: Duration,
-    seen: Mutex<HashMap<[u8; 16], Instant>>,
-}
-
-impl NonceCache {
-    /// Remembers nonces for `window`.
-    pub fn new(window: Duration) -> Self {
-        Self { window, seen: Mutex::new(HashMap::new()) }
-    }
-
-    /// Records the nonce; `false` if it was already used inside the window.
-    pub fn check_and_record(&self, access_key_id: &str, nonce: &str) -> bool {
-        let mut seen = self.seen.lock().expect("nonce lock");
-        let now = Instant::now();
-        if seen.len() > 100_000 {
-            seen.retain(|_, at| now.duration_since(*at) < self.window);
-        }
-        let key = nonce_digest(access_key_id, nonce);
-        match seen.get(&key) {
-            Some(at) if now.duration_since(*at) < self.window => false,
-            _ => {
-                seen.insert(key, now);
-                true
-            }
-        }
-    }
-}
-
-/// SHA-256 of the length-prefixed key id and the nonce, cut to 128 bits: collision-free in practice.
-fn nonce_digest(access_key_id: &str, nonce: &str) -> [u8; 16] {
+/// What the catalogue keeps of a VOD `SignatureNonce` (`CredentialRepo::record_nonce`): SHA-256 of the
+/// length-prefixed key id and the nonce, cut to 128 bits (collision-free in practice), so a long nonce
+/// costs no more than a short one.
+pub fn nonce_digest(access_key_id: &str, nonce: &str) -> [u8; 16] {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
     hasher.update((access_key_id.len() as u64).to_be_bytes());
@@ -169,12 +139,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonces_are_single_use_per_key() {
-        let cache = NonceCache::new(Duration::from_secs(60));
-        assert!(cache.check_and_record("ak", "n1"));
-        assert!(!cache.check_and_record("ak", "n1"));
-        assert!(cache.check_and_record("other", "n1"));
-        assert!(cache.check_and_record("ak", "n2"));
+    fn nonce_digests_tell_keys_and_nonces_apart() {
+        let digest = nonce_digest("ak", "n1");
+        assert_eq!(digest, nonce_digest("ak", "n1"));
+        assert_ne!(digest, nonce_digest("other", "n1"));
+        assert_ne!(digest, nonce_digest("ak", "n2"));
+        // The key id is length-prefixed, so moving a byte across the boundary is another digest.
+        assert_ne!(nonce_digest("ak1", "n"), nonce_digest("ak", "1n"));
     }
 
     #[test]

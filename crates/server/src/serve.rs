@@ -21,7 +21,7 @@ use vodup_proto::vod::VodErrorCode;
 use crate::config::{Http, Settings, check_bucket};
 use crate::control;
 use crate::control::error::ApiError;
-use crate::credentials::{KeyCache, NonceCache, RevocationSet};
+use crate::credentials::{KeyCache, RevocationSet};
 use crate::data;
 use crate::data::error::OssApiError;
 use crate::listener::{self, Limits, Plane, Refusal};
@@ -118,7 +118,6 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         meta,
         storage,
         keys: KeyCache::default(),
-        nonces: NonceCache::new(control::auth::TIMESTAMP_WINDOW * 2),
         revocations,
         progress_limiter: ProgressLimiter::new(
             settings.progress_rate_per_ip,

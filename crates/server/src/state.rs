@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Settings;
-use crate::credentials::{KeyCache, NonceCache, RevocationSet};
+use crate::credentials::{KeyCache, RevocationSet};
 use crate::meta::MetaStore;
 use crate::metrics::Metrics;
 use crate::presign::Presigner;
@@ -35,8 +35,6 @@ pub struct Inner {
     pub presigner: Presigner,
     /// Long-lived key secrets, cached so the data plane does not hit the database per request.
     pub keys: KeyCache,
-    /// VOD nonces seen inside the timestamp window.
-    pub nonces: NonceCache,
     /// Revoked keys and deleted media, refreshed in the background.
     pub revocations: RevocationSet,
     /// ReportUploadProgress limits.

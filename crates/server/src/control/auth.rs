@@ -117,7 +117,16 @@ pub async fn authenticate(
         None => request.params.get("SignatureNonce"),
     };
     let nonce = nonce.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::missing("SignatureNonce"))?;
-    if !state.nonces.check_and_record(&access_key_id, nonce) {
+    // The catalogue remembers nonces, so a replay is refused after a restart too. A nonce lives for the
+    // window on both sides of now: a request signed up to the window ahead stays replayable that long.
+    let now = state.now();
+    let digest = crate::credentials::nonce_digest(&access_key_id, nonce);
+    let fresh = state
+        .meta
+        .record_nonce(&digest, now, now + TIMESTAMP_WINDOW * 2)
+        .await
+        .map_err(|e| ApiError::from_meta(request_id, &e))?;
+    if !fresh {
         return Err(ApiError::new(
             VodErrorCode::SignatureNonceUsed,
             "Specified signature nonce was used already.",

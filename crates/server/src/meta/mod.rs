@@ -83,6 +83,15 @@ pub trait CredentialRepo: Send + Sync {
     async fn revocations(&self, deleted_since: SystemTime) -> MetaResult<Revocations>;
     /// Succeeds when the database answers a query: the catalogue half of `/readyz`.
     async fn health_check(&self) -> MetaResult<()>;
+    /// Records a request nonce (a fixed-size digest of key id and nonce) live until `expires_at`;
+    /// `false` if it is already recorded and still live at `now` (a replay). Dead rows are reclaimed
+    /// along the way, a few per call.
+    async fn record_nonce(
+        &self,
+        digest: &[u8; 16],
+        now: SystemTime,
+        expires_at: SystemTime,
+    ) -> MetaResult<bool>;
 }
 
 /// Videos, images and attached media.

@@ -143,6 +143,36 @@ impl CredentialRepo for SqliteMeta {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn record_nonce(
+        &self,
+        digest: &[u8; 16],
+        now: SystemTime,
+        expires_at: SystemTime,
+    ) -> MetaResult<bool> {
+        let mut tx = self.begin_write("record a request nonce").await?;
+        // A few dead rows go with every insert: the table stays at about the live rows, with no sweep.
+        sqlx::query(
+            "DELETE FROM nonces WHERE digest IN \
+             (SELECT digest FROM nonces WHERE expires_at <= ? ORDER BY expires_at LIMIT 8)",
+        )
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| failed("reclaiming dead nonces", e))?;
+        let recorded = sqlx::query(
+            "INSERT INTO nonces (digest, expires_at) VALUES (?, ?) \
+             ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?",
+        )
+        .bind(&digest[..])
+        .bind(millis(expires_at))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| failed("recording a request nonce", e))?;
+        tx.commit().await.map_err(|e| failed("committing a request nonce", e))?;
+        Ok(recorded.rows_affected() > 0)
+    }
+
     async fn health_check(&self) -> MetaResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -214,6 +214,27 @@ async fn replayed_nonce_is_refused_and_creates_nothing() {
     assert_eq!(video_total(&server.state).await, 1, "the replay created no second media");
 }
 
+#[tokio::test]
+async fn a_request_replayed_after_a_restart_is_still_refused() {
+    let server = TestServer::start().await;
+    let (_, query) = signed_vod_query(
+        &server.key_id,
+        &server.key_secret,
+        "CreateUploadVideo",
+        &[("Title", "t"), ("FileName", "a.mp4")],
+        SystemTime::now(),
+        &nonce(),
+    );
+    let first = server.vod_raw(&query, &[]).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+
+    // The nonces live in the catalogue, not in the process that saw them.
+    let server = server.restart().await;
+    let replay = server.vod_raw(&query, &[]).await;
+    assert_refused(&replay, 400, "SignatureNonceUsed", "the same signed request after a restart");
+    assert_eq!(video_total(&server.state).await, 1, "the replay created no second media");
+}
+
 async fn post_raw(server: &TestServer, query: &str, content_type: &str, body: String) -> VodReply {
     let response = server
         .client()

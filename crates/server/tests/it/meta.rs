@@ -36,6 +36,7 @@ conformance_tests!(
     keys_round_trip,
     key_revocation,
     settings_are_created_once,
+    nonces_are_single_use_while_live,
     revocations_list_revoked_keys_and_recent_deletions,
     media_round_trip,
     media_ids_and_reference_ids_are_unique,

@@ -28,6 +28,7 @@ pub async fn run_all(meta: &dyn MetaStore) {
     keys_round_trip(meta).await;
     key_revocation(meta).await;
     settings_are_created_once(meta).await;
+    nonces_are_single_use_while_live(meta).await;
     revocations_list_revoked_keys_and_recent_deletions(meta).await;
     media_round_trip(meta).await;
     media_ids_and_reference_ids_are_unique(meta).await;
@@ -106,6 +107,21 @@ pub async fn settings_are_created_once(meta: &dyn MetaStore) {
     assert_eq!(second, "first ✓", "the stored value wins over a later initial value");
     let other = meta.get_or_create_setting("conformance.3.other", "").await.expect("create another setting");
     assert_eq!(other, "", "settings are independent; empty values are values");
+}
+
+/// A nonce is refused while its row lives, is accepted again once dead, and dead rows are reclaimed.
+pub async fn nonces_are_single_use_while_live(meta: &dyn MetaStore) {
+    let now = SystemTime::now();
+    let live = now + Duration::from_secs(1800);
+    let digest = *b"conformance.4.a\0";
+    assert!(meta.record_nonce(&digest, now, live).await.expect("record a nonce"));
+    assert!(!meta.record_nonce(&digest, now, live).await.expect("replay a nonce"), "a replay is refused");
+    let other = *b"conformance.4.b\0";
+    assert!(meta.record_nonce(&other, now, live).await.expect("record another"), "nonces are independent");
+    // Once its row has died, the same digest is a new request again (its window has passed).
+    let later = live + Duration::from_secs(1);
+    assert!(meta.record_nonce(&digest, later, later + Duration::from_secs(1800)).await.expect("after death"));
+    assert!(!meta.record_nonce(&digest, later, later).await.expect("and live again"));
 }
 
 /// Revocations list every revoked key and the media deleted at or after the instant asked for.
