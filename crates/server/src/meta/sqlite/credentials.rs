@@ -1,0 +1,137 @@
+//! SQLite: AccessKeys, settings, request nonces and the revocation lists ([`CredentialRepo`]).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+#[async_trait::async_trait]
+impl CredentialRepo for SqliteMeta {
+    async fn create_key(&self, key: &AccessKeyRecord) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (id, secret, description, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(key.secret.expose())
+        .bind(&key.description)
+        .bind(millis(key.created_at))
+        .bind(key.revoked_at.map(millis))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                MetaError::Conflict(format!("AccessKey {} already exists", key.id))
+            } else {
+                failed(format!("creating AccessKey {}", key.id), e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKeyRecord>> {
+        let context = || format!("reading AccessKey {access_key_id}");
+        sqlx::query("SELECT * FROM access_keys WHERE id = ?")
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(context(), e))?
+            .map(|row| key_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_keys(&self) -> MetaResult<Vec<AccessKeyRecord>> {
+        sqlx::query("SELECT * FROM access_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| failed("listing AccessKeys", e))?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    async fn revoke_key(&self, access_key_id: &str, at: SystemTime) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE access_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(millis(at))
+            .bind(access_key_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(format!("revoking AccessKey {access_key_id}"), e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_nonce(
+        &self,
+        digest: &[u8; 16],
+        now: SystemTime,
+        expires_at: SystemTime,
+    ) -> MetaResult<bool> {
+        let mut tx = self.begin_write("record a request nonce").await?;
+        // A few dead rows go with every insert: the table stays at about the live rows, with no sweep.
+        sqlx::query(
+            "DELETE FROM nonces WHERE digest IN \
+             (SELECT digest FROM nonces WHERE expires_at <= ? ORDER BY expires_at LIMIT 8)",
+        )
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| failed("reclaiming dead nonces", e))?;
+        let recorded = sqlx::query(
+            "INSERT INTO nonces (digest, expires_at) VALUES (?, ?) \
+             ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?",
+        )
+        .bind(&digest[..])
+        .bind(millis(expires_at))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| failed("recording a request nonce", e))?;
+        tx.commit().await.map_err(|e| failed("committing a request nonce", e))?;
+        Ok(recorded.rows_affected() > 0)
+    }
+
+    async fn health_check(&self) -> MetaResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("answering a health check", e))?;
+        Ok(())
+    }
+
+    async fn get_or_create_setting(&self, name: &str, initial: &str) -> MetaResult<String> {
+        let context = || format!("reading or creating setting {name}");
+        // The insert is atomic on its own: whichever process inserts first wins, and both then read that value.
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(initial)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(context(), e))?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| failed(context(), e))
+    }
+
+    async fn revocations(&self, deleted_since: SystemTime) -> MetaResult<Revocations> {
+        let revoked_keys =
+            sqlx::query_scalar("SELECT id FROM access_keys WHERE revoked_at IS NOT NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| failed("listing revoked AccessKeys", e))?;
+        let deleted_media = sqlx::query_scalar("SELECT id FROM media WHERE deleted_at >= ? ORDER BY id")
+            .bind(millis(deleted_since))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| failed("listing deleted media", e))?;
+        Ok(Revocations { revoked_keys, deleted_media })
+    }
+}
+
+fn key_from_row(row: &SqliteRow) -> MetaResult<AccessKeyRecord> {
+    Ok(AccessKeyRecord {
+        id: column(row, "id")?,
+        secret: Secret::new(column::<String>(row, "secret")?),
+        description: column(row, "description")?,
+        created_at: time(column(row, "created_at")?),
+        revoked_at: column::<Option<i64>>(row, "revoked_at")?.map(time),
+    })
+}

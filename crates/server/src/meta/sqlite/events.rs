@@ -1,0 +1,93 @@
+//! SQLite: the event outbox ([`EventRepo`]).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+#[async_trait::async_trait]
+impl EventRepo for SqliteMeta {
+    async fn due_events(&self, now: SystemTime, limit: u32) -> MetaResult<Vec<OutboxEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, media_id, event_type, payload, callback_url, created_at, attempts FROM events \
+             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("reading due events", e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxEvent {
+                    id: row.get("id"),
+                    media_id: row.get("media_id"),
+                    event_type: row.get("event_type"),
+                    payload: row.get("payload"),
+                    callback_url: row.get("callback_url"),
+                    created_at: time(row.get("created_at")),
+                    attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()> {
+        self.close_event(id, "delivered", at, "").await
+    }
+
+    async fn event_failed(
+        &self,
+        id: &str,
+        attempts: u32,
+        next_attempt_at: SystemTime,
+        error: &str,
+    ) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state = 'pending'",
+        )
+        .bind(i64::from(attempts))
+        .bind(millis(next_attempt_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(format!("rescheduling event {id}"), e))?;
+        Ok(())
+    }
+
+    async fn event_given_up(&self, id: &str, at: SystemTime, error: &str) -> MetaResult<()> {
+        self.close_event(id, "given_up", at, error).await
+    }
+
+    async fn event_counts(&self) -> MetaResult<EventCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM events GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| failed("counting events", e))?;
+        let mut counts = EventCounts::default();
+        for row in &rows {
+            let n = u64::try_from(row.get::<i64, _>("n")).unwrap_or(0);
+            match row.get::<String, _>("state").as_str() {
+                "pending" => counts.pending = n,
+                "delivered" => counts.delivered = n,
+                _ => counts.given_up = n,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl SqliteMeta {
+    async fn close_event(&self, id: &str, state: &str, at: SystemTime, error: &str) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE events SET state = ?, closed_at = ?, last_error = ? WHERE id = ? AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(millis(at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(format!("closing event {id} as {state}"), e))?;
+        Ok(())
+    }
+}

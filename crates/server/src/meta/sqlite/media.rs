@@ -1,0 +1,286 @@
+//! SQLite: media records, their listing and their upload progress ([`MediaRepo`]).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+#[async_trait::async_trait]
+impl MediaRepo for SqliteMeta {
+    async fn create_media(&self, media: &NewMedia) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO media (id, kind, title, description, file_name, file_ext, declared_size, cover_url, \
+             cate_id, cate_ids, tags, template_group_id, workflow_id, storage_location, app_id, user_data, \
+             reference_id, image_type, business_type, bucket, object_key, object_prefix, issuing_key_id, \
+             created_at, status, modified_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&media.id)
+        .bind(media.kind.as_str())
+        .bind(&media.title)
+        .bind(&media.description)
+        .bind(&media.file_name)
+        .bind(&media.file_ext)
+        .bind(media.declared_size.map(u64_to_db))
+        .bind(&media.cover_url)
+        .bind(media.cate_id)
+        .bind(&media.cate_ids)
+        .bind(&media.tags)
+        .bind(&media.template_group_id)
+        .bind(&media.workflow_id)
+        .bind(&media.storage_location)
+        .bind(&media.app_id)
+        .bind(&media.user_data)
+        .bind(&media.reference_id)
+        .bind(&media.image_type)
+        .bind(&media.business_type)
+        .bind(&media.bucket)
+        .bind(&media.object_key)
+        .bind(&media.object_prefix)
+        .bind(&media.issuing_key_id)
+        .bind(millis(media.created_at))
+        .bind(MediaStatus::Uploading.as_str())
+        .bind(millis(media.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if !is_unique_violation(&e) {
+                failed(format!("creating media {}", media.id), e)
+            } else if names_column(&e, "reference_id") {
+                MetaError::Conflict(format!(
+                    "ReferenceId {} is already used by another media item",
+                    media.reference_id
+                ))
+            } else {
+                MetaError::Conflict(format!("media {} already exists", media.id))
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_media(&self, media_id: &str) -> MetaResult<Option<Media>> {
+        sqlx::query("SELECT * FROM media WHERE id = ? AND deleted_at IS NULL")
+            .bind(media_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(format!("reading media {media_id}"), e))?
+            .map(|row| media_from_row(&row))
+            .transpose()
+    }
+
+    async fn get_media_by_reference(&self, reference_id: &str) -> MetaResult<Option<Media>> {
+        // Empty means "no ReferenceId", which many media share; it names none of them.
+        if reference_id.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query("SELECT * FROM media WHERE reference_id = ? AND deleted_at IS NULL")
+            .bind(reference_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(format!("reading media with ReferenceId {reference_id}"), e))?
+            .map(|row| media_from_row(&row))
+            .transpose()
+    }
+
+    async fn update_media(&self, media_id: &str, update: &MediaUpdate, at: SystemTime) -> MetaResult<()> {
+        // A NULL bind keeps the column: `None` means "leave unchanged".
+        let done = sqlx::query(
+            "UPDATE media SET title = COALESCE(?, title), description = COALESCE(?, description), \
+             tags = COALESCE(?, tags), cover_url = COALESCE(?, cover_url), cate_id = COALESCE(?, cate_id), \
+             reference_id = COALESCE(?, reference_id), user_data = COALESCE(?, user_data), modified_at = ? \
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&update.title)
+        .bind(&update.description)
+        .bind(&update.tags)
+        .bind(&update.cover_url)
+        .bind(update.cate_id)
+        .bind(&update.reference_id)
+        .bind(&update.user_data)
+        .bind(millis(at))
+        .bind(media_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                let reference = update.reference_id.as_deref().unwrap_or_default();
+                MetaError::Conflict(format!("ReferenceId {reference} is already used by another media item"))
+            } else {
+                failed(format!("updating media {media_id}"), e)
+            }
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(MetaError::NotFound(format!("media {media_id}")));
+        }
+        Ok(())
+    }
+
+    async fn delete_media(&self, media_ids: &[String], at: SystemTime) -> MetaResult<DeletedMedia> {
+        let mut tx = self.begin_write("delete media").await?;
+        let mut result = DeletedMedia::default();
+        for media_id in media_ids {
+            let context = || format!("deleting media {media_id}");
+            // `deleted_at IS NULL` also makes a repeated id in `media_ids` count once.
+            let row = sqlx::query(
+                "UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
+                 RETURNING object_key, object_prefix",
+            )
+            .bind(millis(at))
+            .bind(media_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| failed(context(), e))?;
+            let Some(row) = row else { continue };
+            result.deleted.push(media_id.clone());
+            result.object_keys.push(column(&row, "object_key")?);
+            result.object_keys.extend(column::<Option<String>>(&row, "object_prefix")?);
+            let aborted: Vec<String> = sqlx::query_scalar(
+                "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE media_id = ? AND state = 'open' \
+                 RETURNING upload_id",
+            )
+            .bind(millis(at))
+            .bind(media_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| failed(format!("aborting the uploads of deleted media {media_id}"), e))?;
+            result.aborted_uploads.extend(aborted);
+        }
+        tx.commit().await.map_err(|e| failed("committing a media deletion", e))?;
+        Ok(result)
+    }
+
+    async fn list_videos(&self, query: &VideoQuery) -> MetaResult<(u64, Vec<Media>)> {
+        // One read transaction, so the total and the page come from the same snapshot.
+        let mut tx = self.pool.begin().await.map_err(|e| failed("starting to list videos", e))?;
+
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM media");
+        push_video_filter(&mut count, query);
+        let total: i64 =
+            count.build_query_scalar().fetch_one(&mut *tx).await.map_err(|e| failed("counting videos", e))?;
+
+        let mut page = QueryBuilder::<Sqlite>::new("SELECT * FROM media");
+        push_video_filter(&mut page, query);
+        // The id tie-break keeps pages stable when several videos share a creation instant.
+        page.push(if query.ascending {
+            " ORDER BY created_at ASC, id ASC"
+        } else {
+            " ORDER BY created_at DESC, id DESC"
+        });
+        page.push(" LIMIT ").push_bind(saturating_i64(query.limit));
+        page.push(" OFFSET ").push_bind(saturating_i64(query.offset));
+        let rows = page.build().fetch_all(&mut *tx).await.map_err(|e| failed("listing videos", e))?;
+
+        let videos = rows.iter().map(media_from_row).collect::<MetaResult<Vec<_>>>()?;
+        Ok((total.cast_unsigned(), videos))
+    }
+
+    async fn record_progress(&self, media_id: &str, report: &ProgressReport) -> MetaResult<bool> {
+        let done = sqlx::query(
+            "UPDATE media SET progress_client_ip = ?, progress_source = ?, progress_device_model = ?, \
+             progress_file_size = ?, progress_done_bytes = ?, progress_done_parts = ?, progress_part_size = ?, \
+             progress_reported_at = ? \
+             WHERE id = ? AND kind = 'video' AND status = 'Uploading' AND deleted_at IS NULL",
+        )
+        .bind(&report.client_ip)
+        .bind(&report.source)
+        .bind(&report.device_model)
+        .bind(report.file_size.map(u64_to_db))
+        .bind(report.done_bytes.map(u64_to_db))
+        .bind(report.done_parts.map(u64_to_db))
+        .bind(report.part_size.map(u64_to_db))
+        .bind(millis(report.reported_at))
+        .bind(media_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(format!("recording upload progress of media {media_id}"), e))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Appends the WHERE clause of GetVideoList: live videos matching every given filter.
+fn push_video_filter(builder: &mut QueryBuilder<Sqlite>, query: &VideoQuery) {
+    builder.push(" WHERE kind = 'video' AND deleted_at IS NULL");
+    if let Some(cate_id) = query.cate_id {
+        builder.push(" AND cate_id = ").push_bind(cate_id);
+    }
+    if !query.statuses.is_empty() {
+        builder.push(" AND status IN (");
+        let mut list = builder.separated(", ");
+        for status in &query.statuses {
+            list.push_bind(status.as_str());
+        }
+        builder.push(")");
+    }
+    if let Some(start) = query.start {
+        builder.push(" AND created_at >= ").push_bind(millis(start));
+    }
+    if let Some(end) = query.end {
+        builder.push(" AND created_at < ").push_bind(millis(end));
+    }
+    if let Some(location) = &query.storage_location {
+        builder.push(" AND storage_location = ").push_bind(location.clone());
+    }
+    if !query.reference_ids.is_empty() {
+        builder.push(" AND reference_id IN (");
+        let mut list = builder.separated(", ");
+        for reference_id in &query.reference_ids {
+            list.push_bind(reference_id.clone());
+        }
+        builder.push(")");
+    }
+}
+
+pub(super) fn media_from_row(row: &SqliteRow) -> MetaResult<Media> {
+    let id: String = column(row, "id")?;
+    let kind: String = column(row, "kind")?;
+    let kind = MediaKind::parse(&kind).ok_or_else(|| corrupt(&format!("media {id}"), "kind", &kind))?;
+    let status: String = column(row, "status")?;
+    let status =
+        MediaStatus::parse(&status).ok_or_else(|| corrupt(&format!("media {id}"), "status", &status))?;
+    let progress = match column::<Option<i64>>(row, "progress_reported_at")? {
+        None => None,
+        Some(reported_at) => Some(ProgressReport {
+            client_ip: column::<Option<String>>(row, "progress_client_ip")?.unwrap_or_default(),
+            source: column::<Option<String>>(row, "progress_source")?.unwrap_or_default(),
+            device_model: column::<Option<String>>(row, "progress_device_model")?.unwrap_or_default(),
+            file_size: optional_u64(row, "progress_file_size")?,
+            done_bytes: optional_u64(row, "progress_done_bytes")?,
+            done_parts: optional_u64(row, "progress_done_parts")?,
+            part_size: optional_u64(row, "progress_part_size")?,
+            reported_at: time(reported_at),
+        }),
+    };
+    Ok(Media {
+        new: NewMedia {
+            kind,
+            title: column(row, "title")?,
+            description: column(row, "description")?,
+            file_name: column(row, "file_name")?,
+            file_ext: column(row, "file_ext")?,
+            declared_size: optional_u64(row, "declared_size")?,
+            cover_url: column(row, "cover_url")?,
+            cate_id: column(row, "cate_id")?,
+            cate_ids: column(row, "cate_ids")?,
+            tags: column(row, "tags")?,
+            template_group_id: column(row, "template_group_id")?,
+            workflow_id: column(row, "workflow_id")?,
+            storage_location: column(row, "storage_location")?,
+            app_id: column(row, "app_id")?,
+            user_data: column(row, "user_data")?,
+            reference_id: column(row, "reference_id")?,
+            image_type: column(row, "image_type")?,
+            business_type: column(row, "business_type")?,
+            bucket: column(row, "bucket")?,
+            object_key: column(row, "object_key")?,
+            object_prefix: column(row, "object_prefix")?,
+            issuing_key_id: column(row, "issuing_key_id")?,
+            created_at: time(column(row, "created_at")?),
+            id,
+        },
+        status,
+        size: optional_u64(row, "size")?,
+        etag: column(row, "etag")?,
+        crc64: optional_u64(row, "crc64")?,
+        modified_at: time(column(row, "modified_at")?),
+        completed_at: column::<Option<i64>>(row, "completed_at")?.map(time),
+        progress,
+    })
+}

@@ -1,0 +1,171 @@
+//! The embedded metadata backend: every repository trait of [`super`] over one SQLite file, through sqlx,
+//! one file per trait (`credentials`, `media`, `uploads`, `events`); this one opens the file and holds
+//! what they share (row decoding, time and number conversions, error mapping).
+//!
+//! The file holds AccessKeySecrets, so [`SqliteMeta::open`] creates it with mode 0600 before SQLite touches
+//! it (SQLite gives its `-wal` and `-shm` side files the mode of the database file). An acknowledged write
+//! survives power loss (WAL with `synchronous = FULL`). Several processes may use the file at once
+//! (`vodup keys create` while the server runs): SQLite's locks serialise writers, who wait up to
+//! [`BUSY_TIMEOUT`]. Every transaction that reads before it writes starts with `BEGIN IMMEDIATE`, taking the
+//! write lock up front; a deferred transaction would fail with `SQLITE_BUSY` when its read lock could not
+//! be upgraded, and the busy timeout does not help there. Queries are checked at run time (there is no
+//! `DATABASE_URL` at build time); the schema and its conventions are in `migrations/sqlite`. This module
+//! decides nothing about who may write, beyond the revocation checks of [`WriteGuard`].
+
+use std::fs::{OpenOptions, Permissions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Decode, QueryBuilder, Row, Sqlite, SqlitePool, Type};
+use vodup_proto::Secret;
+
+mod credentials;
+mod events;
+mod media;
+mod uploads;
+
+use super::{
+    AccessKeyRecord, CompletedObject, CredentialRepo, DeletedMedia, EventBuilder, EventCounts, EventRepo,
+    Media, MediaKind, MediaRepo, MediaStatus, MediaUpdate, MetaError, MetaResult, NewMedia, NewUpload,
+    OutboxEvent, ProgressReport, Revocations, Upload, UploadQuery, UploadRepo, UploadState, VideoQuery,
+    WriteGuard,
+};
+
+/// How long a statement waits for another connection or process to release the write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections per process. SQLite runs one writer at a time anyway; the rest serve concurrent reads.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The metadata store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteMeta {
+    /// Connections to the database file, each configured by [`SqliteMeta::open`].
+    pool: SqlitePool,
+}
+
+impl SqliteMeta {
+    /// Opens (creating it if absent, with mode 0600) the database at `path` and brings its schema up to
+    /// date. The parent directory must exist.
+    pub async fn open(path: &Path) -> MetaResult<Self> {
+        create_private_file(path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            // Created above with the right mode; SQLite must not create it with the umask's.
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| failed(format!("opening metadata database {}", path.display()), e))?;
+        sqlx::migrate!("src/meta/migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| failed(format!("migrating metadata database {}", path.display()), e))?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a transaction that holds the write lock from its first statement.
+    async fn begin_write(&self, what: &str) -> MetaResult<sqlx::Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| failed(format!("starting to {what}"), e))
+    }
+}
+
+/// Creates the database file with mode 0600, or narrows an existing one to 0600.
+fn create_private_file(path: &Path) -> MetaResult<()> {
+    let context = || format!("creating metadata database {} with mode 0600", path.display());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        // Never truncate: an existing file is the live catalogue.
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| failed(context(), e))?;
+    // `mode` applies only to a new file, and through the umask; this makes any file exactly 0600.
+    file.set_permissions(Permissions::from_mode(0o600)).map_err(|e| failed(context(), e))
+}
+
+/// Reads one column, saying which one failed.
+fn column<'r, T>(row: &'r SqliteRow, name: &str) -> MetaResult<T>
+where
+    T: Decode<'r, Sqlite> + Type<Sqlite>,
+{
+    row.try_get(name).map_err(|e| failed(format!("reading column {name} of the metadata database"), e))
+}
+
+fn optional_u64(row: &SqliteRow, name: &str) -> MetaResult<Option<u64>> {
+    Ok(column::<Option<i64>>(row, name)?.map(i64::cast_unsigned))
+}
+
+/// SQLite integers are signed 64-bit, so a u64 is stored bit for bit: values of 2^63 and above (half of
+/// all CRC-64s) read back negative in raw SQL but round-trip exactly here. They are never compared in SQL.
+fn u64_to_db(value: u64) -> i64 {
+    value.cast_signed()
+}
+
+/// Pages and offsets beyond what SQLite can count mean "all of them".
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Unix milliseconds, negative before 1970; sub-millisecond precision is dropped.
+fn millis(at: SystemTime) -> i64 {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// Inverse of [`millis`].
+fn time(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 { UNIX_EPOCH + magnitude } else { UNIX_EPOCH - magnitude }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(sqlx::error::DatabaseError::is_unique_violation)
+}
+
+/// Whether a constraint error names `column`. SQLite reports unique failures as
+/// "UNIQUE constraint failed: media.reference_id", which tells the id apart from the ReferenceId.
+fn names_column(error: &sqlx::Error, column: &str) -> bool {
+    error.as_database_error().is_some_and(|e| e.message().contains(column))
+}
+
+fn failed(
+    context: impl Into<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> MetaError {
+    let source = source.into();
+    if is_disk_full(source.as_ref()) {
+        return MetaError::Full(context.into());
+    }
+    MetaError::Backend { context: context.into(), source }
+}
+
+/// SQLITE_FULL (13, also in extended codes' low byte), or an ENOSPC/EDQUOT from the driver's own I/O.
+fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            db.code().and_then(|code| code.parse::<i64>().ok()).is_some_and(|code| code & 0xff == 13)
+        }
+        Some(sqlx::Error::Io(io)) => crate::storage::is_out_of_space(io),
+        _ => false,
+    }
+}
+
+/// A stored value this version cannot read (written by a newer version, or edited by hand).
+fn corrupt(record: &str, column: &str, value: &str) -> MetaError {
+    failed(format!("reading {record}"), format!("column {column} holds unknown value {value:?}"))
+}
