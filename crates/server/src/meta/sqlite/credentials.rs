@@ -1,6 +1,5 @@
 //! SQLite: AccessKeys, settings, request nonces and the revocation lists ([`CredentialRepo`]).
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[async_trait::async_trait]

@@ -1,6 +1,5 @@
 //! SQLite: the event outbox ([`EventRepo`]).
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[async_trait::async_trait]

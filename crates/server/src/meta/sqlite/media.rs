@@ -1,6 +1,5 @@
 //! SQLite: media records, their listing and their upload progress ([`MediaRepo`]).
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[async_trait::async_trait]

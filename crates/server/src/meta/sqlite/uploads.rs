@@ -1,9 +1,8 @@
 //! SQLite: multipart uploads and the commits that publish media, with their write guards
 //! ([`UploadRepo`]).
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
 use super::media::media_from_row;
+use super::*;
 
 #[async_trait::async_trait]
 impl UploadRepo for SqliteMeta {
@@ -242,7 +241,7 @@ async fn publish_media(
     Ok(Some(media))
 }
 
-async fn insert_event(conn: &mut SqliteConnection, event: &super::NewEvent) -> MetaResult<()> {
+async fn insert_event(conn: &mut SqliteConnection, event: &crate::meta::NewEvent) -> MetaResult<()> {
     sqlx::query(
         "INSERT INTO events (id, media_id, event_type, payload, callback_url, created_at, next_attempt_at, state) \
          VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
