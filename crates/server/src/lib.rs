@@ -13,6 +13,7 @@
 //! * [`listener`]: the HTTP listener both planes run on: connection caps, timeouts, framing checks.
 
 pub mod buffered_body;
+pub mod client_address;
 pub mod config;
 pub mod control;
 pub mod credentials;

@@ -2,8 +2,8 @@
 //! address and per VideoId, with `governor`'s keyed GCRA limiters.
 //!
 //! Anyone can send these reports, so every table here is bounded, in key size and in entries:
-//! - keys are fixed-size numbers, never request text: an IPv4 address, an IPv6 address's /64 (one
-//!   host usually owns a whole /64, so per-address limits on IPv6 would be per-nothing), and a VideoId
+//! - keys are fixed-size numbers, never request text: the client's address as
+//!   [`crate::client_address`] groups it (IPv6 per /64), and a VideoId
 //!   parsed from its 32 hex digits (anything else cannot name a video and never reaches a table);
 //! - the address limit is checked first, so a client over its limit adds no per-video entry;
 //! - each table holds at most `max_keys` entries: when full, entries whose limit has fully replenished
@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::client_address::client_group;
 
 /// How often a full table may be pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_millis(200);
@@ -73,14 +75,12 @@ pub fn video_key(video_id: &str) -> Option<u128> {
     u128::from_str_radix(video_id, 16).ok()
 }
 
-/// IPv4 (and IPv4-mapped IPv6) addresses whole; other IPv6 addresses by their /64.
+/// The table key of a client ([`client_group`]): an IPv4 address in the low 32 bits, an IPv6 /64 with
+/// the top bit set so the two never meet.
 fn address_key(peer: IpAddr) -> u128 {
-    match peer {
+    match client_group(peer) {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(u32::from(v4)),
-            None => u128::from(v6) & !u128::from(u64::MAX) | (1 << 127),
-        },
+        IpAddr::V6(v6) => u128::from(v6) | (1 << 127),
     }
 }
 

@@ -1,12 +1,13 @@
 //! Open connections per client address, so one client cannot take a listener's whole connection cap.
 //!
 //! The table holds only addresses with a connection open (an entry goes when its count reaches 0), so
-//! it is never larger than the listener's cap. IPv6 clients are counted per /64, the block one host is
-//! usually given; IPv4-mapped IPv6 addresses count as their IPv4 address.
+//! it is never larger than the listener's cap. Addresses are grouped by [`client_group`] (IPv6 per /64).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use crate::client_address::client_group;
 
 /// The per-address counts of one listener.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ impl Clients {
 
     /// A place for one more connection from `peer`, or `None` when it has its share already.
     pub fn enter(&self, peer: IpAddr) -> Option<ClientSlot> {
-        let address = group(peer);
+        let address = client_group(peer);
         let mut open = self.open.lock().expect("clients lock");
         let count = open.entry(address).or_insert(0);
         if *count >= self.max_per_client {
@@ -60,13 +61,6 @@ impl Drop for ClientSlot {
                 open.remove(&self.address);
             }
         }
-    }
-}
-
-fn group(peer: IpAddr) -> IpAddr {
-    match peer.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        v4 => v4,
     }
 }
 

@@ -14,7 +14,9 @@ use vodup_server::proto::timestamp::iso8601;
 use vodup_server::proto::vod::signature_v1 as vod_v1;
 use vodup_testkit::{TestServer, VodReply};
 
-use crate::support::{create_video, media_status, nonce, raw_http, signed_vod_query, video_total};
+use crate::support::{
+    create_video, media_status, nonce, raw_http, signed_create_query, signed_vod_query, video_total,
+};
 
 /// Every action of the authorization table that needs a long-lived key.
 const SIGNED_ACTIONS: &[&str] = &[
@@ -197,14 +199,7 @@ async fn timestamp_twenty_minutes_off_is_expired() {
 #[tokio::test]
 async fn replayed_nonce_is_refused_and_creates_nothing() {
     let server = TestServer::start().await;
-    let (_, query) = signed_vod_query(
-        &server.key_id,
-        &server.key_secret,
-        "CreateUploadVideo",
-        &[("Title", "t"), ("FileName", "a.mp4")],
-        SystemTime::now(),
-        &nonce(),
-    );
+    let query = signed_create_query(&server);
     let first = server.vod_raw(&query, &[]).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert!(first.body["VideoId"].is_string());
@@ -217,14 +212,7 @@ async fn replayed_nonce_is_refused_and_creates_nothing() {
 #[tokio::test]
 async fn a_request_replayed_after_a_restart_is_still_refused() {
     let server = TestServer::start().await;
-    let (_, query) = signed_vod_query(
-        &server.key_id,
-        &server.key_secret,
-        "CreateUploadVideo",
-        &[("Title", "t"), ("FileName", "a.mp4")],
-        SystemTime::now(),
-        &nonce(),
-    );
+    let query = signed_create_query(&server);
     let first = server.vod_raw(&query, &[]).await;
     assert_eq!(first.status, 200, "{}", first.body);
 
@@ -277,14 +265,7 @@ async fn oversized_body_is_refused_with_a_json_413() {
     let form = "application/x-www-form-urlencoded";
 
     // A body alone over 64 KiB.
-    let (_, query) = signed_vod_query(
-        &server.key_id,
-        &server.key_secret,
-        "CreateUploadVideo",
-        &[("Title", "t"), ("FileName", "a.mp4")],
-        SystemTime::now(),
-        &nonce(),
-    );
+    let query = signed_create_query(&server);
     let reply = post_raw(&server, &query, form, format!("Description={}", "d".repeat(70 * 1024))).await;
     assert_refused(&reply, 413, "RequestEntityTooLarge", "70 KiB body");
 

@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use vodup_testkit::TestServer;
 
-use crate::support::{RawResponse, create_video, read_response, signed_vod_query, stored_parts, v1_headers};
+use crate::support::{
+    RawResponse, create_video, read_response, signed_create_query, stored_parts, v1_headers,
+};
 
 fn addr(url: &str) -> SocketAddr {
     url.strip_prefix("http://").expect("http URL").parse().expect("address")
@@ -113,14 +115,7 @@ async fn upload_part_with_content_length_and_chunked_is_refused_even_after_head_
 #[tokio::test]
 async fn a_vod_call_with_content_length_and_chunked_is_refused_as_vod_json() {
     let server = TestServer::start().await;
-    let (_, query) = signed_vod_query(
-        &server.key_id,
-        &server.key_secret,
-        "CreateUploadVideo",
-        &[("Title", "t"), ("FileName", "a.mp4")],
-        std::time::SystemTime::now(),
-        &crate::support::nonce(),
-    );
+    let query = signed_create_query(&server);
     let host = addr(&server.vod_url);
     let mut stream = TcpStream::connect(host).await.expect("connect");
     let head =

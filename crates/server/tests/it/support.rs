@@ -253,6 +253,21 @@ pub fn signed_vod_query(
     (pairs, query_encode(&sent))
 }
 
+/// A CreateUploadVideo query signed now with the test key and a fresh nonce, to send (and send again)
+/// as it is.
+pub fn signed_create_query(server: &TestServer) -> String {
+    let params = [("Title", "t"), ("FileName", "a.mp4")];
+    signed_vod_query(
+        &server.key_id,
+        &server.key_secret,
+        "CreateUploadVideo",
+        &params,
+        SystemTime::now(),
+        &nonce(),
+    )
+    .1
+}
+
 /// A fresh 32-hex nonce.
 pub fn nonce() -> String {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_nanos();
