@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// marked UploadFail [default: 604800, 7 days].
     #[arg(long, env = "VODUP_ABANDON_AFTER")]
     abandon_after: Option<u64>,
+    /// Seconds bytes nothing references any more (an overwritten or deleted object, an aborted upload's
+    /// parts, a refused write) are kept before the collector removes them; also how long a GET that began
+    /// before an overwrite can keep reading [default: 3600].
+    #[arg(long, env = "VODUP_BLOB_GRACE")]
+    blob_grace: Option<u64>,
     /// Seconds a request head may take to arrive whole (a new connection's first: from the accept)
     /// [default: 20].
     #[arg(long, env = "VODUP_HEADER_READ_TIMEOUT")]
@@ -103,6 +108,9 @@ impl ServeArgs {
         }
         if self.abandon_after.is_some() {
             config.sweeper.max_age_secs = self.abandon_after;
+        }
+        if self.blob_grace.is_some() {
+            config.sweeper.blob_grace_secs = self.blob_grace;
         }
         let http = &mut config.http;
         for (slot, value) in [

@@ -61,6 +61,14 @@ pub struct SweeperSection {
     pub interval_secs: Option<u64>,
     /// Milliseconds between sweeps, for tests; wins over `interval_secs`.
     pub interval_ms: Option<u64>,
+    /// Seconds a blob nothing references is kept before the collector removes it (`--blob-grace`,
+    /// `VODUP_BLOB_GRACE`), default 3600. It also bounds how long a GET that started before an overwrite
+    /// or delete can go on reading the old bytes.
+    pub blob_grace_secs: Option<u64>,
+    /// Seconds between collector rounds, default 300.
+    pub collect_interval_secs: Option<u64>,
+    /// Milliseconds between collector rounds, for tests; wins over `collect_interval_secs`.
+    pub collect_interval_ms: Option<u64>,
 }
 
 /// `[events]`.
@@ -207,6 +215,10 @@ pub struct Sweep {
     pub max_age: Duration,
     /// Time between sweeps.
     pub interval: Duration,
+    /// How long an unreferenced blob is kept.
+    pub blob_grace: Duration,
+    /// Time between collector rounds.
+    pub collect_interval: Duration,
 }
 
 /// Validated `[events]`.
@@ -288,6 +300,14 @@ impl Config {
             interval: match self.sweeper.interval_ms {
                 Some(ms) => Duration::from_millis(ms.max(10)),
                 None => Duration::from_secs(self.sweeper.interval_secs.unwrap_or(3600).max(1)),
+            },
+            blob_grace: match self.sweeper.blob_grace_secs.unwrap_or(3600) {
+                0 => return Err(ConfigError("--blob-grace must be at least 1 second".into())),
+                secs => Duration::from_secs(secs),
+            },
+            collect_interval: match self.sweeper.collect_interval_ms {
+                Some(ms) => Duration::from_millis(ms.max(10)),
+                None => Duration::from_secs(self.sweeper.collect_interval_secs.unwrap_or(300).max(1)),
             },
         };
         let http = self.http.validate()?;

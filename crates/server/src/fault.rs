@@ -1,7 +1,7 @@
 //! Named fault points for crash tests: places where a crash would leave the most to repair, at which a
 //! test build of `vodup serve` kills itself with SIGKILL when `VODUP_FAULT` names the point.
 //!
-//! `VODUP_FAULT=part-written` kills the process the first time a part is written; `part-written:3` the third
+//! `VODUP_FAULT=blob-written` kills the process the first time a blob is written; `blob-written:3` the third
 //! time, so a test can let some writes be acknowledged first. The points exist only with the
 //! `fault-points` feature (the CLI's tests turn it on); elsewhere [`hit`] compiles to nothing and the
 //! variable is ignored with a warning, so no production binary can be told to crash.
@@ -18,41 +18,45 @@
 /// A moment between two steps of a write that must survive a crash between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultPoint {
-    /// A part or PutObject body is whole and fsynced under its temporary name, not yet renamed into place.
-    PartWritten,
-    /// An object's manifest is written and fsynced under its temporary name, not yet renamed (published).
-    ManifestWritten,
-    /// The object is published in storage; the catalogue has not yet recorded it (upload still open,
-    /// media still `Uploading`).
-    ObjectPublished,
-    /// The catalogue committed the completion and queued the event; the client has no answer yet and
-    /// the event is not delivered.
+    /// A blob's bytes are whole and fsynced under a temporary name, not yet in place.
+    BlobWritten,
+    /// The blob store holds a new blob (durable, in place); the catalogue has not yet committed the
+    /// write that references it (a part, a PutObject).
+    BlobStored,
+    /// The catalogue committed a write (a part recorded, an object version switched, a media status
+    /// changed with its event queued); the client has no answer yet and no event is delivered.
     StatusCommitted,
     /// An event was POSTed and the receiver answered 2xx; the outbox does not yet record it delivered.
     EventPosted,
+    /// The collector marked unreferenced blobs collected in the catalogue; storage still holds them.
+    GarbageClaimed,
+    /// The collector removed one blob of a claimed batch from storage; the others are still there.
+    BlobDeleted,
     /// A request handler of either plane is about to run: it panics instead of crashing the process.
     HandlerPanics,
 }
 
 impl FaultPoint {
     /// Every point, for tests and for checking `VODUP_FAULT`.
-    pub const ALL: [Self; 6] = [
-        Self::PartWritten,
-        Self::ManifestWritten,
-        Self::ObjectPublished,
+    pub const ALL: [Self; 7] = [
+        Self::BlobWritten,
+        Self::BlobStored,
         Self::StatusCommitted,
         Self::EventPosted,
+        Self::GarbageClaimed,
+        Self::BlobDeleted,
         Self::HandlerPanics,
     ];
 
     /// The name `VODUP_FAULT` uses.
     pub fn name(self) -> &'static str {
         match self {
-            Self::PartWritten => "part-written",
-            Self::ManifestWritten => "manifest-written",
-            Self::ObjectPublished => "object-published",
+            Self::BlobWritten => "blob-written",
+            Self::BlobStored => "blob-stored",
             Self::StatusCommitted => "status-committed",
             Self::EventPosted => "event-posted",
+            Self::GarbageClaimed => "garbage-claimed",
+            Self::BlobDeleted => "blob-deleted",
             Self::HandlerPanics => "handler-panics",
         }
     }
@@ -124,6 +128,14 @@ pub fn hit(point: FaultPoint) {
     std::process::abort();
 }
 
+/// Marks `point` when `reached`: for steps that only count when they did something (a claim that
+/// claimed no blob is not the step a crash test means).
+pub fn hit_if(reached: bool, point: FaultPoint) {
+    if reached {
+        hit(point);
+    }
+}
+
 /// Marks `point`; this build has no fault points.
 #[cfg(not(all(feature = "fault-points", debug_assertions)))]
 #[inline(always)]
@@ -135,10 +147,10 @@ mod tests {
 
     #[test]
     fn specs_name_a_point_and_optionally_a_hit() {
-        assert_eq!(parse_spec("part-written"), Ok((FaultPoint::PartWritten, 1)));
+        assert_eq!(parse_spec("blob-written"), Ok((FaultPoint::BlobWritten, 1)));
         assert_eq!(parse_spec("event-posted:3"), Ok((FaultPoint::EventPosted, 3)));
-        assert!(parse_spec("part-written:0").is_err());
-        assert!(parse_spec("nowhere").unwrap_err().contains("manifest-written"));
+        assert!(parse_spec("blob-written:0").is_err());
+        assert!(parse_spec("nowhere").unwrap_err().contains("garbage-claimed"));
         for point in FaultPoint::ALL {
             assert_eq!(FaultPoint::parse(point.name()), Some(point));
         }

@@ -5,15 +5,18 @@
 //!
 //! * [`control`]: the VOD RPC plane (signatures, the upload and catalogue actions).
 //! * [`data`]: the OSS plane (object and multipart operations, addressing, authorization).
-//! * [`storage`]: the bytes of objects and parts behind the [`storage::BlobStore`] trait (local disk).
-//! * [`meta`]: the catalogue, keys and uploads behind repository traits (SQLite).
+//! * [`storage`]: immutable blobs behind the small [`storage::BlobStore`] trait (local disk).
+//! * [`meta`]: the catalogue, the only source of truth for objects, keys and uploads, behind repository
+//!   traits (SQLite); every commit is one of its transactions.
+//! * [`collector`]: removes blobs nothing references, after a grace period; the only blob deleter.
 //! * [`sts`]: the per-upload temporary credentials, verifiable without a database lookup.
-//! * [`reconcile`]: after a crash, makes the catalogue and storage agree before serving.
+//! * [`upgrade`]: migrates a data folder written before the catalogue owned objects, once, at startup.
 //! * [`serve`]: startup and `run(listeners, state, shutdown)`.
 //! * [`listener`]: the HTTP listener both planes run on: connection caps, timeouts, framing checks.
 
 pub mod buffered_body;
 pub mod client_address;
+pub mod collector;
 pub mod config;
 pub mod control;
 pub mod credentials;
@@ -28,7 +31,6 @@ pub mod meta;
 pub mod metrics;
 pub mod presign;
 pub mod rate_limit;
-pub mod reconcile;
 pub mod request_body;
 pub mod request_id;
 pub mod serve;
@@ -37,5 +39,6 @@ pub mod state;
 pub mod storage;
 pub mod sts;
 pub mod sweeper;
+pub mod upgrade;
 
 pub use vodup_proto as proto;

@@ -56,9 +56,9 @@ pub enum StartError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The catalogue and storage could not be brought to agree after a crash.
+    /// The store's old layout could not be migrated.
     #[error(transparent)]
-    Reconcile(#[from] crate::reconcile::ReconcileError),
+    Upgrade(#[from] crate::upgrade::UpgradeError),
     /// The stored bucket name is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
@@ -90,8 +90,8 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
     tracing::info!(data = %settings.data.display(), "opening the catalogue");
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&settings.data).await?);
     tracing::info!("opening storage");
-    let storage: Arc<dyn BlobStore> = Arc::new(LocalStore::open(settings.data.join("store")).await?);
-    storage.health_check().await?;
+    let local = LocalStore::open(settings.data.join("store")).await?;
+    local.health_check().await?;
 
     let generated_bucket = format!("outin-{}", hex::encode(rand::random::<[u8; 16]>()));
     let bucket = match &settings.bucket {
@@ -109,6 +109,8 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         region: settings.region.clone(),
     };
     tracing::info!(bucket = site.bucket, endpoint = site.endpoint, region = site.region, "site");
+    crate::upgrade::run(meta.as_ref(), &local, &site.bucket, SystemTime::now()).await?;
+    let storage: Arc<dyn BlobStore> = Arc::new(local);
     let revocations = RevocationSet::new(settings.revocation_refresh);
     revocations.refresh(meta.as_ref(), SystemTime::now(), revocation_horizon(&settings)).await?;
     let state = AppState(Arc::new(Inner {
@@ -131,7 +133,6 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         clock: SystemTime::now,
         settings,
     }));
-    crate::reconcile::run(&state).await?;
     Ok(state)
 }
 
@@ -152,6 +153,7 @@ pub async fn run(
     let refresher = tokio::spawn(refresh_revocations(state.clone(), stop_rx.clone()));
     let events = tokio::spawn(crate::events::delivery::run(state.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), stop_rx.clone()));
+    let collector = tokio::spawn(crate::collector::run(state.clone(), stop_rx.clone()));
 
     let limits = listener_limits(&state.settings.http);
     tracing::info!(
@@ -188,6 +190,7 @@ pub async fn run(
     let _ = refresher.await;
     let _ = events.await;
     let _ = sweeper.await;
+    let _ = collector.await;
     Ok(())
 }
 

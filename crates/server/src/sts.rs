@@ -51,6 +51,10 @@ pub struct StsClaims {
     /// Expiry, Unix seconds.
     #[serde(rename = "e")]
     pub expires_at: u64,
+    /// Minted by RefreshUploadVideo for a `Normal` video: it may overwrite the video's source (the media
+    /// stays `Normal` meanwhile), where a plain credential only writes media still `Uploading`.
+    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
 }
 
 impl StsClaims {
@@ -127,30 +131,14 @@ impl StsAuthority {
         Secret::new(URL_SAFE_NO_PAD.encode(self.presign_key))
     }
 
-    /// Mints a credential for `claims` (its `sts_id` and `version` are set here).
-    pub fn mint(
-        &self,
-        issuing_key_id: &str,
-        media_id: &str,
-        bucket: &str,
-        key: &str,
-        prefix: Option<&str>,
-        expires_at: SystemTime,
-    ) -> IssuedSts {
+    /// Mints a credential for `claims`; its `sts_id` and `version` are chosen here, whatever they were.
+    pub fn mint(&self, claims: StsClaims) -> IssuedSts {
         const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
         let mut rng = rand::rng();
         let suffix: String =
             (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
-        let claims = StsClaims {
-            version: TOKEN_VERSION,
-            sts_id: format!("{STS_ID_PREFIX}{suffix}"),
-            issuing_key_id: issuing_key_id.to_owned(),
-            media_id: media_id.to_owned(),
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            prefix: prefix.map(str::to_owned),
-            expires_at: unix_seconds(expires_at),
-        };
+        let claims =
+            StsClaims { version: TOKEN_VERSION, sts_id: format!("{STS_ID_PREFIX}{suffix}"), ..claims };
         let payload = serde_json::to_vec(&claims).expect("claims always serialize");
         let mac = hmac_sha256(&self.token_key, &payload);
         let token =
@@ -236,7 +224,17 @@ mod tests {
 
     fn mint(prefix: Option<&str>) -> IssuedSts {
         let expiry = from_unix_seconds(2_000_000_000);
-        authority().mint("LTAIkey", "0123abcd", "outin-b", "sv/a/a.m3u8", prefix, expiry)
+        authority().mint(StsClaims {
+            version: 0,
+            sts_id: String::new(),
+            issuing_key_id: "LTAIkey".into(),
+            media_id: "0123abcd".into(),
+            bucket: "outin-b".into(),
+            key: "sv/a/a.m3u8".into(),
+            prefix: prefix.map(str::to_owned),
+            expires_at: unix_seconds(expiry),
+            overwrite: false,
+        })
     }
 
     #[test]

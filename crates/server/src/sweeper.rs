@@ -2,9 +2,9 @@
 //! configured age (default 7 days) and removes their parts, then marks media that never completed
 //! within that age `UploadFail` (no event, as in the real service). It stops with the server.
 //!
-//! Safe while uploads continue: an upload is first closed in the catalogue, so a CompleteMultipartUpload
-//! racing with the sweep either commits first (then the abort finds nothing open and leaves the parts
-//! alone) or finds the upload closed and gets `NoSuchUpload`; only then are its parts removed.
+//! Safe while uploads continue: aborting is one catalogue transaction, so a CompleteMultipartUpload racing
+//! with the sweep either commits first (then the abort finds nothing open) or finds the upload closed and
+//! gets `NoSuchUpload`. The parts' blobs go to the collector (`crate::collector`).
 
 use std::time::SystemTime;
 
@@ -65,15 +65,12 @@ pub async fn sweep(state: &AppState, stop: &watch::Receiver<bool>) {
 async fn abort(state: &AppState, upload_id: &str, at: SystemTime) -> bool {
     match state.meta.abort_upload(upload_id, at).await {
         Ok(()) => {}
-        // Completed or aborted meanwhile: its parts are someone else's business now.
+        // Completed or aborted meanwhile.
         Err(e) if e.is_not_found() => return false,
         Err(e) => {
             tracing::warn!(upload_id, error = %e, "sweeper: could not close an upload");
             return false;
         }
-    }
-    if let Err(e) = state.storage.abort_upload(upload_id).await {
-        tracing::warn!(upload_id, error = %e, "sweeper: upload closed but its parts could not be removed");
     }
     true
 }

@@ -248,25 +248,14 @@ pub async fn update_video_info(state: &AppState, call: &Call) -> Result<Value, A
     Ok(json!({}))
 }
 
-/// Deletes media in the catalogue, then their open uploads and stored objects. The catalogue goes
-/// first: once it says deleted, no write can complete (vod-api.md §12.2); storage cleanup is best effort.
+/// Deletes media in one catalogue transaction, with their objects (a playlist's segments too) and open
+/// uploads; the blobs go to the collector. Once the catalogue says deleted, no write can complete
+/// (vod-api.md §12.2).
 async fn delete(state: &AppState, call: &Call, ids: &[String]) -> Result<Vec<String>, ApiError> {
     let deleted =
         state.meta.delete_media(ids, call.now).await.map_err(|e| ApiError::internal(&call.request_id, &e))?;
     for id in &deleted.deleted {
         state.revocations.note_media_deleted(id);
-    }
-    for upload_id in &deleted.aborted_uploads {
-        if let Err(e) = state.storage.abort_upload(upload_id).await
-            && !e.is_not_found()
-        {
-            tracing::warn!(request_id = call.request_id, upload_id, error = %e, "could not discard the parts of a deleted media's upload");
-        }
-    }
-    for key in &deleted.object_keys {
-        if let Err(e) = state.storage.delete_object(key).await {
-            tracing::warn!(request_id = call.request_id, key, error = %e, "could not delete a deleted media's object");
-        }
     }
     Ok(deleted.deleted)
 }

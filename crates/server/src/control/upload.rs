@@ -16,6 +16,7 @@ use super::validate;
 use crate::meta::{Media, MediaKind, MediaStatus, NewMedia};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::sts::StsClaims;
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -89,19 +90,23 @@ async fn create_and_issue(
             ApiError::internal(&call.request_id, &e)
         }
     })?;
-    Ok(issue(state, call, media))
+    Ok(issue(state, call, media, false))
 }
 
-fn issue(state: &AppState, call: &Call, media: &NewMedia) -> (String, String) {
+/// Mints the credential of `media`'s upload; `overwrite` lets it replace the source of a `Normal` video.
+fn issue(state: &AppState, call: &Call, media: &NewMedia, overwrite: bool) -> (String, String) {
     let lifetime = state.settings.credential_lifetime;
-    let sts = state.sts.mint(
-        &call.key_id,
-        &media.id,
-        &media.bucket,
-        &media.object_key,
-        media.object_prefix.as_deref(),
-        call.now + lifetime,
-    );
+    let sts = state.sts.mint(StsClaims {
+        version: 0,
+        sts_id: String::new(),
+        issuing_key_id: call.key_id.clone(),
+        media_id: media.id.clone(),
+        bucket: media.bucket.clone(),
+        key: media.object_key.clone(),
+        prefix: media.object_prefix.clone(),
+        expires_at: vodup_proto::timestamp::unix_seconds(call.now + lifetime),
+        overwrite,
+    });
     let address = UploadAddress {
         endpoint: state.site.endpoint.clone(),
         bucket: media.bucket.clone(),
@@ -143,7 +148,11 @@ pub async fn create_upload_video(state: &AppState, call: &Call) -> Result<Value,
     Ok(json!({ "VideoId": media.id, "UploadAddress": address, "UploadAuth": auth }))
 }
 
-/// RefreshUploadVideo: fresh credentials for the same object of a video still `Uploading`.
+/// RefreshUploadVideo: fresh credentials for the same object. For a video still `Uploading` they continue
+/// its upload; for a `Normal` video they overwrite its source, as Alibaba's reference for the action
+/// describes (the VideoId stays the same): the video stays `Normal` with its old source readable until the
+/// new one is committed, which switches the key in one step, updates Size and the figures, and queues a
+/// new FileUploadComplete event. A video that failed (`UploadFail`) gets none: its upload was abandoned.
 pub async fn refresh_upload_video(state: &AppState, call: &Call) -> Result<Value, ApiError> {
     let p = &call.params;
     let media: Option<Media> = match (p.opt("VideoId"), p.opt("ReferenceId")) {
@@ -155,16 +164,17 @@ pub async fn refresh_upload_video(state: &AppState, call: &Call) -> Result<Value
     let media = media
         .filter(|m| m.new.kind == MediaKind::Video)
         .ok_or_else(|| ApiError::new(VodErrorCode::InvalidVideoNotFound, "The video does not exist."))?;
-    if media.status != MediaStatus::Uploading {
-        return Err(ApiError::new(
-            VodErrorCode::ForbiddenIllegalStatus,
-            format!(
-                "The video is {}; only a video still Uploading gets new upload credentials.",
-                media.status.as_str()
-            ),
-        ));
-    }
-    let (address, auth) = issue(state, call, &media.new);
+    let overwrite = match media.status {
+        MediaStatus::Uploading => false,
+        MediaStatus::Normal | MediaStatus::UploadSucc => true,
+        MediaStatus::UploadFail => {
+            return Err(ApiError::new(
+                VodErrorCode::ForbiddenIllegalStatus,
+                "The video's upload failed (UploadFail); create a new video with CreateUploadVideo.",
+            ));
+        }
+    };
+    let (address, auth) = issue(state, call, &media.new, overwrite);
     Metrics::add(&state.metrics.credential_refreshes, 1);
     Ok(json!({ "VideoId": media.new.id, "UploadAddress": address, "UploadAuth": auth }))
 }

@@ -84,16 +84,34 @@ impl Ctx {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The catalogue checks a write by an upload credential must pass (vod-api.md §12.2).
+    /// The revocation checks a write must pass in its commit (vod-api.md §12.2): the signing key, or the
+    /// key that minted the upload credential, and that credential's media.
     pub fn guard(&self) -> Option<WriteGuard> {
         match &self.principal {
             Principal::Sts(claims) => Some(WriteGuard {
-                media_id: claims.media_id.clone(),
                 issuing_key_id: claims.issuing_key_id.clone(),
+                media_id: Some(claims.media_id.clone()),
+                overwrite: claims.overwrite,
             }),
-            Principal::Key { .. } | Principal::Presign => None,
+            Principal::Key { id } => {
+                Some(WriteGuard { issuing_key_id: id.clone(), media_id: None, overwrite: false })
+            }
+            // Presigned URLs only read.
+            Principal::Presign => None,
         }
     }
+}
+
+/// Runs a commit on its own task and waits for it: once the request's bytes are stored, the commit runs to
+/// its end (and is answered the same way to a retry) whether or not the client is still connected, since
+/// a client's disconnect drops the handler's future and would otherwise stop it between two steps.
+pub async fn run_to_end<T: Send + 'static>(
+    commit: impl std::future::Future<Output = Result<T, crate::meta::MetaError>> + Send + 'static,
+) -> Result<T, crate::meta::MetaError> {
+    tokio::spawn(commit).await.map_err(|e| crate::meta::MetaError::Backend {
+        context: "running a commit".into(),
+        source: Box::new(e),
+    })?
 }
 
 async fn oss(

@@ -1,19 +1,20 @@
 //! Multipart uploads (oss-api.md §3.2-3.7): Initiate, UploadPart, Complete, Abort, ListParts and
 //! ListMultipartUploads.
 //!
-//! UploadPart touches no database: the upload id proves which key it belongs to, the credential is
-//! self-describing, and the part (with its MD5 and CRC-64) lives in storage. Complete checks the listed
-//! parts against what storage holds, publishes the object as the ordered list of those parts (cost
-//! independent of its size), and moves the media's status in the same step.
+//! Each part is its own blob, recorded in the catalogue as part of its open upload (replacing an earlier
+//! part of that number) once its bytes are stored. Complete is one catalogue transaction: it checks the
+//! upload is still open, the guards, and each listed part's ETag against the part it will publish, then
+//! makes the key name those blobs in order (no byte is copied, cost independent of the object's size) and
+//! moves the media's status in the same step. Abort is one transaction too, so exactly one of a racing
+//! Complete and Abort wins, and the loser's answer says so.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use vodup_proto::crc64;
 use vodup_proto::mac::md5;
 use vodup_proto::oss::OssErrorCode;
 use vodup_proto::oss::header::X_OSS_HASH_CRC64ECMA;
-use vodup_proto::oss::part::{MAX_PART_SIZE, MIN_PART_SIZE, etags_match, md5_of_etag, multipart_etag};
+use vodup_proto::oss::part::{MAX_PART_SIZE, MIN_PART_SIZE};
 use vodup_proto::oss::xml::{
     CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, InitiateMultipartUploadResult,
     ListMultipartUploadsResult, ListPartsResult, ListedPart, ListedUpload, encode_key, from_xml, to_xml,
@@ -22,12 +23,12 @@ use vodup_proto::timestamp::oss_xml_time;
 
 use super::Ctx;
 use super::error::OssApiError;
-use super::object::{content_md5, digest_headers, precheck, record, write_limits};
+use super::object::{committed, content_md5, digest_headers, event_builder, precheck, write_limits};
 use crate::buffered_body::{self, BufferError};
-use crate::meta::{NewUpload, UploadQuery, UploadState};
+use crate::fault::{self, FaultPoint};
+use crate::meta::{Committed, CompleteCommit, CompleteOutcome, NewBlob, NewUpload, StoredPart, UploadQuery};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::storage::{ObjectInfo, ObjectMeta, PartInfo};
 
 /// A Complete body for 10000 parts is well under this.
 const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
@@ -46,7 +47,7 @@ fn encoding_type(ctx: &Ctx) -> Option<&str> {
 pub async fn initiate(state: &AppState, ctx: &Ctx) -> Result<Response, OssApiError> {
     precheck(state, ctx).await?;
     let upload_id = state.sts.new_upload_id(&ctx.bucket, &ctx.key);
-    let media_id = ctx.guard().map(|g| g.media_id);
+    let media_id = ctx.guard().and_then(|g| g.media_id);
     let upload = NewUpload {
         upload_id: upload_id.clone(),
         bucket: ctx.bucket.clone(),
@@ -55,13 +56,9 @@ pub async fn initiate(state: &AppState, ctx: &Ctx) -> Result<Response, OssApiErr
         content_type: ctx.header(header::CONTENT_TYPE).unwrap_or("").to_owned(),
         initiated_at: state.now(),
     };
-    state.storage.create_upload(&upload_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-    if let Err(e) = state.meta.create_upload(&upload, ctx.guard().as_ref()).await {
-        let _ = state.storage.abort_upload(&upload_id).await;
-        return Err(OssApiError::from_meta(&ctx.request_id, &e, || {
-            OssApiError::new(OssErrorCode::AccessDenied)
-        }));
-    }
+    state.meta.create_upload(&upload, ctx.guard().as_ref()).await.map_err(|e| {
+        OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::new(OssErrorCode::AccessDenied))
+    })?;
     Metrics::add(&state.metrics.uploads_initiated, 1);
     let encoding = encoding_type(ctx);
     Ok(xml_response(to_xml(&InitiateMultipartUploadResult {
@@ -81,53 +78,33 @@ pub async fn upload_part(
     body: Body,
 ) -> Result<Response, OssApiError> {
     let limits = write_limits(ctx, MAX_PART_SIZE)?;
+    // Checked again when the part is recorded; this spares the body of a part for a closed upload.
+    let upload =
+        state.meta.get_upload(upload_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+    let open = |u: &crate::meta::Upload| {
+        u.state == crate::meta::UploadState::Open && u.new.bucket == ctx.bucket && u.new.key == ctx.key
+    };
+    if !upload.as_ref().is_some_and(open) {
+        return Err(OssApiError::no_such_upload(upload_id));
+    }
     let stream = super::body::stream(body, state.settings.body_idle_timeout);
-    let part = state.storage.put_part(upload_id, part_number, stream, &limits).await.map_err(|e| {
+    let blob = state.storage.write(stream, &limits).await.map_err(|e| {
         OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
     })?;
-    Metrics::add(&state.metrics.bytes_received, part.digests.len);
+    Metrics::add(&state.metrics.bytes_received, blob.digests.len);
+    fault::hit(FaultPoint::BlobStored);
+    let digests = blob.digests;
+    let (task_state, id, bucket, key) =
+        (state.clone(), upload_id.to_owned(), ctx.bucket.clone(), ctx.key.clone());
+    let blob = NewBlob { id: blob.id, digests };
+    super::run_to_end(async move {
+        task_state.meta.put_part(&id, &bucket, &key, part_number, &blob, task_state.now()).await
+    })
+    .await
+    .map_err(|e| OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id)))?;
+    fault::hit(FaultPoint::StatusCommitted);
     Metrics::add(&state.metrics.parts_uploaded, 1);
-    Ok((StatusCode::OK, digest_headers(&part.digests.etag(), part.digests.crc64, Some(&part.digests.md5)))
-        .into_response())
-}
-
-/// Checks the Complete list against the stored parts: ascending numbers, each present with its ETag,
-/// every part but the last at least 100 KiB.
-fn check_parts<'a>(
-    listed: &CompleteMultipartUpload,
-    stored: &'a [PartInfo],
-) -> Result<Vec<&'a PartInfo>, OssApiError> {
-    if listed.parts.is_empty() {
-        return Err(OssApiError::with_message(
-            OssErrorCode::MalformedXML,
-            "The Complete request lists no parts.",
-        ));
-    }
-    let mut chosen = Vec::with_capacity(listed.parts.len());
-    let mut previous = 0;
-    for part in &listed.parts {
-        if part.part_number <= previous {
-            return Err(OssApiError::new(OssErrorCode::InvalidPartOrder));
-        }
-        previous = part.part_number;
-        let found = stored
-            .iter()
-            .find(|p| p.part_number == part.part_number)
-            .filter(|p| etags_match(&p.digests.etag(), &part.etag));
-        let Some(found) = found else {
-            let mut error = OssApiError::new(OssErrorCode::InvalidPart);
-            error.body.part_number = Some(part.part_number.to_string());
-            error.body.etag = Some(part.etag.clone());
-            return Err(error);
-        };
-        chosen.push(found);
-    }
-    if let Some(small) = chosen[..chosen.len() - 1].iter().find(|p| p.digests.len < MIN_PART_SIZE) {
-        let mut error = OssApiError::new(OssErrorCode::EntityTooSmall);
-        error.body.part_number = Some(small.part_number.to_string());
-        return Err(error);
-    }
-    Ok(chosen)
+    Ok((StatusCode::OK, digest_headers(&digests.etag(), digests.crc64, Some(&digests.md5))).into_response())
 }
 
 /// CompleteMultipartUpload.
@@ -159,123 +136,109 @@ pub async fn complete(
     {
         return Err(OssApiError::new(OssErrorCode::InvalidDigest));
     }
+    let complete_all = ctx.header("x-oss-complete-all").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let listed = if complete_all && bytes.is_empty() {
+        None
+    } else {
+        let text = std::str::from_utf8(bytes).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
+        let parsed: CompleteMultipartUpload =
+            from_xml(text).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
+        if parsed.parts.is_empty() {
+            return Err(OssApiError::with_message(
+                OssErrorCode::MalformedXML,
+                "The Complete request lists no parts.",
+            ));
+        }
+        let mut previous = 0;
+        for part in &parsed.parts {
+            if part.part_number <= previous {
+                return Err(OssApiError::new(OssErrorCode::InvalidPartOrder));
+            }
+            previous = part.part_number;
+        }
+        Some(parsed.parts.into_iter().map(|p| (p.part_number, p.etag)).collect())
+    };
     let upload =
         state.meta.get_upload(upload_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-    let upload =
-        upload.filter(|u| u.new.key == ctx.key).ok_or_else(|| OssApiError::no_such_upload(upload_id))?;
-    let complete_all = ctx.header("x-oss-complete-all").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-    let parse = || -> Result<CompleteMultipartUpload, OssApiError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))?;
-        from_xml(text).map_err(|_| OssApiError::new(OssErrorCode::MalformedXML))
-    };
-    if upload.state != UploadState::Open {
-        let listed = if complete_all && bytes.is_empty() { None } else { Some(parse()?) };
-        return match completed_before(state, ctx, upload_id, upload.state, listed.as_ref()).await? {
-            Some(info) => Ok(complete_response(state, ctx, &info)),
-            None => Err(OssApiError::no_such_upload(upload_id)),
-        };
+    if upload.as_ref().is_some_and(|u| u.state == crate::meta::UploadState::Open) {
+        precheck(state, ctx).await?;
     }
-    precheck(state, ctx).await?;
-    let stored = state.storage.list_parts(upload_id).await.map_err(|e| {
-        OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
-    })?;
-    let listed: CompleteMultipartUpload = if complete_all && bytes.is_empty() {
-        CompleteMultipartUpload {
-            parts: stored
-                .iter()
-                .map(|p| vodup_proto::oss::xml::CompletePart {
-                    part_number: p.part_number,
-                    etag: p.digests.etag(),
-                })
-                .collect(),
+    let commit = CompleteCommit {
+        upload_id: upload_id.to_owned(),
+        bucket: ctx.bucket.clone(),
+        key: ctx.key.clone(),
+        listed,
+        min_part_size: MIN_PART_SIZE,
+    };
+    let guard = ctx.guard();
+    let task_state = state.clone();
+    // The request is whole: the commit runs to its end even if the client goes away meanwhile, and a
+    // retry of the same Complete gets the same answer.
+    let outcome = super::run_to_end(async move {
+        let at = task_state.now();
+        let build = event_builder(&task_state, &commit.key, at);
+        task_state.meta.complete_upload(&commit, guard.as_ref(), Some(&build), at).await
+    })
+    .await
+    .map_err(|e| OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id)))?;
+    match outcome {
+        CompleteOutcome::Completed(done) => {
+            committed(state, ctx, &done);
+            Ok(complete_response(state, ctx, &done))
         }
-    } else {
-        parse()?
-    };
-    let chosen = check_parts(&listed, &stored)?;
-    let numbers: Vec<u32> = chosen.iter().map(|p| p.part_number).collect();
-    let meta = ObjectMeta {
-        content_type: Some(upload.new.content_type.clone()).filter(|t| !t.is_empty()),
-        user_meta: Vec::new(),
-    };
-    let info = state.storage.complete_upload(upload_id, &ctx.key, &numbers, meta).await.map_err(|e| {
-        OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
-    })?;
-    let expected_crc = chosen.iter().fold(0, |crc, p| crc64::combine(crc, p.digests.crc64, p.digests.len));
-    if info.crc64 != expected_crc {
-        // A part was re-uploaded between the check and the publish: the object holds the newer bytes,
-        // whose CRC the client will see in the response header and can compare with its own.
-        tracing::warn!(request_id = ctx.request_id, upload_id, "a part changed while the upload completed");
-    }
-    record(state, ctx, Some(upload_id), &info).await?;
-    Ok(complete_response(state, ctx, &info))
-}
-
-/// A Complete retried after it succeeded (its answer lost to a dropped connection, or to a crash of the
-/// server after the object was published) gets the first answer again, when the upload was completed
-/// into the object now at the key and the retry lists the same parts (same multipart ETag). Anything else
-/// is `NoSuchUpload`, as OSS answers for a closed upload. The caller already proved, by its signature,
-/// that it may write this key; no revocation check applies, as nothing is written.
-async fn completed_before(
-    state: &AppState,
-    ctx: &Ctx,
-    upload_id: &str,
-    upload_state: UploadState,
-    listed: Option<&CompleteMultipartUpload>,
-) -> Result<Option<ObjectInfo>, OssApiError> {
-    if upload_state != UploadState::Completed {
-        return Ok(None);
-    }
-    let info = match state.storage.head_object(&ctx.key).await {
-        Ok(info) => info,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(OssApiError::internal(&ctx.request_id, &e)),
-    };
-    if info.upload_id.as_deref() != Some(upload_id) {
-        return Ok(None);
-    }
-    if let Some(listed) = listed {
-        let md5s: Option<Vec<[u8; 16]>> = listed.parts.iter().map(|p| md5_of_etag(&p.etag)).collect();
-        if !md5s.is_some_and(|md5s| etags_match(&multipart_etag(md5s.iter()), &info.etag)) {
-            return Ok(None);
+        CompleteOutcome::Repeated(done) => {
+            tracing::info!(
+                request_id = ctx.request_id,
+                upload_id,
+                "answering a repeated Complete of a completed upload"
+            );
+            Ok(complete_response(state, ctx, &done))
         }
+        CompleteOutcome::InvalidPart { part_number, etag } => {
+            let mut error = OssApiError::new(OssErrorCode::InvalidPart);
+            error.body.part_number = Some(part_number.to_string());
+            error.body.etag = Some(etag);
+            Err(error)
+        }
+        CompleteOutcome::PartTooSmall { part_number } => {
+            let mut error = OssApiError::new(OssErrorCode::EntityTooSmall);
+            error.body.part_number = Some(part_number.to_string());
+            Err(error)
+        }
+        CompleteOutcome::NoParts => Err(OssApiError::with_message(
+            OssErrorCode::InvalidPart,
+            "The upload has no parts to complete with.",
+        )),
     }
-    tracing::info!(
-        request_id = ctx.request_id,
-        upload_id,
-        "answering a retried Complete of a completed upload"
-    );
-    Ok(Some(info))
 }
 
 /// The answer to a successful CompleteMultipartUpload.
-fn complete_response(state: &AppState, ctx: &Ctx, info: &ObjectInfo) -> Response {
+fn complete_response(state: &AppState, ctx: &Ctx, done: &Committed) -> Response {
     let encoding = encoding_type(ctx);
     let body = to_xml(&CompleteMultipartUploadResult {
         encoding_type: encoding.map(str::to_owned),
         location: state.site.object_url(&ctx.key),
         bucket: ctx.bucket.clone(),
         key: encode_key(&ctx.key, encoding),
-        etag: info.etag.clone(),
+        etag: done.etag.clone(),
     });
     let mut response = xml_response(body);
-    if let Ok(value) = HeaderValue::from_str(&info.etag) {
+    if let Ok(value) = HeaderValue::from_str(&done.etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    response.headers_mut().insert(X_OSS_HASH_CRC64ECMA, HeaderValue::from(info.crc64));
+    response.headers_mut().insert(X_OSS_HASH_CRC64ECMA, HeaderValue::from(done.crc64));
     response
 }
 
-/// AbortMultipartUpload: 204; later calls on the id get `NoSuchUpload`.
+/// AbortMultipartUpload: 204; later calls on the id get `NoSuchUpload`. One catalogue transaction: the
+/// upload closes and its parts' blobs go to the collector.
 pub async fn abort(state: &AppState, ctx: &Ctx, upload_id: &str) -> Result<Response, OssApiError> {
-    state.meta.abort_upload(upload_id, state.now()).await.map_err(|e| {
-        OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
-    })?;
-    match state.storage.abort_upload(upload_id).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(OssApiError::internal(&ctx.request_id, &e)),
-    }
+    let (task_state, id) = (state.clone(), upload_id.to_owned());
+    super::run_to_end(async move { task_state.meta.abort_upload(&id, task_state.now()).await })
+        .await
+        .map_err(|e| {
+            OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -292,10 +255,10 @@ fn number_param(ctx: &Ctx, name: &str, default: u32, max: u32) -> Result<u32, Os
 pub async fn list_parts(state: &AppState, ctx: &Ctx, upload_id: &str) -> Result<Response, OssApiError> {
     let marker = number_param(ctx, "part-number-marker", 0, 10_000)?;
     let max = number_param(ctx, "max-parts", 1000, 1000)?.max(1);
-    let stored = state.storage.list_parts(upload_id).await.map_err(|e| {
-        OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
+    let stored = state.meta.list_parts(upload_id, &ctx.bucket, &ctx.key).await.map_err(|e| {
+        OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
     })?;
-    let after: Vec<&PartInfo> = stored.iter().filter(|p| p.part_number > marker).collect();
+    let after: Vec<&StoredPart> = stored.iter().filter(|p| p.part_number > marker).collect();
     let page = &after[..after.len().min(max as usize)];
     let encoding = encoding_type(ctx);
     let result = ListPartsResult {
@@ -311,7 +274,7 @@ pub async fn list_parts(state: &AppState, ctx: &Ctx, upload_id: &str) -> Result<
             .iter()
             .map(|p| ListedPart {
                 part_number: p.part_number,
-                last_modified: oss_xml_time(p.last_modified),
+                last_modified: oss_xml_time(p.uploaded_at),
                 etag: p.digests.etag(),
                 hash_crc64ecma: Some(p.digests.crc64),
                 size: p.digests.len,

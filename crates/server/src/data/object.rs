@@ -1,8 +1,10 @@
 //! PutObject, GetObject/HeadObject (with Range) and DeleteObject (oss-api.md §3.1, §3.8-3.10).
 //!
-//! PutObject streams the body into storage, which hashes it once while writing and publishes it only
-//! when whole and matching `Content-MD5`; the catalogue is then told in one step (and can still refuse a
-//! credential revoked meanwhile, in which case the object is removed again).
+//! PutObject streams the body into a new blob, hashed once while written and kept only when whole and
+//! matching `Content-MD5`; then one catalogue transaction checks every guard (the key, the media, the
+//! credential, revoked meanwhile or not) and makes the key name the blob, or changes nothing. The blob of
+//! a refused or losing writer stays unreferenced until the collector takes it: no request ever removes
+//! what a key names except by committing. GET and HEAD read what the catalogue says the key names.
 
 use std::ops::Range;
 
@@ -20,10 +22,10 @@ use super::Ctx;
 use super::auth::Principal;
 use super::error::OssApiError;
 use crate::fault::{self, FaultPoint};
-use crate::meta::{CompletedObject, MediaStatus};
+use crate::meta::{Committed, Media, MediaStatus, NewBlob, ObjectMeta, ObjectVersion, PutCommit};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::storage::{ObjectInfo, ObjectMeta, WriteLimits};
+use crate::storage::{WriteLimits, pieces};
 
 /// `Content-MD5` as 16 bytes, if sent; a value that is not Base64 of 16 bytes is `InvalidDigest`.
 pub fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, OssApiError> {
@@ -68,7 +70,10 @@ pub async fn precheck(state: &AppState, ctx: &Ctx) -> Result<(), OssApiError> {
                 .get_media(&claims.media_id)
                 .await
                 .map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-            if !media.is_some_and(|m| m.status == MediaStatus::Uploading) {
+            let writable = |m: &Media| {
+                m.status == MediaStatus::Uploading || (claims.overwrite && m.status == MediaStatus::Normal)
+            };
+            if !media.is_some_and(|m| writable(&m)) {
                 return Err(OssApiError::with_message(
                     OssErrorCode::AccessDenied,
                     "AccessDenied: the media of this credential is deleted or no longer uploading.",
@@ -89,53 +94,29 @@ pub async fn precheck(state: &AppState, ctx: &Ctx) -> Result<(), OssApiError> {
     Ok(())
 }
 
-/// Records a published object in the catalogue; if the catalogue refuses (revoked meanwhile), the object
-/// is removed again so nothing appears after a revocation.
-pub async fn record(
+/// Builds the upload-complete event of a media item a commit at `at` completed.
+pub fn event_builder(
     state: &AppState,
-    ctx: &Ctx,
-    upload_id: Option<&str>,
-    info: &ObjectInfo,
-) -> Result<(), OssApiError> {
-    let object = CompletedObject {
-        bucket: ctx.bucket.clone(),
-        key: ctx.key.clone(),
-        size: info.size,
-        etag: info.etag.clone(),
-        crc64: info.crc64,
-    };
-    let at = state.now();
-    let file_url = state.site.object_url(&ctx.key);
-    let build = |media: &crate::meta::Media| {
-        crate::events::upload_complete(media, &file_url, &state.settings.events, at)
-    };
-    fault::hit(FaultPoint::ObjectPublished);
-    match state.meta.complete_object(upload_id, &object, ctx.guard().as_ref(), Some(&build), at).await {
-        Ok(media) => {
-            fault::hit(FaultPoint::StatusCommitted);
-            if let Some(media) = media {
-                tracing::info!(
-                    request_id = ctx.request_id,
-                    media_id = media.new.id,
-                    status = media.status.as_str(),
-                    "media complete"
-                );
-            }
-            Metrics::add(&state.metrics.objects_completed, 1);
-            Ok(())
-        }
-        Err(e) => {
-            if e.is_refused()
-                && let Err(remove) = state.storage.delete_object(&ctx.key).await
-            {
-                tracing::error!(request_id = ctx.request_id, error = %remove, "could not remove an object whose upload was refused");
-            }
-            Err(OssApiError::from_meta(&ctx.request_id, &e, || match upload_id {
-                Some(id) => OssApiError::no_such_upload(id),
-                None => OssApiError::new(OssErrorCode::AccessDenied),
-            }))
-        }
+    key: &str,
+    at: std::time::SystemTime,
+) -> impl Fn(&Media) -> Option<crate::meta::NewEvent> + Send + Sync + use<> {
+    let file_url = state.site.object_url(key);
+    let events = state.settings.events.clone();
+    move |media: &Media| crate::events::upload_complete(media, &file_url, &events, at)
+}
+
+/// After an object's commit: its counter, and the log line of the media item it completed.
+pub fn committed(state: &AppState, ctx: &Ctx, committed: &Committed) {
+    fault::hit(FaultPoint::StatusCommitted);
+    if let Some(media) = &committed.media {
+        tracing::info!(
+            request_id = ctx.request_id,
+            media_id = media.new.id,
+            status = media.status.as_str(),
+            "media complete"
+        );
     }
+    Metrics::add(&state.metrics.objects_completed, 1);
 }
 
 /// `x-oss-meta-*` headers, names lower-case without the prefix.
@@ -170,11 +151,17 @@ pub fn digest_headers(etag: &str, crc64: u64, md5: Option<&[u8; 16]>) -> HeaderM
 pub async fn put_object(state: &AppState, ctx: &Ctx, body: Body) -> Result<Response, OssApiError> {
     let limits = write_limits(ctx, MAX_PUT_OBJECT_SIZE)?;
     precheck(state, ctx).await?;
-    if ctx.header("x-oss-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        match state.storage.head_object(&ctx.key).await {
-            Ok(_) => return Err(OssApiError::new(OssErrorCode::FileAlreadyExists)),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(OssApiError::internal(&ctx.request_id, &e)),
+    let forbid_overwrite =
+        ctx.header("x-oss-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if forbid_overwrite {
+        // Checked again in the commit; this spares the body of a write that would be refused.
+        let exists = state
+            .meta
+            .get_object(&ctx.bucket, &ctx.key, false)
+            .await
+            .map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+        if exists.is_some() {
+            return Err(OssApiError::new(OssErrorCode::FileAlreadyExists));
         }
     }
     let meta = ObjectMeta {
@@ -182,13 +169,36 @@ pub async fn put_object(state: &AppState, ctx: &Ctx, body: Body) -> Result<Respo
         user_meta: user_meta(&ctx.headers),
     };
     let stream = super::body::stream(body, state.settings.body_idle_timeout);
-    let info =
-        state.storage.put_object(&ctx.key, stream, &limits, meta).await.map_err(|e| {
+    let blob =
+        state.storage.write(stream, &limits).await.map_err(|e| {
             OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key))
         })?;
-    Metrics::add(&state.metrics.bytes_received, info.size);
-    record(state, ctx, None, &info).await?;
-    Ok((StatusCode::OK, digest_headers(&info.etag, info.crc64, info.content_md5.as_ref())).into_response())
+    Metrics::add(&state.metrics.bytes_received, blob.digests.len);
+    fault::hit(FaultPoint::BlobStored);
+    let put = PutCommit {
+        bucket: ctx.bucket.clone(),
+        key: ctx.key.clone(),
+        blob: NewBlob { id: blob.id, digests: blob.digests },
+        meta,
+        forbid_overwrite,
+    };
+    let guard = ctx.guard();
+    let task_state = state.clone();
+    // The bytes are here: the commit runs to its end even if the client goes away meanwhile.
+    let result = super::run_to_end(async move {
+        let at = task_state.now();
+        let build = event_builder(&task_state, &put.key, at);
+        task_state.meta.put_object(&put, guard.as_ref(), Some(&build), at).await
+    })
+    .await;
+    let done = result.map_err(|e| {
+        if e.is_conflict() {
+            return OssApiError::new(OssErrorCode::FileAlreadyExists);
+        }
+        OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::new(OssErrorCode::AccessDenied))
+    })?;
+    committed(state, ctx, &done);
+    Ok((StatusCode::OK, digest_headers(&done.etag, done.crc64, done.content_md5.as_ref())).into_response())
 }
 
 /// Parses `Range: bytes=a-b | a- | -n` against `size`. `Ok(None)` means "the whole object": OSS ignores
@@ -231,19 +241,19 @@ fn parse_range(value: &str, size: u64) -> Result<Option<Range<u64>>, OssApiError
     Ok((range.start < range.end).then_some(range))
 }
 
-fn object_headers(info: &ObjectInfo) -> HeaderMap {
-    let mut headers = digest_headers(&info.etag, info.crc64, info.content_md5.as_ref());
-    let content_type = info.meta.content_type.as_deref().unwrap_or("application/octet-stream");
+fn object_headers(object: &ObjectVersion) -> HeaderMap {
+    let mut headers = digest_headers(&object.etag, object.crc64, object.content_md5.as_ref());
+    let content_type = object.meta.content_type.as_deref().unwrap_or("application/octet-stream");
     if let Ok(value) = HeaderValue::from_str(content_type) {
         headers.insert(header::CONTENT_TYPE, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&vodup_proto::timestamp::http_date(info.last_modified)) {
+    if let Ok(value) = HeaderValue::from_str(&vodup_proto::timestamp::http_date(object.last_modified)) {
         headers.insert(header::LAST_MODIFIED, value);
     }
-    headers.insert(X_OSS_OBJECT_TYPE, HeaderValue::from_static(info.object_type.as_str()));
+    headers.insert(X_OSS_OBJECT_TYPE, HeaderValue::from_static(object.object_type.as_str()));
     headers.insert(X_OSS_STORAGE_CLASS, HeaderValue::from_static("Standard"));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    for (name, value) in &info.meta.user_meta {
+    for (name, value) in &object.meta.user_meta {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(format!("{X_OSS_META_PREFIX}{name}").as_bytes()),
             HeaderValue::from_str(value),
@@ -254,34 +264,32 @@ fn object_headers(info: &ObjectInfo) -> HeaderMap {
     headers
 }
 
-/// GetObject and HeadObject.
+/// GetObject and HeadObject: what the catalogue says the key names, read from its blobs.
 pub async fn get_object(state: &AppState, ctx: &Ctx, head_only: bool) -> Result<Response, OssApiError> {
-    let not_found = || OssApiError::no_such_key(&ctx.key);
-    let info = state
-        .storage
-        .head_object(&ctx.key)
+    let found = state
+        .meta
+        .get_object(&ctx.bucket, &ctx.key, !head_only)
         .await
-        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, not_found))?;
-    let range = match ctx.header(header::RANGE) {
-        Some(value) if !head_only => parse_range(value, info.size)?,
-        _ => None,
-    };
-    let mut headers = object_headers(&info);
+        .map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+    let (object, list) = found.ok_or_else(|| OssApiError::no_such_key(&ctx.key))?;
+    let mut headers = object_headers(&object);
     if head_only {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
         return Ok((StatusCode::OK, headers).into_response());
     }
-    let (info, stream) = state
-        .storage
-        .get_object(&ctx.key, range.clone())
+    let range = match ctx.header(header::RANGE) {
+        Some(value) => parse_range(value, object.size)?,
+        None => None,
+    };
+    let span = range.clone().unwrap_or(0..object.size);
+    let stream = pieces::read(state.storage.clone(), list, span)
         .await
-        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, not_found))?;
-    let mut headers = object_headers(&info);
+        .map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
     let status = match &range {
         Some(range) => {
             headers.remove(X_OSS_HASH_CRC64ECMA);
             headers.remove("content-md5");
-            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, info.size);
+            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, object.size);
             if let Ok(value) = HeaderValue::from_str(&content_range) {
                 headers.insert(header::CONTENT_RANGE, value);
             }
@@ -289,20 +297,25 @@ pub async fn get_object(state: &AppState, ctx: &Ctx, head_only: bool) -> Result<
             StatusCode::PARTIAL_CONTENT
         }
         None => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
             StatusCode::OK
         }
     };
     Ok((status, headers, Body::from_stream(stream)).into_response())
 }
 
-/// DeleteObject: idempotent, 204.
+/// DeleteObject: idempotent, 204. A commit like any other: the key stops naming its version, whose
+/// blobs the collector reclaims.
 pub async fn delete_object(state: &AppState, ctx: &Ctx) -> Result<Response, OssApiError> {
-    state
-        .storage
-        .delete_object(&ctx.key)
+    let (task_state, bucket, key) = (state.clone(), ctx.bucket.clone(), ctx.key.clone());
+    super::run_to_end(async move { task_state.meta.delete_object(&bucket, &key, task_state.now()).await })
         .await
-        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key)))?;
+        .map_err(|e| match e {
+            crate::meta::MetaError::Refused(why) => {
+                OssApiError::with_message(OssErrorCode::AccessDenied, format!("AccessDenied: {why}."))
+            }
+            e => OssApiError::internal(&ctx.request_id, &e),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

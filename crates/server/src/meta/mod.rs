@@ -1,11 +1,15 @@
 //! The catalogue and the service's own records, behind repository traits split by concern
 //! (pict-rs `*Repo`): [`CredentialRepo`] (AccessKeys and the server secret), [`MediaRepo`] (videos,
-//! images, attached media and their lifecycle), [`UploadRepo`] (multipart uploads and completion) and
-//! [`EventRepo`] (the outbox of upload-complete events).
+//! images, attached media and their lifecycle), [`UploadRepo`] (multipart uploads), [`ObjectRepo`] (what
+//! each key names, the parts of open uploads, and every commit), [`BlobRepo`] (what the collector may
+//! remove) and [`EventRepo`] (the outbox of upload-complete events).
+//!
+//! The catalogue is the only source of truth for objects: blob storage holds immutable bytes under ids
+//! and never decides what a key means.
 //!
 //! One backend struct implements all of them ([`MetaStore`]); SQLite is the embedded default, PostgreSQL
 //! comes later and must pass the same [`conformance`] suite. Times are stored as Unix milliseconds.
-//! Completion and its status change happen in one transaction, together with the revocation checks of
+//! A commit and its status change happen in one transaction, together with the revocation checks of
 //! vod-api.md §12.2 (issuing key active, media present and `Uploading`), so no object can become a
 //! `Normal` media after its key was revoked or its media deleted.
 
@@ -118,7 +122,7 @@ pub trait MediaRepo: Send + Sync {
     async fn record_progress(&self, media_id: &str, report: &ProgressReport) -> MetaResult<bool>;
 }
 
-/// Multipart uploads and object completion.
+/// Multipart uploads: their lifecycle apart from completion (which is an object commit, [`ObjectRepo`]).
 #[async_trait::async_trait]
 pub trait UploadRepo: Send + Sync {
     /// Records an initiated multipart upload, after checking `guard` (see [`WriteGuard`]); a refused guard
@@ -129,50 +133,110 @@ pub trait UploadRepo: Send + Sync {
     /// Open uploads in `bucket` with keys starting with `prefix`, after the (key, upload id) markers,
     /// sorted by key then upload id, at most `max` (plus one, so the caller can tell truncation).
     async fn list_open_uploads(&self, query: &UploadQuery) -> MetaResult<Vec<Upload>>;
-    /// Marks an open upload aborted. [`MetaError::NotFound`] if unknown or already closed.
+    /// Closes an open upload as aborted and hands its parts' blobs to the collector, in one
+    /// transaction. [`MetaError::NotFound`] if unknown or already closed (completed or aborted): exactly
+    /// one of a racing Complete and Abort wins.
     async fn abort_upload(&self, upload_id: &str, at: SystemTime) -> MetaResult<()>;
     /// Open uploads of any bucket initiated before `before`, oldest first, at most `limit` (the sweeper).
     async fn stale_uploads(&self, before: SystemTime, limit: u32) -> MetaResult<Vec<Upload>>;
     /// Moves media still `Uploading` that were created before `before` to `UploadFail` (no event, as in
     /// the real service); returns their ids.
     async fn fail_stale_media(&self, before: SystemTime, at: SystemTime) -> MetaResult<Vec<String>>;
-    /// In one transaction: closes `upload_id` as completed if given (it must be open and for
-    /// `object.bucket`/`object.key`, else [`MetaError::NotFound`]); checks `guard`
-    /// ([`MetaError::Refused`]); and if `object` is the bucket and object key of the guard's media, moves
-    /// that media to `Normal` with the object's size, ETag and CRC-64 and `completion_time` = `at`
-    /// (videos pass through `UploadSucc`; with no transcoding they land on `Normal` in the same step).
-    /// Returns the media after the change, if one changed. Any error changes nothing. The upload is
-    /// checked before the guard so that a retried CompleteMultipartUpload gets NotFound (OSS
-    /// `NoSuchUpload`), not Refused because its media is already `Normal`.
-    ///
-    /// When the media changed and `event` builds an event for it, the event goes into the outbox in the
-    /// same transaction, so a committed status change always has its event and a rolled-back one never.
-    async fn complete_object(
+}
+
+/// Objects: what each key names, the parts of open uploads, and the commits that change them. Every
+/// commit is one transaction that checks all its guards and then switches, or changes nothing; a
+/// refused or losing writer's blob stays unreferenced, for the collector.
+///
+/// A commit that writes the key a live media item names (`Uploading`, or `Normal` being overwritten)
+/// moves that media to `Normal` with the object's size, ETag and CRC-64 and queues `event` for it in
+/// the same transaction, so the catalogue's figures always describe the object the key names and a
+/// committed change always has its event. Other keys (m3u8 segments) change no media.
+#[async_trait::async_trait]
+pub trait ObjectRepo: Send + Sync {
+    /// The version `bucket`/`key` names, with its pieces in order when `pieces` (one consistent read).
+    async fn get_object(
         &self,
-        upload_id: Option<&str>,
-        object: &CompletedObject,
+        bucket: &str,
+        key: &str,
+        pieces: bool,
+    ) -> MetaResult<Option<(ObjectVersion, Vec<Piece>)>>;
+
+    /// PutObject: checks `guard` ([`MetaError::Refused`]) and `forbid_overwrite`
+    /// ([`MetaError::Conflict`]), then makes the key name a new version made of the one blob; the version
+    /// it replaces goes to the collector.
+    async fn put_object(
+        &self,
+        put: &PutCommit,
         guard: Option<&WriteGuard>,
         event: Option<&EventBuilder<'_>>,
         at: SystemTime,
-    ) -> MetaResult<Option<Media>>;
+    ) -> MetaResult<Committed>;
 
-    /// Media still `Uploading` (not deleted), oldest first, at most `limit`: the candidates startup
-    /// reconciliation checks against storage.
-    async fn uploading_media(&self, limit: u32) -> MetaResult<Vec<Media>>;
+    /// DeleteObject: the key names nothing afterwards and its blobs go to the collector; `false` if it
+    /// named nothing. [`MetaError::Refused`] if the object is the source of a live `Normal` media item
+    /// (that goes through DeleteVideo and its kin, so the catalogue never says `Normal` without bytes).
+    async fn delete_object(&self, bucket: &str, key: &str, at: SystemTime) -> MetaResult<bool>;
 
-    /// Records a completion that storage published but a crash kept from the catalogue: in one transaction,
-    /// closes `upload_id` as completed if given and still open, and moves `media_id` to `Normal` with the
-    /// object's attributes if it is still `Uploading` and not deleted, queueing `event` as
-    /// [`Self::complete_object`] does. No credential is checked: storage accepted the write while its
-    /// credential was valid. Returns the media if it changed.
-    async fn recover_object(
+    /// UploadPart: records `blob` as part `part_number` of the open upload for `bucket`/`key`, replacing
+    /// an earlier part of that number (whose blob goes to the collector). [`MetaError::NotFound`] if the
+    /// upload is not open or is for another key.
+    async fn put_part(
         &self,
-        upload_id: Option<&str>,
-        media_id: &str,
-        object: &CompletedObject,
+        upload_id: &str,
+        bucket: &str,
+        key: &str,
+        part_number: u32,
+        blob: &NewBlob,
+        at: SystemTime,
+    ) -> MetaResult<()>;
+
+    /// The parts of the open upload for `bucket`/`key`, ascending. [`MetaError::NotFound`] if it is not
+    /// open or is for another key.
+    async fn list_parts(&self, upload_id: &str, bucket: &str, key: &str) -> MetaResult<Vec<StoredPart>>;
+
+    /// CompleteMultipartUpload: in one transaction, checks the upload is open and for this key (a closed
+    /// one answers [`CompleteOutcome::Repeated`] when it was completed with the same parts, else
+    /// [`MetaError::NotFound`]), checks `guard`, checks each listed part against the stored one (ETag,
+    /// minimum size), then makes the key name the listed parts' blobs in order (no byte is copied),
+    /// closes the upload and hands the unlisted parts and the replaced version to the collector.
+    async fn complete_upload(
+        &self,
+        complete: &CompleteCommit,
+        guard: Option<&WriteGuard>,
         event: Option<&EventBuilder<'_>>,
         at: SystemTime,
-    ) -> MetaResult<Option<Media>>;
+    ) -> MetaResult<CompleteOutcome>;
+
+    /// Records what the layout before the catalogue owned objects held (`crate::upgrade`); repeatable.
+    async fn import_legacy(
+        &self,
+        bucket: &str,
+        import: &LegacyImport,
+        at: SystemTime,
+    ) -> MetaResult<ImportCounts>;
+}
+
+/// The collector's side of the catalogue: blobs nothing references any more, and tombstones that keep a
+/// blob being collected from being committed.
+#[async_trait::async_trait]
+pub trait BlobRepo: Send + Sync {
+    /// Marks up to `limit` blobs released before `released_before` (replaced, deleted, aborted,
+    /// unlisted) as collected and returns their ids, for removal from storage.
+    async fn claim_garbage(
+        &self,
+        released_before: SystemTime,
+        limit: u32,
+        at: SystemTime,
+    ) -> MetaResult<Vec<String>>;
+    /// Of `ids` (blobs found in storage, old enough), those nothing references: ids the catalogue has
+    /// never seen are recorded as collected (so a commit naming one now fails rather than reference a blob
+    /// about to go), and ids already collected are returned again.
+    async fn claim_orphans(&self, ids: &[String], at: SystemTime) -> MetaResult<Vec<String>>;
+    /// Forgets collected blobs marked before `before`; returns how many.
+    async fn forget_collected(&self, before: SystemTime) -> MetaResult<u64>;
+    /// Blobs per state, for metrics and tests.
+    async fn blob_counts(&self) -> MetaResult<BlobCounts>;
 }
 
 /// Builds the outbox event of a media that just turned `Normal`, or `None` when it has nowhere to go.
@@ -200,6 +264,12 @@ pub trait EventRepo: Send + Sync {
 }
 
 /// Everything the service stores about itself and its media.
-pub trait MetaStore: CredentialRepo + MediaRepo + UploadRepo + EventRepo + std::fmt::Debug {}
+pub trait MetaStore:
+    CredentialRepo + MediaRepo + UploadRepo + ObjectRepo + BlobRepo + EventRepo + std::fmt::Debug
+{
+}
 
-impl<T: CredentialRepo + MediaRepo + UploadRepo + EventRepo + std::fmt::Debug> MetaStore for T {}
+impl<T> MetaStore for T where
+    T: CredentialRepo + MediaRepo + UploadRepo + ObjectRepo + BlobRepo + EventRepo + std::fmt::Debug
+{
+}

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use vodup_proto::Secret;
 
+use crate::storage::Digests;
+
 /// A long-lived AccessKey created with `vodup keys create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessKeyRecord {
@@ -213,12 +215,9 @@ pub struct MediaUpdate {
 /// Result of [`super::MediaRepo::delete_media`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeletedMedia {
-    /// Ids that existed and are now deleted.
+    /// Ids that existed and are now deleted; their objects (and m3u8 segments) and open uploads went
+    /// with them, their blobs to the collector.
     pub deleted: Vec<String>,
-    /// Open uploads of those media, now aborted in the catalogue: their parts must be discarded.
-    pub aborted_uploads: Vec<String>,
-    /// Object keys of those media (and m3u8 prefixes) whose stored objects should be removed.
-    pub object_keys: Vec<String>,
 }
 
 /// GetVideoList filters.
@@ -317,29 +316,211 @@ pub struct UploadQuery {
     pub max: u32,
 }
 
-/// What the revocation rules require of a write that touches the catalogue (vod-api.md §12.2).
+/// What the revocation rules require of a write that touches the catalogue (vod-api.md §12.2), checked
+/// inside the write's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteGuard {
-    /// The media the credential was minted for; it must exist, not be deleted, and be `Uploading`.
-    pub media_id: String,
-    /// The long-lived key that minted the credential; it must be stored and not revoked (an unknown key
-    /// is refused too: nothing proves it was ever valid).
+    /// The long-lived key that signed the request, or that minted the upload credential; it must be
+    /// stored and not revoked (an unknown key is refused too: nothing proves it was ever valid).
     pub issuing_key_id: String,
+    /// For an upload credential, the media it was minted for: it must exist, not be deleted, and be
+    /// `Uploading` (or `Normal`, for a credential that RefreshUploadVideo minted to overwrite a source).
+    pub media_id: Option<String>,
+    /// Whether the credential may overwrite the source of a `Normal` video.
+    pub overwrite: bool,
 }
 
-/// A published object, as completion records it.
+/// `Normal` for PutObject, `Multipart` for CompleteMultipartUpload (the `x-oss-object-type` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectType {
+    /// Written by one PutObject.
+    Normal,
+    /// Assembled by CompleteMultipartUpload.
+    Multipart,
+}
+
+impl ObjectType {
+    /// The header value, also the stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "Normal",
+            Self::Multipart => "Multipart",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Normal" => Some(Self::Normal),
+            "Multipart" => Some(Self::Multipart),
+            _ => None,
+        }
+    }
+}
+
+/// Attributes stored with an object and returned by HEAD/GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// `Content-Type` given at PutObject or InitiateMultipartUpload.
+    pub content_type: Option<String>,
+    /// `x-oss-meta-*` headers, names lower-case without the prefix, in name order.
+    pub user_meta: Vec<(String, String)>,
+}
+
+/// What a key names: its current version, as the catalogue records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompletedObject {
+pub struct ObjectVersion {
     /// Bucket.
     pub bucket: String,
     /// Key.
     pub key: String,
-    /// Size in bytes.
+    /// The version's own id (32 hex), new at every commit.
+    pub version_id: String,
+    /// Total size in bytes.
     pub size: u64,
-    /// Quoted ETag.
+    /// The quoted ETag: MD5 of the body for `Normal`, `"<md5 of part md5s>-<n>"` for `Multipart`.
     pub etag: String,
-    /// CRC-64.
+    /// CRC-64/XZ of the whole object (parts combined, never re-read).
     pub crc64: u64,
+    /// The MD5 of the whole body, known only for `Normal` objects (`Content-MD5` on HEAD).
+    pub content_md5: Option<[u8; 16]>,
+    /// Normal or Multipart.
+    pub object_type: ObjectType,
+    /// Content type and user metadata.
+    pub meta: ObjectMeta,
+    /// When it was committed.
+    pub last_modified: SystemTime,
+    /// The multipart upload it was completed from (`Multipart` objects only).
+    pub upload_id: Option<String>,
+}
+
+/// One blob of an object version, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The blob.
+    pub blob_id: String,
+    /// Its length.
+    pub size: u64,
+}
+
+/// A blob a write has stored and its commit will reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBlob {
+    /// The id the blob store chose.
+    pub id: String,
+    /// What its bytes hash to.
+    pub digests: Digests,
+}
+
+/// A part of an open upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// 1..=10000.
+    pub part_number: u32,
+    /// Its blob.
+    pub blob_id: String,
+    /// MD5, CRC-64 and length of its bytes.
+    pub digests: Digests,
+    /// When it was recorded.
+    pub uploaded_at: SystemTime,
+}
+
+/// PutObject's commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutCommit {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// The body, already stored.
+    pub blob: NewBlob,
+    /// Content type and user metadata.
+    pub meta: ObjectMeta,
+    /// `x-oss-forbid-overwrite: true`: refuse ([`super::MetaError::Conflict`]) if the key names an object.
+    pub forbid_overwrite: bool,
+}
+
+/// CompleteMultipartUpload's commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompleteCommit {
+    /// The upload.
+    pub upload_id: String,
+    /// Bucket the request names.
+    pub bucket: String,
+    /// Key the request names (it must be the upload's).
+    pub key: String,
+    /// The parts listed, ascending by number, with the ETag the client expects of each; `None` completes
+    /// with every stored part (`x-oss-complete-all: yes`).
+    pub listed: Option<Vec<(u32, String)>>,
+    /// Every part but the last must have at least this many bytes.
+    pub min_part_size: u64,
+}
+
+/// What a commit answers a client: the object's ETag and CRC-64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The quoted ETag.
+    pub etag: String,
+    /// CRC-64 of the whole object.
+    pub crc64: u64,
+    /// MD5 of the body (PutObject).
+    pub content_md5: Option<[u8; 16]>,
+    /// The media this write completed, if any.
+    pub media: Option<Media>,
+}
+
+/// The verdict of CompleteMultipartUpload's commit. Anything but `Completed` changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// The key now names the assembled object.
+    Completed(Committed),
+    /// The upload was completed before with the same parts: the same answer again, nothing changed.
+    Repeated(Committed),
+    /// A listed part is missing or has another ETag.
+    InvalidPart {
+        /// The part number.
+        part_number: u32,
+        /// The ETag the request listed.
+        etag: String,
+    },
+    /// A part other than the last is smaller than the minimum.
+    PartTooSmall {
+        /// The part number.
+        part_number: u32,
+    },
+    /// The upload has no parts to complete with.
+    NoParts,
+}
+
+/// How many blobs the catalogue knows in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobCounts {
+    /// Referenced by an object version or an open upload's part.
+    pub live: u64,
+    /// Referenced by nothing, waiting for the grace period.
+    pub garbage: u64,
+    /// Removed, or being removed, from storage (tombstones kept for a while).
+    pub collected: u64,
+}
+
+/// What the migration from the layout before the catalogue owned objects brings in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegacyImport {
+    /// Objects and their pieces; a key the catalogue already names is skipped.
+    pub objects: Vec<(ObjectVersion, Vec<Piece>)>,
+    /// Staged parts per upload; only uploads the catalogue holds open take them.
+    pub parts: Vec<(String, Vec<StoredPart>)>,
+}
+
+/// What [`LegacyImport`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Objects recorded.
+    pub objects: u64,
+    /// Parts recorded.
+    pub parts: u64,
+    /// Objects or parts already recorded or no longer wanted (upload closed).
+    pub skipped: u64,
 }
 
 /// An event in the outbox.

@@ -1,19 +1,21 @@
 //! Blob storage behind one small trait: the bytes of objects and of multipart parts, and nothing else
 //! (who may write what, and which media an object belongs to, live in `meta`).
 //!
-//! The design serves both backends the service will have. An object is the ordered list of the blobs it
-//! was uploaded as (one for PutObject, one per part for multipart), published in one atomic step, so
-//! CompleteMultipartUpload costs the same whatever the object size and never re-reads a byte. That also
-//! fits an S3-compatible backend later, whose native multipart needs 5 MiB parts where OSS allows 100 KiB:
-//! it can keep each OSS part as its own S3 object and the list as another.
+//! The store holds immutable blobs under ids it chooses; it never decides what a key names. An object
+//! is, in the catalogue, the ordered list of the blobs it was uploaded as (one for PutObject, one per
+//! part for multipart), so CompleteMultipartUpload copies no byte and costs the same whatever the
+//! object's size. That fits an S3-compatible backend too (each OSS part is its own S3 object: no 5 MiB
+//! rule), and it makes every commit a catalogue transaction (`crate::meta`): a writer that loses or is
+//! refused leaves only an unreferenced blob, which the collector (`crate::collector`) reclaims.
 //!
 //! Bytes are hashed once, as they pass: every write returns the MD5, CRC-64 and length it computed
-//! ([`Digests`]), and the caller's expectations (`Content-MD5`, size limits) are checked *before* anything
-//! becomes visible. An object is either absent or whole.
+//! ([`Digests`]), and the caller's expectations (`Content-MD5`, size limits) are checked before the
+//! write succeeds.
 
 pub mod conformance;
 pub mod digests;
 pub mod local;
+pub mod pieces;
 
 use std::fmt;
 use std::io;
@@ -25,7 +27,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use digests::Digests;
-pub use local::{LocalStore, Recovery};
+pub use local::LocalStore;
 
 /// A stream of body bytes. Errors are I/O errors of the source (a client that went away).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -43,67 +45,23 @@ pub struct WriteLimits {
     pub expected_len: Option<u64>,
 }
 
-/// A stored part of a multipart upload.
+/// A blob the store has written: its id (chosen by the store, never by a client) and what the bytes hash
+/// to. Nothing refers to it until the catalogue commits a version or part that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartInfo {
-    /// 1..=10000.
-    pub part_number: u32,
-    /// MD5, CRC-64 and length of the part's bytes.
+pub struct StoredBlob {
+    /// The blob's id: 32 lower-case hex digits.
+    pub id: String,
+    /// MD5, CRC-64 and length of its bytes.
     pub digests: Digests,
-    /// When the part was stored.
-    pub last_modified: SystemTime,
 }
 
-/// `Normal` for PutObject, `Multipart` for CompleteMultipartUpload (the `x-oss-object-type` header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectType {
-    /// Written by one PutObject.
-    Normal,
-    /// Assembled by CompleteMultipartUpload.
-    Multipart,
-}
-
-impl ObjectType {
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Normal => "Normal",
-            Self::Multipart => "Multipart",
-        }
-    }
-}
-
-/// Attributes stored with an object and returned by HEAD/GET.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectMeta {
-    /// `Content-Type` given at PutObject or InitiateMultipartUpload.
-    pub content_type: Option<String>,
-    /// `x-oss-meta-*` headers, names lower-case without the prefix, in name order.
-    pub user_meta: Vec<(String, String)>,
-}
-
-/// A published object.
+/// A blob found by [`BlobStore::list`], for the collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// The object key.
-    pub key: String,
-    /// Total size in bytes.
-    pub size: u64,
-    /// The quoted ETag: MD5 of the body for `Normal`, `"<md5 of part md5s>-<n>"` for `Multipart`.
-    pub etag: String,
-    /// CRC-64/XZ of the whole object (parts combined, never re-read).
-    pub crc64: u64,
-    /// The MD5 of the whole body, known only for `Normal` objects (`Content-MD5` on HEAD).
-    pub content_md5: Option<[u8; 16]>,
-    /// Normal or Multipart.
-    pub object_type: ObjectType,
-    /// When it was published.
-    pub last_modified: SystemTime,
-    /// Content type and user metadata.
-    pub meta: ObjectMeta,
-    /// The multipart upload the object was assembled from (`Multipart` objects only): how a retried
-    /// CompleteMultipartUpload, or recovery after a crash, recognises an upload that was already published.
-    pub upload_id: Option<String>,
+pub struct ListedBlob {
+    /// The blob's id.
+    pub id: String,
+    /// When its bytes were last written (whole): the collector's grace period counts from here.
+    pub written_at: SystemTime,
 }
 
 /// Why a storage operation failed. Callers branch on the predicates, never on backend details.
@@ -195,73 +153,26 @@ pub(crate) fn is_out_of_space(error: &io::Error) -> bool {
         || error.source().and_then(|s| s.downcast_ref::<io::Error>()).is_some_and(is_out_of_space)
 }
 
-/// The blob store. Keys are opaque UTF-8 strings already validated by the caller (no `..` segment, no
-/// leading `/`); a backend must still never derive a filesystem path from a key.
+/// The blob store: immutable byte sequences under ids the store chooses. It knows nothing of keys,
+/// uploads or versions: which blobs make up what a key names is the catalogue's business, and a blob
+/// no committed version or open part references is removed by the collector, never by a writer.
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + fmt::Debug {
-    /// Streams `body` into the object `key`, replacing any object there only once the body is whole and
-    /// satisfies `limits`. Returns what was published.
-    async fn put_object(
-        &self,
-        key: &str,
-        body: ByteStream,
-        limits: &WriteLimits,
-        meta: ObjectMeta,
-    ) -> Result<ObjectInfo, StorageError>;
+    /// Streams `body` into a new blob, hashing it once as it passes, and keeps it only if it is whole and
+    /// satisfies `limits`; a failed write leaves nothing that [`Self::list`] shows (a crash may leave
+    /// bytes the store removes on its own). When this returns, the blob is durable.
+    async fn write(&self, body: ByteStream, limits: &WriteLimits) -> Result<StoredBlob, StorageError>;
 
-    /// Opens a multipart upload's staging area. `upload_id` is chosen by the caller (unique, 1 to 64 of
-    /// `[0-9A-F]`); a backend may refuse an id that is already open or was completed. Elsewhere an id
-    /// that is not open, or not of that form, is [`StorageError::NotFound`].
-    async fn create_upload(&self, upload_id: &str) -> Result<(), StorageError>;
+    /// The bytes `range` (end exclusive, non-empty, inside the blob's length as the catalogue records it)
+    /// of a blob, streamed with bounded memory. [`StorageError::NotFound`] if there is no such blob.
+    async fn read(&self, id: &str, range: Range<u64>) -> Result<ByteStream, StorageError>;
 
-    /// Streams one part. Re-uploading a part number replaces the earlier part atomically.
-    /// [`StorageError::NotFound`] if the upload is not open (never created, completed or aborted).
-    async fn put_part(
-        &self,
-        upload_id: &str,
-        part_number: u32,
-        body: ByteStream,
-        limits: &WriteLimits,
-    ) -> Result<PartInfo, StorageError>;
+    /// Removes a blob; removing a missing one succeeds.
+    async fn delete(&self, id: &str) -> Result<(), StorageError>;
 
-    /// The stored parts of an open upload, ascending by part number.
-    async fn list_parts(&self, upload_id: &str) -> Result<Vec<PartInfo>, StorageError>;
-
-    /// Publishes the object `key` as the given parts, in this order, atomically; parts of the upload not
-    /// listed are discarded and the upload is closed. The caller has already checked the parts against
-    /// [`Self::list_parts`] (ETags, order, sizes). Cost is independent of the object's size.
-    async fn complete_upload(
-        &self,
-        upload_id: &str,
-        key: &str,
-        part_numbers: &[u32],
-        meta: ObjectMeta,
-    ) -> Result<ObjectInfo, StorageError>;
-
-    /// Closes an upload and removes its parts. [`StorageError::NotFound`] if it is not open.
-    async fn abort_upload(&self, upload_id: &str) -> Result<(), StorageError>;
-
-    /// The object's attributes.
-    async fn head_object(&self, key: &str) -> Result<ObjectInfo, StorageError>;
-
-    /// The object's attributes and its bytes, or the bytes of `range` (end exclusive) of it. The stream
-    /// reads across the object's parts with bounded memory, and a read in progress is not affected by a
-    /// concurrent overwrite or delete of the object.
-    ///
-    /// `None` is the whole object (empty for an empty object). `Some(r)` needs `r.start < r.end <= size`,
-    /// else [`StorageError::InvalidRange`]; so an empty object has no valid range. Turning a `Range`
-    /// header into this (suffix ranges, clamping an end past the size) is the caller's job.
-    async fn get_object(
-        &self,
-        key: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<(ObjectInfo, ByteStream), StorageError>;
-
-    /// Removes the object; removing a missing object succeeds (OSS DeleteObject is idempotent).
-    async fn delete_object(&self, key: &str) -> Result<(), StorageError>;
-
-    /// The ids of every open upload, ascending: what startup reconciliation compares with the catalogue.
-    async fn open_uploads(&self) -> Result<Vec<String>, StorageError>;
+    /// Up to `limit` blobs with ids greater than `after`, ascending by id: the collector's walk over
+    /// everything stored, to find blobs that a crash or a losing writer left unreferenced.
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<ListedBlob>, StorageError>;
 
     /// Checks the backend is usable (writable folder, reachable store); run at startup and by `/readyz`.
     async fn health_check(&self) -> Result<(), StorageError>;
@@ -271,4 +182,15 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     async fn available_bytes(&self) -> Result<Option<u64>, StorageError> {
         Ok(None)
     }
+}
+
+/// Whether `id` has the form of a blob id (32 lower-case hex digits): a backend checks this before an
+/// id reaches a path or an object name.
+pub fn is_blob_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A fresh random blob id.
+pub fn new_blob_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }

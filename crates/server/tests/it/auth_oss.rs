@@ -17,7 +17,8 @@ use vodup_testkit::{OssCall, OssCredential, TestServer};
 
 use crate::support::{
     MIN_PART, assert_no_object, bytes, complete_body, complete_call, crc, create_video, head_error, initiate,
-    media_status, new_key, open_uploads, oss_error, put, stored, stored_parts, upload_part, upload_state,
+    media_status, new_key, open_uploads, oss_error, parts_of, put, stored, stored_parts, upload_part,
+    upload_state,
 };
 
 fn head(key: &str, credential: OssCredential) -> OssCall {
@@ -446,7 +447,7 @@ async fn sts_of_a_deleted_media_is_refused_at_once() {
     assert_no_object(state, key).await;
     assert!(state.meta.get_media(&video.id).await.unwrap().is_none(), "the media stays deleted");
     assert_eq!(upload_state(state, &upload_id).await, UploadState::Aborted, "deleting the media aborted it");
-    assert!(state.storage.list_parts(&upload_id).await.is_err(), "and discarded its parts");
+    assert!(parts_of(state, &upload_id).await.is_err(), "and discarded its parts");
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ use vodup_testkit::{OssCall, TestServer};
 
 use crate::support::{
     MIN_PART, Video, assert_no_object, bytes, complete_body, complete_call, crc, create_video, initiate,
-    media_status, oss_error, put, raw_http, stored, stored_parts, upload_part, upload_state, v1_headers,
+    media_status, oss_error, parts_of, put, raw_http, stored, stored_parts, upload_part, upload_state,
+    v1_headers,
 };
 
 /// A video with an open upload holding part 1 (exactly 100 KiB) and part 2 (small, as a last part may be).
@@ -191,6 +192,6 @@ async fn content_md5_mismatch_is_invalid_digest() {
     oss_error(server.oss(call).await, 400, "InvalidDigest", "CompleteMultipartUpload").await;
 
     open.assert_unchanged().await;
-    let parts = server.state.storage.list_parts(&open.upload_id).await.unwrap();
+    let parts = parts_of(&server.state, &open.upload_id).await.unwrap();
     assert_eq!(parts[1].digests.len, 12_345, "part 2 was not replaced");
 }

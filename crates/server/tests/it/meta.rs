@@ -32,7 +32,6 @@ conformance_tests!(
     run_all,
     events_commit_with_their_status_change,
     stale_uploads_and_media_are_found_by_age,
-    recovered_completions_publish_once_with_their_event,
     keys_round_trip,
     key_revocation,
     settings_are_created_once,
@@ -48,10 +47,6 @@ conformance_tests!(
     record_progress_only_for_uploading_videos,
     uploads_round_trip,
     list_open_uploads_orders_filters_and_pages,
-    complete_object_publishes_the_guarded_media,
-    complete_object_refuses_revoked_writes,
-    complete_object_keeps_media_uploading_for_segments,
-    complete_object_without_guard_only_closes_the_upload,
     create_upload_checks_the_guard,
 );
 

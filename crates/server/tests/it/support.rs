@@ -128,12 +128,10 @@ pub async fn media_status(state: &AppState, id: &str) -> MediaStatus {
     state.meta.get_media(id).await.expect("read media").unwrap_or_else(|| panic!("media {id} exists")).status
 }
 
-/// Asserts storage holds no object at `key`.
+/// Asserts the catalogue names no object at `key`.
 pub async fn assert_no_object(state: &AppState, key: &str) {
-    match state.storage.head_object(key).await {
-        Err(e) if e.is_not_found() => {}
-        other => panic!("expected no object at {key:?}, found {other:?}"),
-    }
+    let found = state.meta.get_object(&state.site.bucket, key, false).await.expect("read the catalogue");
+    assert!(found.is_none(), "expected no object at {key:?}, found {found:?}");
 }
 
 /// How many multipart uploads the catalogue has open.
@@ -142,10 +140,15 @@ pub async fn open_uploads(state: &AppState) -> usize {
     state.meta.list_open_uploads(&query).await.expect("list uploads").len()
 }
 
-/// The size and CRC-64 storage holds for `key`; panics if absent.
+/// The size and CRC-64 of the object the catalogue names at `key`; panics if absent.
 pub async fn stored(state: &AppState, key: &str) -> (u64, u64) {
-    let info = state.storage.head_object(key).await.unwrap_or_else(|e| panic!("object {key:?}: {e}"));
-    (info.size, info.crc64)
+    let (object, _) = state
+        .meta
+        .get_object(&state.site.bucket, key, false)
+        .await
+        .expect("read the catalogue")
+        .unwrap_or_else(|| panic!("no object at {key:?}"));
+    (object.size, object.crc64)
 }
 
 /// The catalogue state of an upload; panics if unknown.
@@ -153,9 +156,18 @@ pub async fn upload_state(state: &AppState, upload_id: &str) -> UploadState {
     state.meta.get_upload(upload_id).await.expect("read upload").expect("upload is known").state
 }
 
-/// The part numbers storage holds for an open upload.
+/// The parts the catalogue holds for an open upload; NotFound once it is closed.
+pub async fn parts_of(
+    state: &AppState,
+    upload_id: &str,
+) -> Result<Vec<vodup_server::meta::StoredPart>, vodup_server::meta::MetaError> {
+    let upload = state.meta.get_upload(upload_id).await.expect("read upload").expect("upload is known");
+    state.meta.list_parts(upload_id, &upload.new.bucket, &upload.new.key).await
+}
+
+/// The part numbers the catalogue holds for an open upload.
 pub async fn stored_parts(state: &AppState, upload_id: &str) -> Vec<u32> {
-    state.storage.list_parts(upload_id).await.expect("list parts").iter().map(|p| p.part_number).collect()
+    parts_of(state, upload_id).await.expect("list parts").iter().map(|p| p.part_number).collect()
 }
 
 /// InitiateMultipartUpload; returns the upload id.

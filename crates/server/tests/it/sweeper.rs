@@ -7,8 +7,8 @@ use vodup_server::meta::{MediaStatus, UploadState};
 use vodup_testkit::TestServer;
 
 use super::support::{
-    bytes, complete_body, complete_call, create_video, initiate, media_status, stored_parts, upload_part,
-    upload_state,
+    bytes, complete_body, complete_call, create_video, initiate, media_status, parts_of, stored_parts,
+    upload_part, upload_state,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,8 +38,8 @@ async fn an_abandoned_upload_is_swept_and_a_live_one_is_untouched() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(upload_state(&server.state, &old_upload).await, UploadState::Aborted);
-    let gone = server.state.storage.list_parts(&old_upload).await;
-    assert!(gone.is_err_and(|e| e.is_not_found()), "its parts are removed from storage");
+    let gone = parts_of(&server.state, &old_upload).await;
+    assert!(gone.is_err_and(|e| e.is_not_found()), "its parts are released");
     assert_eq!(media_status(&server.state, &abandoned.id).await, MediaStatus::UploadFail);
 
     assert_eq!(

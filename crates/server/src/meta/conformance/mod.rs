@@ -8,19 +8,16 @@
 
 mod outbox;
 
-pub use outbox::{
-    events_commit_with_their_status_change, recovered_completions_publish_once_with_their_event,
-    stale_uploads_and_media_are_found_by_age,
-};
+pub use outbox::{events_commit_with_their_status_change, stale_uploads_and_media_are_found_by_age};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vodup_proto::Secret;
 
 use super::{
-    AccessKeyRecord, CompletedObject, DeletedMedia, Media, MediaKind, MediaStatus, MediaUpdate, MetaError,
-    MetaResult, MetaStore, NewMedia, NewUpload, ProgressReport, Upload, UploadQuery, UploadState, VideoQuery,
-    WriteGuard,
+    AccessKeyRecord, DeletedMedia, Media, MediaKind, MediaStatus, MediaUpdate, MetaError, MetaResult,
+    MetaStore, NewBlob, NewMedia, NewUpload, ProgressReport, PutCommit, Upload, UploadQuery, UploadState,
+    VideoQuery, WriteGuard,
 };
 
 /// Runs every check on one store, in sequence.
@@ -40,15 +37,10 @@ pub async fn run_all(meta: &dyn MetaStore) {
     record_progress_only_for_uploading_videos(meta).await;
     uploads_round_trip(meta).await;
     list_open_uploads_orders_filters_and_pages(meta).await;
-    complete_object_publishes_the_guarded_media(meta).await;
-    complete_object_refuses_revoked_writes(meta).await;
-    complete_object_keeps_media_uploading_for_segments(meta).await;
-    complete_object_without_guard_only_closes_the_upload(meta).await;
     create_upload_checks_the_guard(meta).await;
     // Global queries last: they may touch other scopes' records, which are done by now.
     events_commit_with_their_status_change(meta).await;
     stale_uploads_and_media_are_found_by_age(meta).await;
-    recovered_completions_publish_once_with_their_event(meta).await;
 }
 
 /// Keys are stored and read back whole (secret included), duplicates conflict, and the list is oldest first.
@@ -197,16 +189,14 @@ pub async fn media_round_trip(meta: &dyn MetaStore) {
     assert_eq!(meta.get_media(&media_id(5, 99)).await.expect("get an unknown media item"), None);
 
     for (media, size, crc64) in [(&full, 1_u64 << 63, u64::MAX), (&image, 0, 1_u64 << 63)] {
-        let object = CompletedObject { size, crc64, ..object_of(media) };
+        let object = put_sized(media, size, crc64);
         let guard = guard(media, &issuer);
-        let done = meta
-            .complete_object(None, &object, Some(&guard), None, at(50))
-            .await
-            .expect("complete the object");
+        let done =
+            meta.put_object(&object, Some(&guard), None, at(50)).await.expect("complete the object").media;
         let expected = Media {
             status: MediaStatus::Normal,
             size: Some(size),
-            etag: Some(object.etag.clone()),
+            etag: Some(object.blob.digests.etag()),
             crc64: Some(crc64),
             modified_at: at(50),
             completed_at: Some(at(50)),
@@ -336,14 +326,6 @@ pub async fn delete_media_hides_media_and_aborts_uploads(meta: &dyn MetaStore) {
     let ids = [plain.id.clone(), media_id(9, 99), playlist.id.clone(), plain.id.clone()];
     let deleted = meta.delete_media(&ids, at(100)).await.expect("delete media");
     assert_eq!(sorted(deleted.deleted), sorted(vec![plain.id.clone(), playlist.id.clone()]));
-    assert_eq!(
-        sorted(deleted.aborted_uploads),
-        sorted(vec![open.upload_id.clone(), segment.upload_id.clone()])
-    );
-    assert_eq!(
-        sorted(deleted.object_keys),
-        sorted(vec![plain.object_key.clone(), playlist.object_key.clone(), "sv/9/2/".into()])
-    );
 
     for gone in [&plain, &playlist] {
         assert_eq!(
@@ -395,9 +377,7 @@ pub async fn list_videos_filters(meta: &dyn MetaStore) {
         meta.create_media(media).await.expect("create a media item");
     }
     let object = object_of(&a2);
-    meta.complete_object(None, &object, Some(&guard(&a2, &issuer)), None, at(400))
-        .await
-        .expect("complete a2");
+    meta.put_object(&object, Some(&guard(&a2, &issuer)), None, at(400)).await.expect("complete a2");
     meta.delete_media(std::slice::from_ref(&deleted.id), at(400)).await.expect("delete a video");
 
     let base = VideoQuery { storage_location: Some(here.into()), ..all_videos() };
@@ -488,7 +468,7 @@ pub async fn record_progress_only_for_uploading_videos(meta: &dyn MetaStore) {
     for media in [&uploading, &image, &normal, &deleted] {
         meta.create_media(media).await.expect("create a media item");
     }
-    meta.complete_object(None, &object_of(&normal), Some(&guard(&normal, &issuer)), None, at(50))
+    meta.put_object(&object_of(&normal), Some(&guard(&normal, &issuer)), None, at(50))
         .await
         .expect("complete");
     meta.delete_media(std::slice::from_ref(&deleted.id), at(50)).await.expect("delete a video");
@@ -644,190 +624,6 @@ pub async fn list_open_uploads_orders_filters_and_pages(meta: &dyn MetaStore) {
     assert_eq!(listed, vec![Upload { new: uploads[3].clone(), state: UploadState::Open }], "rows are whole");
 }
 
-/// Completing the guarded media's own object publishes it and closes the upload, exactly once.
-pub async fn complete_object_publishes_the_guarded_media(meta: &dyn MetaStore) {
-    let issuer = active_key(meta, 15).await;
-    let media = video(15, 1);
-    meta.create_media(&media).await.expect("create a video");
-    let upload = upload_for(&media, 15, 1);
-    meta.create_upload(&upload, Some(&guard(&media, &issuer))).await.expect("create an upload");
-
-    let elsewhere = CompletedObject { key: "sv/15/other.mp4".into(), ..object_of(&media) };
-    let result = meta
-        .complete_object(Some(&upload.upload_id), &elsewhere, Some(&guard(&media, &issuer)), None, at(90))
-        .await;
-    expect_not_found(result, "completing an upload under another key");
-    assert_eq!(upload_state(meta, &upload.upload_id).await, Some(UploadState::Open));
-
-    let object = CompletedObject {
-        size: 1234,
-        etag: "\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"".into(),
-        crc64: 42,
-        ..object_of(&media)
-    };
-    let done = meta
-        .complete_object(Some(&upload.upload_id), &object, Some(&guard(&media, &issuer)), None, at(100))
-        .await
-        .expect("complete the upload");
-    let expected = Media {
-        status: MediaStatus::Normal,
-        size: Some(1234),
-        etag: Some(object.etag.clone()),
-        crc64: Some(42),
-        modified_at: at(100),
-        completed_at: Some(at(100)),
-        ..fresh(&media)
-    };
-    assert_eq!(done, Some(expected.clone()));
-    assert_eq!(meta.get_media(&media.id).await.expect("get a media item"), Some(expected.clone()));
-    assert_eq!(upload_state(meta, &upload.upload_id).await, Some(UploadState::Completed));
-
-    let again = meta
-        .complete_object(Some(&upload.upload_id), &object, Some(&guard(&media, &issuer)), None, at(200))
-        .await;
-    expect_not_found(again, "completing an upload twice");
-    assert_eq!(
-        meta.get_media(&media.id).await.expect("get a media item"),
-        Some(expected),
-        "a retry changes nothing"
-    );
-}
-
-/// Completion is refused, and changes nothing, once the key is revoked or the media is deleted or done.
-pub async fn complete_object_refuses_revoked_writes(meta: &dyn MetaStore) {
-    let revoked = active_key(meta, 16).await;
-    let issuer = key_id(16, 2);
-    meta.create_key(&key(16, 2, 0)).await.expect("create a key");
-
-    let orphaned = video(16, 1);
-    meta.create_media(&orphaned).await.expect("create a video");
-    let upload = upload_for(&orphaned, 16, 1);
-    meta.create_upload(&upload, Some(&guard(&orphaned, &revoked))).await.expect("create an upload");
-    meta.revoke_key(&revoked, at(50)).await.expect("revoke a key");
-    let result = meta
-        .complete_object(
-            Some(&upload.upload_id),
-            &object_of(&orphaned),
-            Some(&guard(&orphaned, &revoked)),
-            None,
-            at(60),
-        )
-        .await;
-    expect_refused(result, "completing with a revoked key");
-    assert_eq!(
-        upload_state(meta, &upload.upload_id).await,
-        Some(UploadState::Open),
-        "a refusal keeps the upload open"
-    );
-    assert_eq!(meta.get_media(&orphaned.id).await.expect("get a media item"), Some(fresh(&orphaned)));
-    let unknown = WriteGuard { issuing_key_id: key_id(16, 99), ..guard(&orphaned, &issuer) };
-    expect_refused(
-        meta.complete_object(None, &object_of(&orphaned), Some(&unknown), None, at(60)).await,
-        "an unknown key",
-    );
-
-    let deleted = video(16, 2);
-    meta.create_media(&deleted).await.expect("create a video");
-    meta.delete_media(std::slice::from_ref(&deleted.id), at(70)).await.expect("delete a video");
-    let result =
-        meta.complete_object(None, &object_of(&deleted), Some(&guard(&deleted, &issuer)), None, at(80)).await;
-    expect_refused(result, "completing deleted media");
-    let unknown = WriteGuard { media_id: media_id(16, 99), ..guard(&deleted, &issuer) };
-    expect_refused(
-        meta.complete_object(None, &object_of(&deleted), Some(&unknown), None, at(80)).await,
-        "unknown media",
-    );
-
-    let done = video(16, 3);
-    meta.create_media(&done).await.expect("create a video");
-    let late = upload_for(&done, 16, 3);
-    meta.create_upload(&late, Some(&guard(&done, &issuer))).await.expect("create an upload");
-    let first =
-        meta.complete_object(None, &object_of(&done), Some(&guard(&done, &issuer)), None, at(90)).await;
-    let first = first.expect("complete the object").expect("the media is published");
-    let second = CompletedObject { size: 1, etag: "\"other\"".into(), crc64: 1, ..object_of(&done) };
-    let result = meta
-        .complete_object(Some(&late.upload_id), &second, Some(&guard(&done, &issuer)), None, at(100))
-        .await;
-    expect_refused(result, "completing media that is already Normal");
-    assert_eq!(
-        upload_state(meta, &late.upload_id).await,
-        Some(UploadState::Open),
-        "a refusal keeps the upload open"
-    );
-    assert_eq!(
-        meta.get_media(&done.id).await.expect("get a media item"),
-        Some(first),
-        "a refusal changes nothing"
-    );
-}
-
-/// Objects under an m3u8 video's prefix are stored without publishing it; its playlist then does.
-pub async fn complete_object_keeps_media_uploading_for_segments(meta: &dyn MetaStore) {
-    let issuer = active_key(meta, 17).await;
-    let playlist = NewMedia {
-        object_key: "sv/17/1/index.m3u8".into(),
-        object_prefix: Some("sv/17/1/".into()),
-        file_ext: "m3u8".into(),
-        ..video(17, 1)
-    };
-    meta.create_media(&playlist).await.expect("create a video");
-    let segment = NewUpload { key: "sv/17/1/seg-0.ts".into(), ..upload_for(&playlist, 17, 1) };
-    let guard = guard(&playlist, &issuer);
-    meta.create_upload(&segment, Some(&guard)).await.expect("create an upload");
-
-    let object = CompletedObject { key: segment.key.clone(), ..object_of(&playlist) };
-    let done = meta.complete_object(Some(&segment.upload_id), &object, Some(&guard), None, at(100)).await;
-    assert_eq!(done.expect("complete a segment"), None, "a segment publishes nothing");
-    assert_eq!(upload_state(meta, &segment.upload_id).await, Some(UploadState::Completed));
-    let put = CompletedObject { key: "sv/17/1/seg-1.ts".into(), ..object_of(&playlist) };
-    let done = meta.complete_object(None, &put, Some(&guard), None, at(110)).await;
-    assert_eq!(done.expect("put a segment"), None);
-    assert_eq!(meta.get_media(&playlist.id).await.expect("get a media item"), Some(fresh(&playlist)));
-
-    let done = meta.complete_object(None, &object_of(&playlist), Some(&guard), None, at(120)).await;
-    let done = done.expect("complete the playlist").expect("the playlist publishes the video");
-    assert_eq!(done.status, MediaStatus::Normal);
-}
-
-/// Without a guard (an AccessKey upload to any key) completion only closes the upload.
-pub async fn complete_object_without_guard_only_closes_the_upload(meta: &dyn MetaStore) {
-    let free = NewUpload {
-        upload_id: upload_id(18, 1),
-        bucket: "conformance-18".into(),
-        key: "any/key.bin".into(),
-        media_id: None,
-        content_type: "application/octet-stream".into(),
-        initiated_at: at(1),
-    };
-    meta.create_upload(&free, None).await.expect("create an upload");
-    let object = CompletedObject {
-        bucket: free.bucket.clone(),
-        key: free.key.clone(),
-        size: 3,
-        etag: "\"e\"".into(),
-        crc64: 7,
-    };
-    assert_eq!(
-        meta.complete_object(Some(&free.upload_id), &object, None, None, at(10)).await.expect("complete"),
-        None
-    );
-    assert_eq!(upload_state(meta, &free.upload_id).await, Some(UploadState::Completed));
-    expect_not_found(
-        meta.complete_object(Some(&free.upload_id), &object, None, None, at(20)).await,
-        "completing twice",
-    );
-
-    let media = video(18, 1);
-    meta.create_media(&media).await.expect("create a video");
-    let done = meta
-        .complete_object(None, &object_of(&media), None, None, at(30))
-        .await
-        .expect("put over a media key");
-    assert_eq!(done, None, "only a guard names the media to publish");
-    assert_eq!(meta.get_media(&media.id).await.expect("get a media item"), Some(fresh(&media)));
-}
-
 /// Initiating an upload under a guard is refused, leaving no row, unless the key is active and the media
 /// live and `Uploading`.
 pub async fn create_upload_checks_the_guard(meta: &dyn MetaStore) {
@@ -842,7 +638,7 @@ pub async fn create_upload_checks_the_guard(meta: &dyn MetaStore) {
         meta.create_media(media).await.expect("create a video");
     }
     meta.delete_media(std::slice::from_ref(&deleted.id), at(10)).await.expect("delete a video");
-    meta.complete_object(None, &object_of(&normal), Some(&guard(&normal, &issuer)), None, at(10))
+    meta.put_object(&object_of(&normal), Some(&guard(&normal, &issuer)), None, at(10))
         .await
         .expect("complete");
 
@@ -853,7 +649,7 @@ pub async fn create_upload_checks_the_guard(meta: &dyn MetaStore) {
         ("Normal media", guard(&normal, &issuer), &normal),
         (
             "unknown media",
-            WriteGuard { media_id: media_id(19, 99), ..guard(&uploading, &issuer) },
+            WriteGuard { media_id: Some(media_id(19, 99)), ..guard(&uploading, &issuer) },
             &uploading,
         ),
     ];
@@ -968,17 +764,28 @@ fn upload_for(media: &NewMedia, scope: u32, n: u32) -> NewUpload {
 }
 
 fn guard(media: &NewMedia, issuing_key_id: &str) -> WriteGuard {
-    WriteGuard { media_id: media.id.clone(), issuing_key_id: issuing_key_id.into() }
+    WriteGuard { issuing_key_id: issuing_key_id.into(), media_id: Some(media.id.clone()), overwrite: false }
 }
 
-/// The media's own object, as completion would report it.
-fn object_of(media: &NewMedia) -> CompletedObject {
-    CompletedObject {
+/// A PutObject of the media's own object: 10 bytes in a fresh blob.
+fn object_of(media: &NewMedia) -> PutCommit {
+    put_sized(media, 10, 0x9A6C_9329_AD2C_5F6B)
+}
+
+/// A PutObject of the media's own object with the given figures (the catalogue records digests as the
+/// blob store reported them; it never re-reads bytes).
+fn put_sized(media: &NewMedia, size: u64, crc64: u64) -> PutCommit {
+    let md5 =
+        [0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF];
+    PutCommit {
         bucket: media.bucket.clone(),
         key: media.object_key.clone(),
-        size: 10,
-        etag: "\"0123456789ABCDEF0123456789ABCDEF\"".into(),
-        crc64: 0x9A6C_9329_AD2C_5F6B,
+        blob: NewBlob {
+            id: crate::storage::new_blob_id(),
+            digests: crate::storage::Digests { md5, crc64, len: size },
+        },
+        meta: super::ObjectMeta::default(),
+        forbid_overwrite: false,
     }
 }
 

@@ -28,10 +28,10 @@ pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
         events.into_iter().filter(|e| e.media_id.starts_with(&media.id[..8])).collect()
     };
     let published = meta
-        .complete_object(None, &object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(50))
+        .put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(50))
         .await
         .expect("complete the video");
-    assert_eq!(published.map(|m| m.status), Some(MediaStatus::Normal));
+    assert_eq!(published.media.map(|m| m.status), Some(MediaStatus::Normal));
 
     assert!(
         ours(meta.due_events(at(49), 1000).await.expect("due events")).is_empty(),
@@ -59,28 +59,21 @@ pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
     assert!(meta.event_counts().await.expect("count events").delivered >= 1);
 
     // A second completion of the same media is refused (no longer Uploading): no second event.
-    let refused = meta
-        .complete_object(None, &object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(200))
-        .await;
+    let refused =
+        meta.put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(200)).await;
     expect_refused(refused, "completing a Normal video again");
     assert!(ours(meta.due_events(at(1_000_000), 1000).await.expect("due events")).is_empty());
 
     // A builder that has nowhere to send queues nothing.
     let quiet = video(31, 2);
     meta.create_media(&quiet).await.expect("create a video");
-    meta.complete_object(
-        None,
-        &object_of(&quiet),
-        Some(&guard(&quiet, &issuer)),
-        Some(&|_: &Media| None),
-        at(300),
-    )
-    .await
-    .expect("complete without an event");
+    meta.put_object(&object_of(&quiet), Some(&guard(&quiet, &issuer)), Some(&|_: &Media| None), at(300))
+        .await
+        .expect("complete without an event");
     let given_up_before = meta.event_counts().await.expect("count events").given_up;
     let third = video(31, 3);
     meta.create_media(&third).await.expect("create a video");
-    meta.complete_object(None, &object_of(&third), Some(&guard(&third, &issuer)), Some(&event_for), at(400))
+    meta.put_object(&object_of(&third), Some(&guard(&third, &issuer)), Some(&event_for), at(400))
         .await
         .expect("complete");
     meta.event_given_up(&format!("E{}", third.id), at(401), "horizon").await.expect("give up");
@@ -116,60 +109,4 @@ pub async fn stale_uploads_and_media_are_found_by_age(meta: &dyn MetaStore) {
     assert_eq!(status(new.id.clone()).await, Some(MediaStatus::Uploading));
     let again = meta.fail_stale_media(at(20_000_000), at(40_000_001)).await.expect("fail stale media");
     assert!(!again.contains(&old.id), "only once");
-}
-
-/// Startup reconciliation's queries: media still `Uploading` are listed (not deleted ones, not finished
-/// ones), and a recovered completion closes its upload, publishes its media and queues its event once,
-/// without any credential, but only for the media's own object.
-pub async fn recovered_completions_publish_once_with_their_event(meta: &dyn MetaStore) {
-    let cut = video(33, 1);
-    let other = video(33, 2);
-    let deleted = video(33, 3);
-    for media in [&cut, &other, &deleted] {
-        meta.create_media(media).await.expect("create a video");
-    }
-    meta.delete_media(std::slice::from_ref(&deleted.id), at(10)).await.expect("delete a video");
-    let upload = upload_for(&cut, 33, 1);
-    meta.create_upload(&upload, None).await.expect("create an upload");
-    let uploading = uploading_ids(meta).await;
-    assert!(uploading.contains(&cut.id) && uploading.contains(&other.id), "{uploading:?}");
-    assert!(!uploading.contains(&deleted.id), "deleted media are not candidates");
-
-    let ours = |events: Vec<crate::meta::OutboxEvent>| -> Vec<String> {
-        events.into_iter().filter(|e| e.media_id.starts_with(&cut.id[..8])).map(|e| e.id).collect()
-    };
-    // Another media's object does not publish this one.
-    let stray = meta
-        .recover_object(None, &cut.id, &object_of(&other), Some(&event_for), at(20))
-        .await
-        .expect("recover with a foreign object");
-    assert!(stray.is_none(), "a foreign object publishes nothing");
-
-    let recovered = meta
-        .recover_object(Some(&upload.upload_id), &cut.id, &object_of(&cut), Some(&event_for), at(50))
-        .await
-        .expect("recover the completion");
-    let recovered = recovered.expect("the media changed");
-    assert_eq!((recovered.status, recovered.size), (MediaStatus::Normal, Some(10)));
-    let stored = meta.get_upload(&upload.upload_id).await.expect("get the upload").expect("the upload");
-    assert_eq!(stored.state, UploadState::Completed);
-    assert_eq!(ours(meta.due_events(at(60), 1000).await.expect("due events")), vec![format!("E{}", cut.id)]);
-
-    let again = meta
-        .recover_object(Some(&upload.upload_id), &cut.id, &object_of(&cut), Some(&event_for), at(70))
-        .await
-        .expect("recover again");
-    assert!(again.is_none(), "a second recovery changes nothing");
-    assert_eq!(ours(meta.due_events(at(80), 1000).await.expect("due events")).len(), 1, "one event only");
-    let gone = meta
-        .recover_object(None, &deleted.id, &object_of(&deleted), Some(&event_for), at(90))
-        .await
-        .expect("recover a deleted video");
-    assert!(gone.is_none(), "a deleted video stays deleted");
-    let uploading = uploading_ids(meta).await;
-    assert!(!uploading.contains(&cut.id) && uploading.contains(&other.id), "{uploading:?}");
-}
-
-async fn uploading_ids(meta: &dyn MetaStore) -> Vec<String> {
-    meta.uploading_media(u32::MAX).await.expect("uploading media").into_iter().map(|m| m.new.id).collect()
 }

@@ -1,5 +1,6 @@
 //! SQLite: media records, their listing and their upload progress ([`MediaRepo`]).
 
+use super::objects;
 use super::*;
 
 #[async_trait::async_trait]
@@ -120,7 +121,7 @@ impl MediaRepo for SqliteMeta {
             // `deleted_at IS NULL` also makes a repeated id in `media_ids` count once.
             let row = sqlx::query(
                 "UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
-                 RETURNING object_key, object_prefix",
+                 RETURNING bucket, object_key, object_prefix",
             )
             .bind(millis(at))
             .bind(media_id)
@@ -129,8 +130,26 @@ impl MediaRepo for SqliteMeta {
             .map_err(|e| failed(context(), e))?;
             let Some(row) = row else { continue };
             result.deleted.push(media_id.clone());
-            result.object_keys.push(column(&row, "object_key")?);
-            result.object_keys.extend(column::<Option<String>>(&row, "object_prefix")?);
+            // The media's object, and for a playlist every segment under its prefix, go with it.
+            let object_key: String = column(&row, "object_key")?;
+            let bucket: String = column(&row, "bucket")?;
+            objects::release_version(&mut tx, &bucket, &object_key, at).await?;
+            if let Some(prefix) = column::<Option<String>>(&row, "object_prefix")?.filter(|p| !p.is_empty()) {
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "SELECT object_key FROM objects WHERE bucket = ? AND object_key >= ? \
+                     AND substr(object_key, 1, length(?)) = ?",
+                )
+                .bind(&bucket)
+                .bind(&prefix)
+                .bind(&prefix)
+                .bind(&prefix)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| failed(context(), e))?;
+                for key in keys {
+                    objects::release_version(&mut tx, &bucket, &key, at).await?;
+                }
+            }
             let aborted: Vec<String> = sqlx::query_scalar(
                 "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE media_id = ? AND state = 'open' \
                  RETURNING upload_id",
@@ -140,7 +159,9 @@ impl MediaRepo for SqliteMeta {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| failed(format!("aborting the uploads of deleted media {media_id}"), e))?;
-            result.aborted_uploads.extend(aborted);
+            for upload_id in aborted {
+                objects::release_parts(&mut tx, &upload_id, at).await?;
+            }
         }
         tx.commit().await.map_err(|e| failed("committing a media deletion", e))?;
         Ok(result)

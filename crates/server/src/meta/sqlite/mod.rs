@@ -1,5 +1,5 @@
 //! The embedded metadata backend: every repository trait of [`super`] over one SQLite file, through sqlx,
-//! one file per trait (`credentials`, `media`, `uploads`, `events`); this one opens the file and holds
+//! one file per trait (`credentials`, `media`, `uploads`, `objects`, `blobs`, `events`); this one opens the file and holds
 //! what they share (row decoding, time and number conversions, error mapping).
 //!
 //! The file holds AccessKeySecrets, so [`SqliteMeta::open`] creates it with mode 0600 before SQLite touches
@@ -24,16 +24,17 @@ use sqlx::sqlite::{
 use sqlx::{Decode, QueryBuilder, Row, Sqlite, SqlitePool, Type};
 use vodup_proto::Secret;
 
+mod blobs;
 mod credentials;
 mod events;
 mod media;
+mod objects;
 mod uploads;
 
 use super::{
-    AccessKeyRecord, CompletedObject, CredentialRepo, DeletedMedia, EventBuilder, EventCounts, EventRepo,
-    Media, MediaKind, MediaRepo, MediaStatus, MediaUpdate, MetaError, MetaResult, NewMedia, NewUpload,
-    OutboxEvent, ProgressReport, Revocations, Upload, UploadQuery, UploadRepo, UploadState, VideoQuery,
-    WriteGuard,
+    AccessKeyRecord, CredentialRepo, DeletedMedia, EventBuilder, EventCounts, EventRepo, Media, MediaKind,
+    MediaRepo, MediaStatus, MediaUpdate, MetaError, MetaResult, NewMedia, NewUpload, OutboxEvent,
+    ProgressReport, Revocations, Upload, UploadQuery, UploadRepo, UploadState, VideoQuery, WriteGuard,
 };
 
 /// How long a statement waits for another connection or process to release the write lock.

@@ -1,7 +1,7 @@
-//! SQLite: multipart uploads and the commits that publish media, with their write guards
-//! ([`UploadRepo`]).
+//! SQLite: multipart uploads apart from completion ([`UploadRepo`]); completion is an object commit
+//! (`objects`).
 
-use super::media::media_from_row;
+use super::objects::{check_guard, release_parts};
 use super::*;
 
 #[async_trait::async_trait]
@@ -73,18 +73,20 @@ impl UploadRepo for SqliteMeta {
     }
 
     async fn abort_upload(&self, upload_id: &str, at: SystemTime) -> MetaResult<()> {
+        let mut tx = self.begin_write("abort an upload").await?;
         let done = sqlx::query(
             "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE upload_id = ? AND state = 'open'",
         )
         .bind(millis(at))
         .bind(upload_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| failed(format!("aborting upload {upload_id}"), e))?;
         if done.rows_affected() == 0 {
             return Err(MetaError::NotFound(format!("open upload {upload_id}")));
         }
-        Ok(())
+        release_parts(&mut tx, upload_id, at).await?;
+        tx.commit().await.map_err(|e| failed(format!("committing the abort of upload {upload_id}"), e))
     }
 
     async fn stale_uploads(&self, before: SystemTime, limit: u32) -> MetaResult<Vec<Upload>> {
@@ -114,179 +116,6 @@ impl UploadRepo for SqliteMeta {
         .await
         .map_err(|e| failed("failing stale media", e))
     }
-
-    async fn complete_object(
-        &self,
-        upload_id: Option<&str>,
-        object: &CompletedObject,
-        guard: Option<&WriteGuard>,
-        event: Option<&EventBuilder<'_>>,
-        at: SystemTime,
-    ) -> MetaResult<Option<Media>> {
-        let mut tx = self.begin_write("complete an object").await?;
-        // The upload comes first so a retried CompleteMultipartUpload reports NotFound (NoSuchUpload), as
-        // OSS does, rather than Refused because its media is already Normal. Any error drops `tx`, which
-        // rolls every step back.
-        if let Some(upload_id) = upload_id {
-            let closed = sqlx::query(
-                "UPDATE uploads SET state = 'completed', closed_at = ? \
-                 WHERE upload_id = ? AND state = 'open' AND bucket = ? AND object_key = ?",
-            )
-            .bind(millis(at))
-            .bind(upload_id)
-            .bind(&object.bucket)
-            .bind(&object.key)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| failed(format!("completing upload {upload_id}"), e))?;
-            if closed.rows_affected() == 0 {
-                return Err(MetaError::NotFound(format!(
-                    "open upload {upload_id} for {}/{}",
-                    object.bucket, object.key
-                )));
-            }
-        }
-        let mut published = None;
-        if let Some(guard) = guard {
-            let (bucket, object_key) = check_guard(&mut tx, guard).await?;
-            // Other keys of the media (m3u8 segments under its prefix) are stored without changing it.
-            if bucket == object.bucket && object_key == object.key {
-                published = publish_media(&mut tx, &guard.media_id, object, event, at).await?;
-            }
-        }
-        tx.commit().await.map_err(|e| {
-            failed(format!("committing the completion of {}/{}", object.bucket, object.key), e)
-        })?;
-        Ok(published)
-    }
-
-    async fn uploading_media(&self, limit: u32) -> MetaResult<Vec<Media>> {
-        sqlx::query(
-            "SELECT * FROM media WHERE status = ? AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
-        )
-        .bind(MediaStatus::Uploading.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| failed("listing media still uploading", e))?
-        .iter()
-        .map(media_from_row)
-        .collect()
-    }
-
-    async fn recover_object(
-        &self,
-        upload_id: Option<&str>,
-        media_id: &str,
-        object: &CompletedObject,
-        event: Option<&EventBuilder<'_>>,
-        at: SystemTime,
-    ) -> MetaResult<Option<Media>> {
-        let mut tx = self.begin_write("recover a completion").await?;
-        if let Some(upload_id) = upload_id {
-            sqlx::query(
-                "UPDATE uploads SET state = 'completed', closed_at = ? WHERE upload_id = ? AND state = 'open'",
-            )
-            .bind(millis(at))
-            .bind(upload_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| failed(format!("completing upload {upload_id}"), e))?;
-        }
-        let uploading: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM media WHERE id = ? AND status = ? AND deleted_at IS NULL AND bucket = ? AND object_key = ?",
-        )
-        .bind(media_id)
-        .bind(MediaStatus::Uploading.as_str())
-        .bind(&object.bucket)
-        .bind(&object.key)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| failed(format!("checking media {media_id}"), e))?;
-        let published = match uploading {
-            Some(_) => publish_media(&mut tx, media_id, object, event, at).await?,
-            None => None,
-        };
-        tx.commit().await.map_err(|e| failed(format!("committing the recovery of media {media_id}"), e))?;
-        Ok(published)
-    }
-}
-
-/// Moves a media item to `Normal` with its object's attributes and queues its event, inside `tx`.
-async fn publish_media(
-    conn: &mut SqliteConnection,
-    media_id: &str,
-    object: &CompletedObject,
-    event: Option<&EventBuilder<'_>>,
-    at: SystemTime,
-) -> MetaResult<Option<Media>> {
-    let row = sqlx::query(
-        "UPDATE media SET status = ?, size = ?, etag = ?, crc64 = ?, completed_at = ?, modified_at = ? \
-         WHERE id = ? RETURNING *",
-    )
-    .bind(MediaStatus::Normal.as_str())
-    .bind(u64_to_db(object.size))
-    .bind(&object.etag)
-    .bind(u64_to_db(object.crc64))
-    .bind(millis(at))
-    .bind(millis(at))
-    .bind(media_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| failed(format!("publishing media {media_id}"), e))?;
-    let media = media_from_row(&row)?;
-    if let Some(new) = event.and_then(|build| build(&media)) {
-        insert_event(&mut *conn, &new).await?;
-    }
-    Ok(Some(media))
-}
-
-async fn insert_event(conn: &mut SqliteConnection, event: &crate::meta::NewEvent) -> MetaResult<()> {
-    sqlx::query(
-        "INSERT INTO events (id, media_id, event_type, payload, callback_url, created_at, next_attempt_at, state) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-    )
-    .bind(&event.id)
-    .bind(&event.media_id)
-    .bind(&event.event_type)
-    .bind(&event.payload)
-    .bind(&event.callback_url)
-    .bind(millis(event.created_at))
-    .bind(millis(event.created_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| failed(format!("queueing event {} of media {}", event.event_type, event.media_id), e))?;
-    Ok(())
-}
-
-/// Checks the revocation rules of vod-api.md §12.2 inside the caller's transaction: the issuing key is
-/// known and not revoked, and the media exists, is not deleted and is still `Uploading`. Returns the
-/// media's bucket and object key.
-async fn check_guard(conn: &mut SqliteConnection, guard: &WriteGuard) -> MetaResult<(String, String)> {
-    let key_id = &guard.issuing_key_id;
-    let revoked_at: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT revoked_at FROM access_keys WHERE id = ?")
-            .bind(key_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| failed(format!("checking AccessKey {key_id}"), e))?;
-    match revoked_at {
-        None => return Err(MetaError::Refused(format!("AccessKey {key_id} is unknown"))),
-        Some(Some(_)) => return Err(MetaError::Refused(format!("AccessKey {key_id} was revoked"))),
-        Some(None) => {}
-    }
-    let media_id = &guard.media_id;
-    let row = sqlx::query("SELECT status, bucket, object_key FROM media WHERE id = ? AND deleted_at IS NULL")
-        .bind(media_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| failed(format!("checking media {media_id}"), e))?
-        .ok_or_else(|| MetaError::Refused(format!("media {media_id} does not exist or was deleted")))?;
-    let status: String = column(&row, "status")?;
-    if status != MediaStatus::Uploading.as_str() {
-        return Err(MetaError::Refused(format!("media {media_id} is {status}, no longer Uploading")));
-    }
-    Ok((column(&row, "bucket")?, column(&row, "object_key")?))
 }
 
 fn upload_from_row(row: &SqliteRow) -> MetaResult<Upload> {
