@@ -1,5 +1,6 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
-//! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire, memory bounds, the terminal bar.
+//! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
+//! memory bounds, the terminal bar, and a data folder written by an older storage layout (upgrade).
 
 mod batch;
 mod corruption;
@@ -13,3 +14,4 @@ mod serve_edges;
 mod sources;
 mod support;
 mod terminal;
+mod upgrade;
