@@ -225,6 +225,34 @@ def test_local_m3u8_with_segments(vodup, uploader, media, monkeypatch):
         assert stored == segment.read_bytes(), segment.name
 
 
+def test_finished_m3u8_is_refreshed_and_its_playlist_overwritten(vodup, uploader, media, tmp_path):
+    """RefreshUploadVideo on a `Normal` M3U8 video (Alibaba's reference: it also overwrites a source, the
+    VideoId staying the same): voduploadsdk's own refresh reads the finished video's upload address back,
+    and its own upload path overwrites the playlist; the old playlist is what readers get until then."""
+    playlist, segments = media.hls(seconds=4)
+    video_id = uploader.uploadLocalM3u8(UploadVideoRequest(str(playlist), "compat hls refresh"))
+    first = vodup.wait_video_status(video_id)
+    old_bytes = vodup.fetch(vodup.mezzanine(video_id)["FileURL"])
+
+    info = uploader._AliyunVodUploader__refresh_upload_video(video_id)
+    assert info["VideoId"] == video_id
+    address = info["UploadAddress"]
+    assert address["FileName"].endswith(".m3u8") and address["FileName"].startswith(address["ObjectPrefix"])
+    assert vodup.video_info(video_id)["Status"] == "Normal", "a refresh alone changes nothing"
+    assert vodup.fetch(vodup.mezzanine(video_id)["FileURL"]) == old_bytes
+
+    replacement = tmp_path / "replacement.m3u8"
+    replacement.write_bytes(old_bytes + b"#EXT-X-ENDLIST\n# replaced\n")
+    uploader._AliyunVodUploader__uploadOssObjectWithRetry(str(replacement), address["FileName"], info, None)
+
+    video = vodup.wait_video_status(video_id)
+    assert int(video["Size"]) == len(replacement.read_bytes()) != int(first["Size"])
+    assert vodup.fetch(vodup.mezzanine(video_id)["FileURL"]) == replacement.read_bytes()
+    bucket = vodup.oss_bucket()
+    for segment in segments:
+        assert bucket.get_object(address["ObjectPrefix"] + segment.name).read() == segment.read_bytes()
+
+
 def test_expired_credential_is_refreshed_and_the_upload_retried(
     start_vodup, redirect_host, media, monkeypatch
 ):

@@ -368,6 +368,18 @@ async fn a_layout_v1_data_folder_is_served_whole_after_the_upgrade_and_a_restart
         recipe: vec![Segment { seed: "upgrade/after".into(), size: 3000 }],
     });
     stop(server);
+    // The first start migrated the store: the layout before catalogue commits is gone, every byte now
+    // lives in a blob the catalogue names.
+    let store = data.join("store");
+    for legacy in ["objects", "uploads", "intents", "trash"] {
+        assert!(!store.join(legacy).exists(), "store/{legacy} is gone after the migration");
+    }
+    let old_folders: Vec<_> = std::fs::read_dir(store.join("blobs"))
+        .expect("read store/blobs")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.len() != 2)
+        .collect();
+    assert!(old_folders.is_empty(), "old blob folders left: {old_folders:?}");
 
     // Second start on the same folder: nothing migrates twice, nothing is lost.
     let server = ServeProcess::start(&options, &key, &[]);
