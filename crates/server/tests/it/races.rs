@@ -50,6 +50,13 @@ impl Answer {
         parse_oss_error(std::str::from_utf8(&self.body).expect("UTF-8 body"), self.header("x-oss-err"))
     }
 
+    /// Asserts a 200.
+    fn assert_ok(&self, what: &str) {
+        if self.status != 200 {
+            panic!("{what}: expected 200, got {} {:?}", self.status, self.error());
+        }
+    }
+
     /// Asserts a refusal with `status` and `code`.
     fn assert_refused(&self, status: u16, code: &str, what: &str) {
         assert!(
@@ -177,6 +184,12 @@ async fn assert_nothing(server: &TestServer, video: &Video, what: &str) {
     assert!(object.is_none(), "{what}: GET returns an object");
 }
 
+/// A delay from 0 to 3.5 ms that steps by 0.5 ms from round to round, to shift which side of a race
+/// comes first.
+fn sweep(round: u8) -> Duration {
+    Duration::from_micros(u64::from(round % 8) * 500)
+}
+
 fn abort_call(video: &Video, upload_id: &str) -> OssCall {
     OssCall::new("DELETE", Some(video.key()), video.sts()).query("uploadId", upload_id)
 }
@@ -192,7 +205,7 @@ async fn refused_writer_never_changes_what_get_returns() {
         let writer_b = Paused::start(&server, put(video.key(), video.sts(), b""), &b[..300]).await;
         wait_writing(&server).await;
         let answer = send(&server, put(video.key(), video.sts(), &a)).await;
-        assert_eq!(answer.status, 200, "round {round}: A");
+        answer.assert_ok(&format!("round {round}: A"));
         writer_b.finish(&b[300..]).await.assert_refused(403, "AccessDenied", "B after A");
         assert_normal_with(&server, &video, &a, "A's bytes after B's refusal").await;
         assert_eq!(video_info(&server, &video.id).await.1, Some(500));
@@ -298,10 +311,12 @@ async fn complete_racing_abort_has_one_winner() {
         let video = create_video(&server, "a.mp4").await;
         let upload_id = initiate(&server, video.key(), video.sts()).await;
         let parts = two_parts(&server, &video, &upload_id, round, 2000).await;
-        let (complete, abort) = tokio::join!(
-            send(&server, complete_of(&video, &upload_id, &parts)),
-            send(&server, abort_call(&video, &upload_id)),
-        );
+        // Abort is the shorter request: held back a little, by a delay swept over the rounds, so that
+        // each side wins some rounds.
+        let (complete, abort) = tokio::join!(send(&server, complete_of(&video, &upload_id, &parts)), async {
+            tokio::time::sleep(sweep(round)).await;
+            send(&server, abort_call(&video, &upload_id)).await
+        });
         let first_of_its_kind = match (complete.status, abort.status) {
             (200, _) => {
                 abort.assert_refused(404, "NoSuchUpload", "Abort after Complete");
@@ -342,12 +357,7 @@ async fn identical_completes_get_the_same_answer() {
             send(&server, complete_of(&video, &upload_id, &parts)),
         );
         for answer in [&one, &two] {
-            assert_eq!(
-                answer.status,
-                200,
-                "round {round}: {:?}",
-                (answer.status != 200).then(|| answer.error())
-            );
+            answer.assert_ok(&format!("round {round}: Complete"));
         }
         assert_eq!(one.header("etag"), two.header("etag"), "round {round}: ETag");
         let crc_of = |a: &Answer| a.header("x-oss-hash-crc64ecma").map(str::to_owned);
@@ -370,10 +380,19 @@ async fn part_replaced_during_complete_is_refused_or_not_published() {
         let replacement = bytes(MIN_PART, round.wrapping_add(100));
         let replace = OssCall::new("PUT", Some(video.key()), video.sts())
             .query("partNumber", "1")
-            .query("uploadId", &upload_id)
-            .body(replacement.clone());
-        let (complete, replaced) =
-            tokio::join!(send(&server, complete_of(&video, &upload_id, &parts)), send(&server, replace));
+            .query("uploadId", &upload_id);
+        // The replacement is in flight with all but its last bytes, so that its commit and the Complete's
+        // come close together; the Complete is held back by a delay swept over the rounds.
+        let split = MIN_PART - 100;
+        let replacing = Paused::start(&server, replace, &replacement[..split]).await;
+        wait_writing(&server).await;
+        let (complete, replaced) = tokio::join!(
+            async {
+                tokio::time::sleep(sweep(round)).await;
+                send(&server, complete_of(&video, &upload_id, &parts)).await
+            },
+            replacing.finish(&replacement[split..]),
+        );
         assert!(
             replaced.status == 200 || replaced.error().code == "NoSuchUpload",
             "round {round}: the replacement is stored or finds the upload closed: {:?}",
@@ -407,7 +426,7 @@ async fn key_revoked_mid_body_does_not_publish() {
         wait_writing(&server).await;
         assert!(server.state.meta.revoke_key(&id, std::time::SystemTime::now()).await.expect("revoke"));
         let answer = writer.finish(&data[400..]).await;
-        assert_eq!(answer.status, 403, "round {round}: {:?}", (answer.status != 403).then(|| answer.status));
+        answer.assert_refused(403, "AccessDenied", &format!("round {round}: PutObject of a revoked key"));
         assert!(get(&server, &key).await.is_none(), "round {round}: nothing published");
     }
 }
@@ -445,12 +464,7 @@ async fn complete_whose_client_disconnects_still_commits() {
         }
         assert_normal_with(&server, &video, &whole(&parts), "the abandoned Complete's bytes").await;
         let retry = send(&server, complete_of(&video, &upload_id, &parts)).await;
-        assert_eq!(
-            retry.status,
-            200,
-            "round {round}: the retry: {:?}",
-            (retry.status != 200).then(|| retry.error())
-        );
+        retry.assert_ok(&format!("round {round}: the retry"));
         let object = get(&server, video.key()).await.expect("the object");
         assert_eq!(retry.header("etag"), object.header("etag"), "round {round}: the retry's ETag");
     }
@@ -485,12 +499,7 @@ async fn refresh_overwrites_a_normal_video_in_one_step() {
         wait_writing(&server).await;
         assert_normal_with(&server, &video, &old, "the old source while the new one is in flight").await;
         let answer = writer.finish(&new[300..]).await;
-        assert_eq!(
-            answer.status,
-            200,
-            "round {round}: the overwrite: {:?}",
-            (answer.status != 200).then(|| answer.error())
-        );
+        answer.assert_ok(&format!("round {round}: the overwrite"));
         assert_normal_with(&server, &video, &new, "the new source").await;
         assert_eq!(video_info(&server, &video.id).await.1, Some(800), "round {round}: Size changed");
 
