@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// What a handler knows about its request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ctx {
     /// The request id.
     pub request_id: String,

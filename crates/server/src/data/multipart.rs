@@ -158,29 +158,13 @@ pub async fn complete(
         }
         Some(parsed.parts.into_iter().map(|p| (p.part_number, p.etag)).collect())
     };
-    let upload =
-        state.meta.get_upload(upload_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
-    if upload.as_ref().is_some_and(|u| u.state == crate::meta::UploadState::Open) {
-        precheck(state, ctx).await?;
-    }
-    let commit = CompleteCommit {
-        upload_id: upload_id.to_owned(),
-        bucket: ctx.bucket.clone(),
-        key: ctx.key.clone(),
-        listed,
-        min_part_size: MIN_PART_SIZE,
-    };
-    let guard = ctx.guard();
-    let task_state = state.clone();
-    // The request is whole: the commit runs to its end even if the client goes away meanwhile, and a
-    // retry of the same Complete gets the same answer.
-    let outcome = super::run_to_end(async move {
-        let at = task_state.now();
-        let build = event_builder(&task_state, &commit.key, at);
-        task_state.meta.complete_upload(&commit, guard.as_ref(), Some(&build), at).await
-    })
-    .await
-    .map_err(|e| OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id)))?;
+    // The request is whole: its checks and its commit run on their own task, to their end even if the
+    // client goes away meanwhile (a dropped handler would stop between two catalogue reads and never
+    // commit), and a retry of the same Complete gets the same answer.
+    let (task_state, task_ctx, id) = (state.clone(), ctx.clone(), upload_id.to_owned());
+    let outcome = tokio::spawn(async move { checked_complete(&task_state, &task_ctx, &id, listed).await })
+        .await
+        .map_err(|e| OssApiError::internal(&ctx.request_id, &e))??;
     match outcome {
         CompleteOutcome::Completed(done) => {
             committed(state, ctx, &done);
@@ -210,6 +194,42 @@ pub async fn complete(
             "The upload has no parts to complete with.",
         )),
     }
+}
+
+/// Complete's checks and commit. The revocation checks read before the commit refuse an open upload
+/// whose credential no longer holds; an upload an identical Complete closed meanwhile (its media is
+/// `Normal` now) goes on to the commit, which answers with that Complete's result.
+async fn checked_complete(
+    state: &AppState,
+    ctx: &Ctx,
+    upload_id: &str,
+    listed: Option<Vec<(u32, String)>>,
+) -> Result<CompleteOutcome, OssApiError> {
+    let is_open = async || {
+        let upload =
+            state.meta.get_upload(upload_id).await.map_err(|e| OssApiError::internal(&ctx.request_id, &e))?;
+        Ok::<_, OssApiError>(upload.is_some_and(|u| u.state == crate::meta::UploadState::Open))
+    };
+    if is_open().await?
+        && let Err(refused) = precheck(state, ctx).await
+        && is_open().await?
+    {
+        return Err(refused);
+    }
+    let commit = CompleteCommit {
+        upload_id: upload_id.to_owned(),
+        bucket: ctx.bucket.clone(),
+        key: ctx.key.clone(),
+        listed,
+        min_part_size: MIN_PART_SIZE,
+    };
+    let at = state.now();
+    let build = event_builder(state, &commit.key, at);
+    state
+        .meta
+        .complete_upload(&commit, ctx.guard().as_ref(), Some(&build), at)
+        .await
+        .map_err(|e| OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id)))
 }
 
 /// The answer to a successful CompleteMultipartUpload.

@@ -235,9 +235,14 @@ async fn connection(
             }
         })
     };
-    // No hyper timer: the watchdog below owns both timeouts (see the module comment).
-    let conn =
-        hyper::server::conn::http1::Builder::new().header_read_timeout(None).serve_connection(io, service);
+    // No hyper timer: the watchdog below owns both timeouts (see the module comment). Half-close: a client
+    // that closes its side once its request is sent (a kill, a timeout) does not cancel the request being
+    // served; without it hyper drops the handler at the EOF, and a whole CompleteMultipartUpload could
+    // stop between its checks and its commit. The answer's write then fails, and the connection ends.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(None)
+        .half_close(true)
+        .serve_connection(io, service);
     tokio::pin!(conn);
     let watchdog = watch::watchdog(&shared, limits.header_read_timeout, limits.idle_timeout);
     tokio::pin!(watchdog);

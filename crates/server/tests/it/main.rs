@@ -12,6 +12,7 @@ mod events;
 mod fuzz;
 mod meta;
 mod observability;
+mod races;
 mod storage;
 mod support;
 mod sweeper;
