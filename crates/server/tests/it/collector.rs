@@ -191,7 +191,7 @@ async fn released_blobs_are_removed_after_the_grace_period_and_live_ones_never()
 }
 
 /// Rounds per writer in [`writers_racing_the_collector_never_lose_an_acknowledged_object`].
-const WRITER_ROUNDS: u32 = 48;
+const WRITER_ROUNDS: u32 = 32;
 /// Concurrent writers there.
 const WRITERS: u32 = 4;
 
@@ -293,7 +293,7 @@ async fn writer(server: &TestServer, n: u32) -> (Vec<u8>, Vec<String>) {
     (expected.expect("at least one write was acknowledged"), failures)
 }
 
-/// 4 writers × 48 rounds of PutObject, UploadPart (with replacements), Complete, Abort and DeleteObject,
+/// 4 writers × 32 rounds of PutObject, UploadPart (with replacements), Complete, Abort and DeleteObject,
 /// with the collector (grace 1 s) running rounds back to back the whole time, so releases made during
 /// the run are removed during it. Every acknowledged object reads back exactly after each step, every
 /// failure is a clean OSS error, and at the end storage holds exactly the blobs the catalogue references.
@@ -321,15 +321,16 @@ async fn writers_racing_the_collector_never_lose_an_acknowledged_object() {
     let during = collector.await.expect("the collector task");
     assert!(
         during.garbage > 0,
-        "the run ({elapsed:?}) outlasted the grace period, so the collector removed blobs during it"
+        "the collector removed nothing during the run ({elapsed:?}): it must outlast the grace period"
     );
     assert_eq!(during.failed, 0);
 
     let failures: Vec<&String> = results.iter().flat_map(|(_, f)| f).collect();
+    let removed = during.garbage;
     println!(
-        "{} writers × {WRITER_ROUNDS} rounds in {elapsed:?}; collector removed {} released blobs during the run; failures: {failures:?}",
-        WRITERS, during.garbage
+        "{WRITERS} writers × {WRITER_ROUNDS} rounds in {elapsed:?}; {removed} released blobs removed meanwhile"
     );
+    println!("failures (each a clean OSS error): {failures:?}");
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     collect(&server.state).await;
@@ -343,12 +344,12 @@ async fn writers_racing_the_collector_never_lose_an_acknowledged_object() {
 }
 
 /// Rounds in [`commits_racing_the_collector_for_their_blob_either_win_or_fail_cleanly`], and blobs per round.
-const CLAIM_ROUNDS: u32 = 60;
+const CLAIM_ROUNDS: u32 = 40;
 const BLOBS_PER_ROUND: u32 = 8;
 
 /// The narrowest race: blobs whose write time is past the grace period (aged through the store's file
 /// times) are committed, half by PutObject's commit and half by UploadPart's, while a collector round
-/// walks storage and claims them as orphans. 60 rounds of 8 blobs. Each commit either wins (its object or
+/// walks storage and claims them as orphans. 40 rounds of 8 blobs. Each commit either wins (its object or
 /// part is readable with exact bytes, and later rounds never remove its blob) or fails with the
 /// catalogue's error and changes nothing (then its blob is gone from storage).
 #[tokio::test(flavor = "multi_thread")]
