@@ -4,6 +4,7 @@ mod auth_limits;
 mod auth_oss;
 mod auth_vod;
 mod bodies;
+mod collector;
 mod complete;
 mod connections;
 mod disk_full;

@@ -48,6 +48,19 @@ conformance_tests!(
     uploads_round_trip,
     list_open_uploads_orders_filters_and_pages,
     create_upload_checks_the_guard,
+    put_and_get_object_round_trip,
+    put_replaces_the_version_and_releases_the_old_blob,
+    put_object_checks_the_guard,
+    parts_are_recorded_replaced_and_released,
+    complete_publishes_the_listed_parts,
+    complete_refusals_change_nothing,
+    complete_and_abort_exclude_each_other,
+    delete_object_releases_or_refuses,
+    delete_media_releases_objects_and_parts,
+    commits_publish_the_media_key_only,
+    claim_garbage_respects_cutoff_and_limit,
+    claim_orphans_tombstones_unknown_blobs,
+    import_legacy_is_idempotent,
 );
 
 fn mode(path: &Path) -> u32 {

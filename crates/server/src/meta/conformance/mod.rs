@@ -6,8 +6,17 @@
 //! milliseconds, the precision backends keep. Panics name the step that failed.
 #![cfg(any(test, feature = "testing"))]
 
+mod objects;
 mod outbox;
 
+pub use objects::{
+    claim_garbage_respects_cutoff_and_limit, claim_orphans_tombstones_unknown_blobs,
+    commits_publish_the_media_key_only, complete_and_abort_exclude_each_other,
+    complete_publishes_the_listed_parts, complete_refusals_change_nothing,
+    delete_media_releases_objects_and_parts, delete_object_releases_or_refuses, import_legacy_is_idempotent,
+    parts_are_recorded_replaced_and_released, put_and_get_object_round_trip, put_object_checks_the_guard,
+    put_replaces_the_version_and_releases_the_old_blob,
+};
 pub use outbox::{events_commit_with_their_status_change, stale_uploads_and_media_are_found_by_age};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,6 +50,20 @@ pub async fn run_all(meta: &dyn MetaStore) {
     // Global queries last: they may touch other scopes' records, which are done by now.
     events_commit_with_their_status_change(meta).await;
     stale_uploads_and_media_are_found_by_age(meta).await;
+    // Objects and blobs: the collector's claims are global too.
+    put_and_get_object_round_trip(meta).await;
+    put_replaces_the_version_and_releases_the_old_blob(meta).await;
+    put_object_checks_the_guard(meta).await;
+    parts_are_recorded_replaced_and_released(meta).await;
+    complete_publishes_the_listed_parts(meta).await;
+    complete_refusals_change_nothing(meta).await;
+    complete_and_abort_exclude_each_other(meta).await;
+    delete_object_releases_or_refuses(meta).await;
+    delete_media_releases_objects_and_parts(meta).await;
+    commits_publish_the_media_key_only(meta).await;
+    claim_garbage_respects_cutoff_and_limit(meta).await;
+    claim_orphans_tombstones_unknown_blobs(meta).await;
+    import_legacy_is_idempotent(meta).await;
 }
 
 /// Keys are stored and read back whole (secret included), duplicates conflict, and the list is oldest first.
