@@ -316,11 +316,32 @@ fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
 /// Blob files of the two videos once both are complete: two parts and three.
 const TWO_VIDEOS: usize = 5;
 
+/// Where a write was cut, and so what the crash leaves on disk before the restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// `blob-written`: the bytes are in `tmp/`, not in place.
+    Written,
+    /// `blob-stored`: the blob is in place, no commit references it.
+    Stored,
+    /// `status-committed`: the blob is in place and committed; no answer was sent.
+    Committed,
+}
+
+impl Cut {
+    /// Asserts what the crash left: `acknowledged` blobs in place, plus the cut write's blob in `tmp/`
+    /// or in place.
+    fn assert_left(self, crash: &Crash, acknowledged: usize) {
+        let in_place = acknowledged + usize::from(self != Self::Written);
+        assert_eq!(crash.blob_files().len(), in_place, "blobs in place after a crash at {self:?}");
+        assert_eq!(crash.tmp_files(), usize::from(self == Self::Written), "tmp/ after a crash at {self:?}");
+    }
+}
+
 /// Kills the server at `fault` (written `point:N`) while it takes part 3 of the second video, parts 1 and
 /// 2 acknowledged; restarts it and checks: the acknowledged parts are listed, part 3 is listed only if
 /// it was committed and then whole, the upload completes with the right bytes and its event arrives,
 /// the first video is intact, and the collector leaves exactly the referenced blobs.
-async fn part_survives(fault: &str, committed: bool) {
+async fn part_survives(fault: &str, cut_at: Cut) {
     let crash = Crash::new().await;
     let mut server = crash.start(Some(fault));
     let (before, before_bytes) = completed_video(&server).await;
@@ -335,6 +356,7 @@ async fn part_survives(fault: &str, committed: bool) {
     let cut = server.try_oss(part_call(call(&media, "PUT"), &upload_id, 3, parts[2])).await;
     assert!(cut.is_err(), "the server died before answering part 3: {cut:?}");
     server.expect_killed(DIE_WITHIN);
+    cut_at.assert_left(&crash, 4);
 
     let server = crash.start(None);
     assert_eq!(crash.tmp_files(), 0, "the restart removed half-written blobs");
@@ -342,7 +364,7 @@ async fn part_survives(fault: &str, committed: bool) {
     let listed = list_parts(&server, &media, &upload_id).await;
     let mut expected: Vec<(u32, String, u64)> =
         vec![(1, etags[0].clone(), PART as u64), (2, etags[1].clone(), PART as u64)];
-    if committed {
+    if cut_at == Cut::Committed {
         // The part was recorded before the crash: it is listed with its size, and it is whole, as the
         // Complete below that uses it proves with the object's bytes and CRC-64.
         expected.push((3, listed.get(2).map_or(String::new(), |p| p.1.clone()), parts[2].len() as u64));
@@ -366,25 +388,25 @@ async fn part_survives(fault: &str, committed: bool) {
 // Hits 1 and 2 are the first video's parts, 3 and 4 the second's first two parts: hit 5 is part 3.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_before_a_part_blob_is_in_place_keeps_every_acknowledged_part() {
-    part_survives("blob-written:5", false).await;
+    part_survives("blob-written:5", Cut::Written).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_after_a_part_blob_is_stored_before_its_commit_keeps_every_acknowledged_part() {
-    part_survives("blob-stored:5", false).await;
+    part_survives("blob-stored:5", Cut::Stored).await;
 }
 
 // The first video's Complete commits too (hit 3): the second video's part 3 is hit 6.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_after_a_part_commits_before_its_answer_lists_the_part_whole() {
-    part_survives("status-committed:6", true).await;
+    part_survives("status-committed:6", Cut::Committed).await;
 }
 
 /// Kills the server at `fault` during the PutObject of an image, after a video PutObject was
 /// acknowledged (hit 1); restarts it and checks: the video reads back exactly with its event, the image
-/// is absent or whole (whole exactly when `committed`) with a consistent status, it can be uploaded again
+/// is absent or whole (whole exactly when its commit ran) with a consistent status, it can be uploaded again
 /// when absent, and the collector leaves exactly the two objects' blobs.
-async fn put_object_survives(fault: &str, committed: bool) {
+async fn put_object_survives(fault: &str, cut_at: Cut) {
     let crash = Crash::new().await;
     let mut server = crash.start(Some(fault));
     let video = create_video(&server, "whole.mp4").await;
@@ -396,13 +418,14 @@ async fn put_object_survives(fault: &str, committed: bool) {
     let cut = server.try_oss(call(&image, "PUT").body(image_bytes.clone())).await;
     assert!(cut.is_err(), "the server died before answering the image's PutObject: {cut:?}");
     server.expect_killed(DIE_WITHIN);
+    cut_at.assert_left(&crash, 1);
 
     let server = crash.start(None);
     assert_eq!(crash.tmp_files(), 0, "the restart removed half-written blobs");
     assert!(absent_or_whole(&server, &video, &video_bytes).await, "the acknowledged video is whole");
     crash.assert_event(&video).await;
     let whole = absent_or_whole(&server, &image, &image_bytes).await;
-    assert_eq!(whole, committed, "the image is visible exactly when its commit ran");
+    assert_eq!(whole, cut_at == Cut::Committed, "the image is visible exactly when its commit ran");
     if !whole {
         // The credential still works: the client's retry goes through.
         let retried = server.oss(call(&image, "PUT").body(image_bytes.clone())).await;
@@ -417,17 +440,17 @@ async fn put_object_survives(fault: &str, committed: bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_object_killed_before_its_blob_is_in_place_is_absent() {
-    put_object_survives("blob-written:2", false).await;
+    put_object_survives("blob-written:2", Cut::Written).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_object_killed_after_its_blob_is_stored_before_its_commit_is_absent() {
-    put_object_survives("blob-stored:2", false).await;
+    put_object_survives("blob-stored:2", Cut::Stored).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_object_killed_after_its_commit_before_its_answer_is_whole() {
-    put_object_survives("status-committed:2", true).await;
+    put_object_survives("status-committed:2", Cut::Committed).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -446,6 +469,7 @@ async fn a_complete_killed_after_its_commit_before_its_answer_is_completed_on_re
     let cut = server.try_oss(complete_call(call(&media, "POST"), &upload_id, &etags)).await;
     assert!(cut.is_err(), "the server died before answering Complete: {cut:?}");
     server.expect_killed(DIE_WITHIN);
+    assert_eq!(crash.blob_files().len(), TWO_VIDEOS, "Complete copies no byte and writes no blob");
 
     let server = crash.start(None);
     assert_completed(&server, &media, &bytes).await;
@@ -559,7 +583,8 @@ async fn collection_survives(fault: &str, deleted: usize) {
         assert_reads(&server, key, bytes).await;
     }
     let (key, upload_id) = &made.aborted;
-    let listed = server.oss(OssCall::new("GET", Some(key), api_key(&server)).query("uploadId", upload_id)).await;
+    let listed =
+        server.oss(OssCall::new("GET", Some(key), api_key(&server)).query("uploadId", upload_id)).await;
     assert_eq!(listed.status(), 404, "the aborted upload stays gone");
     assert_eq!(get(&server, key).await.0, 404, "the aborted upload published nothing");
 }
