@@ -598,3 +598,31 @@ async fn killed_after_the_collector_claims_garbage_removes_it_after_restart() {
 async fn killed_after_the_collector_deletes_one_blob_removes_the_rest_after_restart() {
     collection_survives("blob-deleted", 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_the_collector_claims_an_orphan_removes_it_after_restart() {
+    let crash = Crash::new().await;
+    let kept = random_bytes(60_000, 31);
+    let orphan = random_bytes(50_000, 32);
+    // A PutObject cut between storing its blob and committing it leaves a blob no commit references.
+    let mut server = crash.start(Some("blob-stored:2"));
+    let at = |method: &str, name: &str| OssCall::new(method, Some(name), api_key(&server));
+    assert_eq!(server.oss(at("PUT", "kept.bin").body(kept.clone())).await.status(), 200);
+    assert!(server.try_oss(at("PUT", "orphan.bin").body(orphan.clone())).await.is_err());
+    server.expect_killed(DIE_WITHIN);
+    assert_eq!(crash.blob_files().len(), 2, "the kept object's blob and the orphan");
+
+    // The collector's walk tombstones the orphan once it is a second old, and dies before deleting it.
+    let mut server = crash.start(Some("garbage-claimed"));
+    server.expect_killed(DIE_WITHIN);
+    assert_eq!(crash.blob_files().len(), 2, "claimed, not yet deleted");
+
+    let server = crash.start(None);
+    crash.assert_collected_to(1).await;
+    assert_reads(&server, "kept.bin", &kept).await;
+    assert_eq!(get(&server, "orphan.bin").await.0, 404, "the cut PutObject never became visible");
+    let at = |method: &str, name: &str| OssCall::new(method, Some(name), api_key(&server));
+    assert_eq!(server.oss(at("PUT", "orphan.bin").body(orphan.clone())).await.status(), 200, "a retry");
+    assert_reads(&server, "orphan.bin", &orphan).await;
+    crash.assert_collected_to(2).await;
+}
