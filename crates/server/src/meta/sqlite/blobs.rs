@@ -26,32 +26,49 @@ impl BlobRepo for SqliteMeta {
     }
 
     async fn claim_orphans(&self, ids: &[String], at: SystemTime) -> MetaResult<Vec<String>> {
-        let mut tx = self.begin_write("claim orphaned blobs").await?;
+        // Most listed blobs are live: sort them out with reads, so the write lock is held only for the
+        // few the catalogue does not know.
         let mut claimed = Vec::new();
-        for id in ids {
-            let context = || format!("claiming orphaned blob {id}");
+        let mut unknown = Vec::new();
+        for chunk in ids.chunks(500) {
+            let mut query = QueryBuilder::<Sqlite>::new("SELECT id, state FROM blobs WHERE id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            list.push_unseparated(")");
+            let known: Vec<(String, String)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| failed("checking listed blobs against the catalogue", e))?;
+            for id in chunk {
+                match known.iter().find(|(k, _)| k == id) {
+                    None => unknown.push(id.clone()),
+                    // Collected before, but still in storage: a crash or a failed delete came between.
+                    Some((_, state)) if state == "collected" => claimed.push(id.clone()),
+                    Some(_) => {}
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(claimed);
+        }
+        let mut tx = self.begin_write("claim orphaned blobs").await?;
+        for id in unknown {
+            // A commit may have recorded the blob since the read: then the insert does nothing.
             let inserted = sqlx::query(
                 "INSERT INTO blobs (id, size, state, created_at, released_at) VALUES (?, 0, 'collected', ?, ?) \
                  ON CONFLICT (id) DO NOTHING",
             )
-            .bind(id)
+            .bind(&id)
             .bind(millis(at))
             .bind(millis(at))
             .execute(&mut *tx)
             .await
-            .map_err(|e| failed(context(), e))?;
+            .map_err(|e| failed(format!("claiming orphaned blob {id}"), e))?;
             if inserted.rows_affected() == 1 {
-                claimed.push(id.clone());
-                continue;
-            }
-            let state: Option<String> = sqlx::query_scalar("SELECT state FROM blobs WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| failed(context(), e))?;
-            // Collected before, but still in storage: a crash or a failed delete came between.
-            if state.as_deref() == Some("collected") {
-                claimed.push(id.clone());
+                claimed.push(id);
             }
         }
         tx.commit().await.map_err(|e| failed("committing claims of orphaned blobs", e))?;
