@@ -205,6 +205,19 @@ async fn check_object(api: &Api, object: &Object) {
     }
 }
 
+/// Every object whole, every deleted key absent, every media item as recorded.
+async fn check_all(api: &Api, objects: &[Object], deleted: &[Deleted], media: &[Media]) {
+    for object in objects {
+        check_object(api, object).await;
+    }
+    for gone in deleted {
+        check_deleted(api, gone).await;
+    }
+    for item in media {
+        check_media(api, item).await;
+    }
+}
+
 async fn check_deleted(api: &Api, deleted: &Deleted) {
     for method in ["HEAD", "GET"] {
         let response = api.oss(OssCall::new(method, Some(&deleted.key), api.key_credential())).await;
@@ -327,15 +340,7 @@ async fn a_layout_v1_data_folder_is_served_whole_after_the_upgrade_and_a_restart
     assert_eq!(server.bucket(), expected.bucket, "the bucket name is kept");
     let mut objects = expected.objects.clone();
     let mut media = expected.media.clone();
-    for object in &objects {
-        check_object(&server, object).await;
-    }
-    for deleted in &expected.deleted {
-        check_deleted(&server, deleted).await;
-    }
-    for item in &media {
-        check_media(&server, item).await;
-    }
+    check_all(&server, &objects, &expected.deleted, &media).await;
     let mut fixture_ids: Vec<String> = expected.open_uploads.iter().map(|u| u.upload_id.clone()).collect();
     fixture_ids.sort();
     assert_eq!(open_upload_ids(&server).await, fixture_ids, "ListMultipartUploads after the upgrade");
@@ -384,15 +389,7 @@ async fn a_layout_v1_data_folder_is_served_whole_after_the_upgrade_and_a_restart
     // Second start on the same folder: nothing migrates twice, nothing is lost.
     let server = ServeProcess::start(&options, &key, &[]);
     assert_eq!(server.bucket(), expected.bucket);
-    for object in &objects {
-        check_object(&server, object).await;
-    }
-    for deleted in &expected.deleted {
-        check_deleted(&server, deleted).await;
-    }
-    for item in &media {
-        check_media(&server, item).await;
-    }
+    check_all(&server, &objects, &expected.deleted, &media).await;
     assert_eq!(open_upload_ids(&server).await, Vec::<String>::new());
     stop(server);
 }

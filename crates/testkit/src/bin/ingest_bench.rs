@@ -392,7 +392,7 @@ async fn main() {
     );
     println!("|---|---|---|");
     println!(
-        "| vodup serve (STS V1 auth, MD5+CRC-64, fsync'd part files, manifest publish) | {:.2} s ({:.2} GB/s) | {:.2} s ({:.2} GB/s) |",
+        "| vodup serve (STS V1 auth, MD5+CRC-64, fsync'd blob files, catalogue commit) | {:.2} s ({:.2} GB/s) | {:.2} s ({:.2} GB/s) |",
         best_v.as_secs_f64(),
         rate(&best_v),
         med_v.as_secs_f64(),

@@ -1,4 +1,4 @@
-//! Conformance of the event outbox, the sweeper's queries and startup reconciliation's. The outbox row must commit with the
+//! Conformance of the event outbox and the sweeper's queries. The outbox row must commit with the
 //! status change that causes it and never without it; the sweeper's queries are global (every bucket),
 //! so [`run_all`](super::run_all) runs these last and they assert only about their own records.
 
