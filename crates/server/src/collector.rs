@@ -116,6 +116,7 @@ async fn delete(state: &AppState, ids: &[String], failed: &mut u64) -> u64 {
         match state.storage.delete(id).await {
             Ok(()) => {
                 deleted += 1;
+                crate::metrics::Metrics::add(&state.metrics.blobs_collected, 1);
                 fault::hit(FaultPoint::BlobDeleted);
             }
             Err(e) => {

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub objects_completed: AtomicU64,
     /// Multipart uploads initiated.
     pub uploads_initiated: AtomicU64,
+    /// Blobs the collector removed from storage.
+    pub blobs_collected: AtomicU64,
     /// RefreshUploadVideo calls answered.
     pub credential_refreshes: AtomicU64,
     /// Requests refused because the disk (store or catalogue) was full: the one counter an operator
@@ -96,6 +98,11 @@ impl Metrics {
             ),
             ("vodup_uploads_initiated_total", "Multipart uploads initiated.", &self.uploads_initiated),
             (
+                "vodup_blobs_collected_total",
+                "Blobs the collector removed from storage (released by a commit, or never committed).",
+                &self.blobs_collected,
+            ),
+            (
                 "vodup_credential_refreshes_total",
                 "RefreshUploadVideo calls answered.",
                 &self.credential_refreshes,
@@ -171,6 +178,16 @@ pub fn render_events(counts: &crate::meta::EventCounts) -> String {
         [("pending", counts.pending), ("delivered", counts.delivered), ("given_up", counts.given_up)]
     {
         let _ = writeln!(out, "vodup_events{{state=\"{state}\"}} {n}");
+    }
+    out
+}
+
+/// The catalogue's blobs as gauges: referenced, waiting for the grace period, and collected tombstones.
+pub fn render_blobs(counts: &crate::meta::BlobCounts) -> String {
+    let mut out =
+        String::from("# HELP vodup_blobs Blobs the catalogue knows, by state.\n# TYPE vodup_blobs gauge\n");
+    for (state, n) in [("live", counts.live), ("garbage", counts.garbage), ("collected", counts.collected)] {
+        let _ = writeln!(out, "vodup_blobs{{state=\"{state}\"}} {n}");
     }
     out
 }

@@ -59,6 +59,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(counts) => text.push_str(&crate::metrics::render_events(&counts)),
         Err(e) => tracing::warn!(error = %e, "could not count events for /metrics"),
     }
+    match state.meta.blob_counts().await {
+        Ok(counts) => text.push_str(&crate::metrics::render_blobs(&counts)),
+        Err(e) => tracing::warn!(error = %e, "could not count blobs for /metrics"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -29,6 +29,8 @@ async fn metrics_count_requests_by_action_and_code_and_bytes_received() {
         "vodup_requests_total{plane=\"oss\",action=\"PutObject\",code=\"OK\"} 1",
         "vodup_bytes_received_total 12345",
         "vodup_objects_completed_total 1",
+        "vodup_blobs{state=\"live\"} 1",
+        "vodup_blobs{state=\"garbage\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }
