@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use vodup_proto::Secret;
 
 use crate::storage::Digests;
+pub use crate::storage::pieces::Piece;
 
 /// A long-lived AccessKey created with `vodup keys create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,15 +393,6 @@ pub struct ObjectVersion {
     pub last_modified: SystemTime,
     /// The multipart upload it was completed from (`Multipart` objects only).
     pub upload_id: Option<String>,
-}
-
-/// One blob of an object version, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Piece {
-    /// The blob.
-    pub blob_id: String,
-    /// Its length.
-    pub size: u64,
 }
 
 /// A blob a write has stored and its commit will reference.

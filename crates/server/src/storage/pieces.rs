@@ -9,7 +9,15 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 
 use super::{BlobStore, ByteStream, StorageError};
-use crate::meta::Piece;
+
+/// One blob of an object version, in order: what the catalogue records and a read needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The blob.
+    pub blob_id: String,
+    /// Its length.
+    pub size: u64,
+}
 
 /// One stretch of one blob that a read covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
