@@ -5,8 +5,10 @@
 //! tools `vodup crc64` (the CRC-64 OSS reports for a file) and `vodup decode` (read an `UploadAddress`
 //! or `UploadAuth` with its secrets redacted), and `vodup upload` (the SDK on the command line).
 
+mod args;
 mod batch;
 mod exit;
+mod interrupt;
 mod output;
 mod profile;
 mod serve;
@@ -34,7 +36,7 @@ struct Cli {
 enum Command {
     /// Upload media to VOD: video, image, attached media or an M3U8 playlist.
     #[command(subcommand)]
-    Upload(Box<upload::UploadCommand>),
+    Upload(Box<args::UploadCommand>),
     /// Run the self-hosted VOD upload service (VOD RPC API + OSS data plane).
     Serve(Box<serve::ServeArgs>),
     /// Manage the service's long-lived AccessKeys.
@@ -59,6 +61,8 @@ fn main() -> ExitCode {
         Command::Upload(command) => {
             init_upload_logging();
             return match runtime() {
+                // One source is an upload, several (or a folder, or a list) a batch.
+                Ok(rt) if command.is_batch() => exit::code(rt.block_on(batch::run(&command))),
                 Ok(rt) => exit::code(rt.block_on(upload::run(*command))),
                 Err(error) => {
                     eprintln!("vodup: {error:#}");

@@ -6,55 +6,19 @@ mod list;
 mod output;
 mod sources;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
-use tokio_util::sync::CancellationToken;
 use vodup_sdk::batch::{BatchOptions, BatchProgress};
 use vodup_sdk::upload::plan::default_parallel;
 
 use self::output::BatchReporter;
+use crate::args::UploadCommand;
 use crate::exit;
+use crate::interrupt::cancel_on_ctrl_c;
 use crate::output::Mode;
-use crate::upload::UploadCommand;
 
 /// Files in flight when `--jobs` is not given.
 const DEFAULT_JOBS: u16 = 4;
-
-/// The flags that make and shape a batch.
-#[derive(Debug, Args)]
-pub struct BatchArgs {
-    /// Walk folders given as SOURCE into their subfolders too.
-    #[arg(long, short = 'r')]
-    pub recursive: bool,
-    /// Only files matching this glob (path below the folder, or file name); repeatable.
-    #[arg(long)]
-    pub include: Vec<String>,
-    /// Skip files matching this glob; repeatable.
-    #[arg(long)]
-    pub exclude: Vec<String>,
-    /// Read sources (one per line, with optional metadata) from this file; see the README.
-    #[arg(long)]
-    pub from_list: Option<PathBuf>,
-    /// Files in flight at once (default 4). They share --parallel part slots and --limit-rate.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: Option<u16>,
-}
-
-/// Whether the command is a batch: several sources, a folder, or a list.
-pub fn is_batch(sources: &[String], args: &BatchArgs) -> bool {
-    sources.len() > 1 || args.from_list.is_some() || sources.iter().any(|s| std::path::Path::new(s).is_dir())
-}
-
-/// Cancels `cancel` on Ctrl-C: uploads stop between requests and keep their checkpoints.
-pub fn cancel_on_ctrl_c(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    })
-}
 
 /// Runs the batch; returns the exit code.
 pub async fn run(command: &UploadCommand) -> u8 {
@@ -74,10 +38,9 @@ pub async fn run(command: &UploadCommand) -> u8 {
         Ok(client) => client,
         Err(error) => return fail(error),
     };
-    let include_keys = matches!(command, UploadCommand::M3u8 { include_keys: true, .. });
     let jobs = usize::from(common.batch.jobs.unwrap_or(DEFAULT_JOBS));
     let parallel = common.parallel.map_or_else(|| default_parallel(None), usize::from);
-    let upload = common.options(None, include_keys);
+    let upload = common.options(None, command.include_keys());
     let interrupt = cancel_on_ctrl_c(upload.cancel.clone());
     let options = BatchOptions { jobs, parallel, upload, key: batch_key(command) };
     let reporter = Arc::new(BatchReporter::new(mode, items.len()));

@@ -14,8 +14,8 @@ use vodup_sdk::source::Source;
 use vodup_sdk::source::m3u8::{Location, plan};
 use vodup_sdk::{Error, ErrorKind};
 
-use super::BatchArgs;
 use super::list::{self, ListEntry};
+use crate::args::BatchArgs;
 
 /// The files of a batch, in a stable order, each once.
 pub fn expand(sources: &[String], args: &BatchArgs, media: &BatchMedia) -> Result<Vec<BatchItem>, Error> {
