@@ -28,7 +28,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VODUP_PUBLIC_OSS_ENDPOINT")]
     public_oss_endpoint: Option<String>,
     /// Region in UploadAuth and the one OSS V4 signatures must be scoped to [default: cn-shanghai].
-    #[arg(long, env = "VODUP_REGION")]
+    #[arg(long, env = "VODUP_SERVE_REGION")]
     region: Option<String>,
     /// Storage bucket name [default: generated once at first start].
     #[arg(long, env = "VODUP_BUCKET")]

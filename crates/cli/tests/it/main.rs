@@ -8,6 +8,7 @@ mod crash;
 mod edges;
 mod memory;
 mod refresh;
+mod region;
 mod resume;
 mod serve;
 mod serve_edges;
