@@ -14,13 +14,29 @@ use vodup_sdk::vod::media::CommonMeta;
 use vodup_sdk::vod::{AttachedMeta, ImageMeta, VideoMeta};
 use vodup_sdk::{Client, Credentials, Error};
 
+/// The usage line of `vodup upload KIND`. Clap's own lists every flag whose environment variable is set as
+/// if it were required, and so shows `--access-key-secret <ACCESS_KEY_SECRET>` to whoever left out the
+/// SOURCE: this one shows only what is required, and says where keys and endpoint come from instead.
+macro_rules! usage {
+    ($kind:literal $(, $required:literal)?) => {
+        concat!(
+            "vodup upload ", $kind, $($required,)? " [OPTIONS] <SOURCE>...\n",
+            "       vodup upload ", $kind, $($required,)? " [OPTIONS] --from-list <FILE>\n\n",
+            "The AccessKey comes from ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or\n",
+            "--profile), the endpoint from VODUP_ENDPOINT (default: VOD in VODUP_REGION, else cn-shanghai).\n",
+            "Keep the secret off the command line: other users see it in `ps`."
+        )
+    };
+}
+
 /// What to upload.
 #[derive(Debug, Subcommand)]
 pub enum UploadCommand {
     /// A video or audio file (CreateUploadVideo).
+    #[command(override_usage = usage!("video"))]
     Video {
         /// Local paths, folders, http(s) URLs, or `-` for standard input (several make a batch).
-        #[arg(required_unless_present = "from_list")]
+        #[arg(required_unless_present = "from_list", value_name = "SOURCE")]
         sources: Vec<String>,
         #[command(flatten)]
         meta: VideoArgs,
@@ -28,9 +44,10 @@ pub enum UploadCommand {
         common: CommonArgs,
     },
     /// An image (CreateUploadImage).
+    #[command(override_usage = usage!("image"))]
     Image {
         /// Local paths, folders, http(s) URLs, or `-` for standard input (several make a batch).
-        #[arg(required_unless_present = "from_list")]
+        #[arg(required_unless_present = "from_list", value_name = "SOURCE")]
         sources: Vec<String>,
         /// `default` or `cover`.
         #[arg(long, default_value = "default")]
@@ -44,9 +61,10 @@ pub enum UploadCommand {
         common: CommonArgs,
     },
     /// A watermark, subtitle or material (CreateUploadAttachedMedia).
+    #[command(override_usage = usage!("attached", " --business-type <BUSINESS_TYPE>"))]
     Attached {
         /// Local paths, folders, http(s) URLs, or `-` for standard input (several make a batch).
-        #[arg(required_unless_present = "from_list")]
+        #[arg(required_unless_present = "from_list", value_name = "SOURCE")]
         sources: Vec<String>,
         /// watermark, subtitle or material.
         #[arg(long)]
@@ -60,9 +78,10 @@ pub enum UploadCommand {
         common: CommonArgs,
     },
     /// An M3U8 playlist with its segments: segments first, the rewritten playlist last.
+    #[command(override_usage = usage!("m3u8"))]
     M3u8 {
         /// Local paths or http(s) URLs of media playlists, or folders of them (several make a batch).
-        #[arg(required_unless_present = "from_list")]
+        #[arg(required_unless_present = "from_list", value_name = "SOURCE")]
         sources: Vec<String>,
         /// Also upload EXT-X-KEY key files beside the segments (publishing keys defeats the encryption).
         #[arg(long)]

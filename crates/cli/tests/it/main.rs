@@ -16,3 +16,4 @@ mod sources;
 mod support;
 mod terminal;
 mod upgrade;
+mod usage;
