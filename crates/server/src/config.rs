@@ -107,7 +107,7 @@ pub struct ServerSection {
     /// `VODUP_PUBLIC_OSS_ENDPOINT`), default `http://` + the OSS listen address.
     pub public_oss_endpoint: Option<String>,
     /// Region in UploadAuth and the only region OSS V4 signatures may be scoped to (`--region`,
-    /// `VODUP_REGION`), default `cn-shanghai`.
+    /// `VODUP_SERVE_REGION`), default `cn-shanghai`.
     pub region: Option<String>,
     /// Storage bucket name (`--bucket`, `VODUP_BUCKET`); generated once at first start when absent.
     pub bucket: Option<String>,
