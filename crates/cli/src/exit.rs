@@ -7,6 +7,8 @@ use vodup_sdk::ErrorKind;
 
 /// Everything done.
 pub const OK: u8 = 0;
+/// A missing or invalid flag, variable or config value (clap exits with the same code for its own).
+pub const USAGE: u8 = 2;
 /// Bad input: missing file, bad extension or playlist, a source that changed, local I/O.
 pub const INPUT: u8 = 3;
 /// Credentials refused or expired.
@@ -48,7 +50,7 @@ mod tests {
 
     #[test]
     fn codes_are_distinct() {
-        let all = [OK, 2, INPUT, AUTH, NETWORK, SERVICE, CHECKSUM, BUSY, SOME_FAILED, INTERRUPTED];
+        let all = [OK, USAGE, INPUT, AUTH, NETWORK, SERVICE, CHECKSUM, BUSY, SOME_FAILED, INTERRUPTED];
         let mut sorted = all.to_vec();
         sorted.sort_unstable();
         sorted.dedup();

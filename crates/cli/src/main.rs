@@ -81,6 +81,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<vodup_server::config::ConfigError>().is_some() => {
+            eprintln!("vodup: {error:#}");
+            ExitCode::from(exit::USAGE)
+        }
         Err(error) => {
             eprintln!("vodup: {error:#}");
             ExitCode::from(exit::INPUT)

@@ -1,6 +1,7 @@
 //! `vodup serve` and `vodup keys`: flags (with their `VODUP_*` environment variables) over the TOML
 //! config file over defaults, validated once, then the server crate does the work.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -10,12 +11,13 @@ use tokio::net::TcpListener;
 use vodup_server::config::Config;
 use vodup_server::keys::create_key;
 use vodup_server::meta::MetaStore;
-use vodup_server::serve::{build_state, open_meta, run};
+use vodup_server::serve::{StartError, build_state, open_existing_meta, open_meta, run};
 
 /// Flags of `vodup serve`. Each overrides the same key of the config file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data folder (catalogue and objects).
+    /// Data folder (catalogue and objects). Required: from this flag, VODUP_DATA, or `data` in the
+    /// [server] section of the --config file.
     #[arg(long, env = "VODUP_DATA")]
     data: Option<PathBuf>,
     /// VOD RPC listen address [default: 127.0.0.1:8080].
@@ -151,12 +153,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.into_config()?.validate()?;
     vodup_server::envelope::install_panic_hook();
     vodup_server::listener::raise_descriptor_limit();
-    let control = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let data = TcpListener::bind(settings.oss_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.oss_listen))?;
+    let control = bind(settings.listen, "VOD API", "--listen", "VODUP_LISTEN").await?;
+    let data = bind(settings.oss_listen, "OSS data plane", "--oss-listen", "VODUP_OSS_LISTEN").await?;
     let (vod_addr, oss_addr) = (control.local_addr()?, data.local_addr()?);
     let state = build_state(settings, oss_addr).await?;
     // Signal handlers go in before the ready line: a SIGTERM sent right after it must stop us gracefully,
@@ -176,6 +174,20 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     );
     run(control, data, state, shutdown).await?;
     Ok(())
+}
+
+/// Binds one plane's port; a failure names the address and the flag and variable that change it, since
+/// "Address already in use" alone does not say which of the two ports, nor how to move it.
+async fn bind(addr: SocketAddr, plane: &str, flag: &str, variable: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|error| {
+        let why = match error.kind() {
+            std::io::ErrorKind::AddrInUse => "another process already listens there".to_owned(),
+            _ => error.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot listen on {addr} for the {plane}: {why}; choose another address with {flag} or {variable}"
+        )
+    })
 }
 
 /// Registers SIGINT and SIGTERM now and returns the future that completes on the first of them.
@@ -225,17 +237,24 @@ pub enum KeysCommand {
     },
 }
 
-async fn meta(data: &std::path::Path) -> Result<Box<dyn MetaStore>> {
-    Ok(Box::new(
-        open_meta(data).await.with_context(|| format!("cannot open the catalogue in {}", data.display()))?,
-    ))
+/// Opens the catalogue in `data`; only `create` makes the folder and the catalogue when they are missing,
+/// so a mistyped `--data` for `list` or `revoke` is an error, not a new empty folder.
+async fn meta(data: &std::path::Path, create: bool) -> Result<Box<dyn MetaStore>> {
+    let opened = if create { open_meta(data).await } else { open_existing_meta(data).await };
+    match opened {
+        Ok(meta) => Ok(Box::new(meta)),
+        Err(error @ StartError::NoCatalogue { .. }) => Err(error.into()),
+        Err(error) => {
+            Err(anyhow::Error::new(error).context(format!("cannot open the catalogue in {}", data.display())))
+        }
+    }
 }
 
 /// Runs a keys command.
 pub async fn keys(command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::Create { data, description, json } => {
-            let meta = meta(&data).await?;
+            let meta = meta(&data, true).await?;
             let key = create_key(meta.as_ref(), &description, SystemTime::now()).await?;
             if json {
                 println!(
@@ -247,7 +266,8 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
             }
         }
         KeysCommand::List { data, json } => {
-            let meta = meta(&data).await?;
+            let meta = meta(&data, false).await?;
+            let mut rows = vec![["ACCESS KEY ID", "CREATED", "STATE", "DESCRIPTION"].map(str::to_owned)];
             for key in meta.list_keys().await? {
                 let created = vodup_proto::timestamp::iso8601(key.created_at);
                 let revoked = key.revoked_at.map(vodup_proto::timestamp::iso8601);
@@ -257,18 +277,16 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
                         serde_json::json!({ "AccessKeyId": key.id, "Description": key.description, "CreationTime": created, "RevokedTime": revoked })
                     );
                 } else {
-                    println!(
-                        "{}  {}  {}  {}",
-                        key.id,
-                        created,
-                        revoked.as_deref().unwrap_or("active"),
-                        key.description
-                    );
+                    let state = revoked.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
+                    rows.push([key.id, created, state, key.description]);
                 }
+            }
+            if !json {
+                print!("{}", table(&rows));
             }
         }
         KeysCommand::Revoke { data, access_key_id } => {
-            let meta = meta(&data).await?;
+            let meta = meta(&data, false).await?;
             if !meta.revoke_key(&access_key_id, SystemTime::now()).await? {
                 anyhow::bail!("no active key {access_key_id} in {}", data.display());
             }
@@ -276,4 +294,29 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rows as columns two spaces apart, each as wide as its widest cell; the last column is not padded, so
+/// no line ends in spaces.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

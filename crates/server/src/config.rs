@@ -252,7 +252,13 @@ impl Config {
     /// Applies defaults and checks combinations.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let s = &self.server;
-        let data = s.data.clone().ok_or_else(|| ConfigError("--data (VODUP_DATA) is required".into()))?;
+        let data = s.data.clone().ok_or_else(|| {
+            ConfigError(
+                "no data folder: give --data DIR, set VODUP_DATA, or set `data` in the [server] section of the \
+                 config file (--config)"
+                    .into(),
+            )
+        })?;
         let parse_addr =
             |name: &str, value: Option<&String>, default: &str| -> Result<SocketAddr, ConfigError> {
                 let text = value.map_or(default, String::as_str);

@@ -50,6 +50,24 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process (a running `vodup serve`) holds the data folder.
+    #[error(
+        "the data folder {data} is in use by another running vodup serve: stop that process, or give this \
+         one another --data"
+    )]
+    InUse {
+        /// The data folder.
+        data: String,
+    },
+    /// The data folder has no catalogue, and the command must not create one.
+    #[error(
+        "{data} has no catalogue (meta.sqlite): check --data, or create one with `vodup keys create` or \
+         `vodup serve`"
+    )]
+    NoCatalogue {
+        /// The data folder.
+        data: String,
+    },
     /// The catalogue failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
@@ -82,6 +100,16 @@ pub async fn open_meta(data: &Path) -> Result<SqliteMeta, StartError> {
     Ok(SqliteMeta::open(&meta_path(data)).await?)
 }
 
+/// Opens the catalogue of a data folder that already has one and creates nothing, no folder and no file:
+/// `vodup keys list` and `revoke` only read or change what is there.
+pub async fn open_existing_meta(data: &Path) -> Result<SqliteMeta, StartError> {
+    let path = meta_path(data);
+    if !path.is_file() {
+        return Err(StartError::NoCatalogue { data: data.display().to_string() });
+    }
+    Ok(SqliteMeta::open_existing(&path).await?)
+}
+
 /// Opens everything and builds the shared state. `bound_oss` is the data plane's bound address (it
 /// fills the public endpoint when none is configured).
 pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<AppState, StartError> {
@@ -90,7 +118,10 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
     tracing::info!(data = %settings.data.display(), "opening the catalogue");
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&settings.data).await?);
     tracing::info!("opening storage");
-    let local = LocalStore::open(settings.data.join("store")).await?;
+    let local = LocalStore::open(settings.data.join("store")).await.map_err(|error| match error {
+        StorageError::InUse { .. } => StartError::InUse { data: settings.data.display().to_string() },
+        error => error.into(),
+    })?;
     local.health_check().await?;
 
     let generated_bucket = format!("outin-{}", hex::encode(rand::random::<[u8; 16]>()));

@@ -1,6 +1,7 @@
 //! `vodup serve` at its edges, as the real binary behaves: a handler that panics answers 500 with its
 //! request id, logs one line and keeps the connection and the process; a flood of anonymous progress
-//! reports with huge, distinct VideoIds pins no memory.
+//! reports with huge, distinct VideoIds pins no memory; VOD errors point nobody at Alibaba's
+//! troubleshooting site.
 
 use futures_util::StreamExt as _;
 use vodup_testkit::{OssCall, ServeOptions, ServeProcess};
@@ -125,4 +126,14 @@ async fn an_upload_to_a_full_service_fails_at_once_and_is_not_retried() {
     assert!(error.contains("operator"), "the hint says who can act: {error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "no retry backoff");
     assert_eq!(server.metric("vodup_storage_full_total").await, 1.0, "one attempt, not retried");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vod_errors_carry_no_link_to_alibabas_troubleshooting_site() {
+    let (server, _dir) = serve(&[]);
+    let reply = server.vod("GetVideoInfo", &[("VideoId", "0123456789abcdef0123456789abcdef")]).await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(reply.code(), "InvalidVideo.NotFound");
+    assert!(reply.body.get("Recommend").is_none(), "{}", reply.body);
+    assert!(!reply.body.to_string().contains("api.aliyun.com"), "{}", reply.body);
 }

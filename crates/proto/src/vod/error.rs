@@ -1,8 +1,10 @@
 //! VOD error codes with their HTTP statuses, and the JSON error body both official SDKs parse
 //! (vod-api.md §3 and §12.1).
 //!
-//! The body is `{"RequestId","HostId","Code","Message","Recommend"}`; it must be served as
-//! `application/json;charset=utf-8` (tea parses XML only for `text/xml;charset=utf-8`).
+//! The body is `{"RequestId","HostId","Code","Message"}`; it must be served as
+//! `application/json;charset=utf-8` (tea parses XML only for `text/xml;charset=utf-8`). Alibaba adds
+//! `Recommend`, a link to its troubleshooting site; that site knows nothing of a self-hosted service and no
+//! official client reads the field, so vodup sends none and only parses it from real VOD.
 
 use std::fmt;
 
@@ -116,7 +118,7 @@ pub struct VodError {
     /// A human-readable message.
     #[serde(default)]
     pub message: String,
-    /// A troubleshooting link.
+    /// Alibaba's troubleshooting link, present in real VOD's errors; vodup's own carry none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommend: Option<String>,
 }
@@ -134,7 +136,7 @@ impl VodError {
             host_id: host_id.into(),
             code: code.as_str().to_owned(),
             message: message.into(),
-            recommend: Some(format!("https://api.aliyun.com/troubleshoot?q={}&product=Vod", code.as_str())),
+            recommend: None,
         }
     }
 
@@ -192,10 +194,15 @@ mod tests {
         );
         assert_eq!(
             body.to_json(),
-            r#"{"RequestId":"1111","HostId":"vod.cn-shanghai.aliyuncs.com","Code":"InvalidFileName.Extension","Message":"The specified FileName's extension is illegal.","Recommend":"https://api.aliyun.com/troubleshoot?q=InvalidFileName.Extension&product=Vod"}"#
+            r#"{"RequestId":"1111","HostId":"vod.cn-shanghai.aliyuncs.com","Code":"InvalidFileName.Extension","Message":"The specified FileName's extension is illegal."}"#
         );
         let parsed: VodError = serde_json::from_str(&body.to_json()).unwrap();
         assert_eq!(parsed.known_code(), Some(VodErrorCode::InvalidFileNameExtension));
+        let from_alibaba: VodError = serde_json::from_str(
+            r#"{"RequestId":"1","HostId":"vod.cn-shanghai.aliyuncs.com","Code":"Forbidden","Message":"m","Recommend":"https://api.aliyun.com/troubleshoot?q=Forbidden"}"#,
+        )
+        .unwrap();
+        assert!(from_alibaba.recommend.is_some(), "real VOD's link still parses");
     }
 
     #[test]

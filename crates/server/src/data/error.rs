@@ -82,7 +82,7 @@ impl OssApiError {
             StorageError::Body(_) => Self::new(OssErrorCode::IncompleteBody),
             StorageError::InvalidRange { .. } => Self::new(OssErrorCode::InvalidRange),
             StorageError::Full { .. } => Self::storage_full(request_id, error),
-            StorageError::Backend { .. } => Self::internal(request_id, error),
+            StorageError::Backend { .. } | StorageError::InUse { .. } => Self::internal(request_id, error),
         }
     }
 

@@ -110,6 +110,13 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// Another process holds the store's lock: two writers on one folder would remove each other's
+    /// half-written blobs.
+    #[error("the store at {root} is in use by another process")]
+    InUse {
+        /// The store's folder.
+        root: String,
+    },
     /// The backend itself failed (disk, network to the object store).
     #[error("storage backend failed while {context}: {source}")]
     Backend {

@@ -151,7 +151,13 @@ async fn the_root_is_locked_and_blobs_survive_reopening() {
     let (dir, store) = open_temp().await;
     let root = dir.path().join("store");
     let blob = store.write(body(b"durable"), &LIMITS).await.expect("write");
-    assert!(LocalStore::open(root.clone()).await.is_err(), "a second store on the same root must be refused");
+    assert!(
+        matches!(
+            LocalStore::open(root.clone()).await,
+            Err(vodup_server::storage::StorageError::InUse { .. })
+        ),
+        "a second store on the same root must be refused as in use"
+    );
     drop(store);
     let store = LocalStore::open(root).await.expect("reopen after the first store is gone");
     assert_eq!(conformance::read_all(&store, &blob.id, 0..7).await, b"durable");

@@ -55,6 +55,12 @@ impl SqliteMeta {
     /// date. The parent directory must exist.
     pub async fn open(path: &Path) -> MetaResult<Self> {
         create_private_file(path)?;
+        Self::open_existing(path).await
+    }
+
+    /// Opens the database at `path` only if it exists (SQLite creates nothing) and brings its schema up to
+    /// date: for commands that must not turn a mistyped path into a new, empty catalogue.
+    pub async fn open_existing(path: &Path) -> MetaResult<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             // Created above with the right mode; SQLite must not create it with the umask's.

@@ -74,15 +74,11 @@ impl LocalStore {
             })?
             .into_std()
             .await;
-        lock.try_lock().map_err(|e| {
-            let source = match e {
-                std::fs::TryLockError::WouldBlock => io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "another vodup process (or LocalStore) already uses this folder",
-                ),
-                std::fs::TryLockError::Error(e) => e,
-            };
-            StorageError::backend(format!("locking the local store at {at}"), source)
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => StorageError::InUse { root: at.clone() },
+            std::fs::TryLockError::Error(e) => {
+                StorageError::backend(format!("locking the local store at {at}"), e)
+            }
         })?;
         let tmp = root.join("tmp");
         let removed = blocking(move || remove_children(&tmp))
