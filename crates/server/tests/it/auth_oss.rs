@@ -593,3 +593,29 @@ async fn v4_signed_for_another_region_is_refused() {
     // The same request scoped to the service's region goes through.
     assert_eq!(server.oss(put("sv/v4/a.mp4", v4(&state.site.region), b"data")).await.status(), 200);
 }
+
+/// DeleteObject of a `Normal` media's source is refused (it goes through DeleteVideo), and the refusal
+/// changes nothing: the object still reads back whole and the video stays `Normal`. Once the video is
+/// deleted, the key names nothing.
+#[tokio::test]
+async fn delete_object_of_a_normal_media_source_is_refused_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let video = create_video(&server, "source.mp4").await;
+    let bytes = bytes(2_000, 3);
+    let put_answer = server.oss(put(video.key(), video.sts(), &bytes)).await;
+    assert_eq!(put_answer.status(), 200);
+    assert_eq!(media_status(&server.state, &video.id).await, MediaStatus::Normal);
+
+    let delete = OssCall::new("DELETE", Some(video.key()), server.key_credential());
+    let error = oss_error(server.oss(delete).await, 403, "AccessDenied", "DeleteObject of a source").await;
+    assert!(error.message.contains("DeleteVideo"), "the message says what to do: {}", error.message);
+    let get = server.oss(OssCall::new("GET", Some(video.key()), server.key_credential())).await;
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.bytes().await.unwrap().as_ref(), bytes.as_slice(), "the source is untouched");
+    assert_eq!(media_status(&server.state, &video.id).await, MediaStatus::Normal);
+
+    let deleted = server.vod("DeleteVideo", &[("VideoIds", &video.id)]).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_no_object(&server.state, video.key()).await;
+    server.stop().await;
+}

@@ -397,3 +397,23 @@ async fn healthz_answers_on_both_planes_without_credentials() {
         assert_eq!(response.status(), 200, "{base}");
     }
 }
+
+/// RefreshUploadVideo refuses a video whose upload failed (`UploadFail`): its upload was abandoned, and
+/// only `Uploading` (continue) or `Normal` (overwrite) videos get credentials.
+#[tokio::test]
+async fn refresh_of_a_failed_upload_is_refused() {
+    let server = TestServer::start().await;
+    let video = create_video(&server, "abandoned.mp4").await;
+    let far = SystemTime::now() + Duration::from_secs(86_400);
+    let failed = server.state.meta.fail_stale_media(far, SystemTime::now()).await.expect("fail stale media");
+    assert!(failed.contains(&video.id));
+    assert_eq!(media_status(&server.state, &video.id).await, MediaStatus::UploadFail);
+    let reply = server.vod("RefreshUploadVideo", &[("VideoId", &video.id)]).await;
+    assert_eq!((reply.status, reply.code()), (403, "Forbidden.IllegalStatus"), "{}", reply.body);
+    assert!(
+        reply.body["Message"].as_str().is_some_and(|m| m.contains("CreateUploadVideo")),
+        "{}",
+        reply.body
+    );
+    server.stop().await;
+}
