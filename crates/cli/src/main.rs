@@ -60,6 +60,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Upload(command) => {
             init_upload_logging();
+            if let Some(message) = vodup_sdk::upload::fault::describe() {
+                eprintln!("vodup: {message}");
+            }
             return match runtime() {
                 // One source is an upload, several (or a folder, or a list) a batch.
                 Ok(rt) if command.is_batch() => exit::code(rt.block_on(batch::run(&command))),

@@ -25,6 +25,7 @@ use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rate::RateLimiter;
 use crate::source::{Source, SourceIdentity};
+use crate::upload::checkpoint::Purpose;
 use crate::upload::progress::{Event, Progress};
 use crate::upload::slots::PartSlots;
 use crate::upload::{UploadOptions, UploadResult, checkpoint};
@@ -221,11 +222,15 @@ impl Client {
             return Ok((FileStatus::Skipped, media_id.clone(), None));
         }
         // The media an interrupted run of this file will resume, if its checkpoint is still good for it.
+        let purpose = match media {
+            BatchMedia::M3u8(_) => Purpose::Playlist,
+            _ => Purpose::Media(kind),
+        };
         let resumable = identity
             .as_ref()
-            .filter(|_| options.upload.resume && !matches!(media, BatchMedia::M3u8(_)))
+            .filter(|_| options.upload.resume)
             .and_then(|identity| {
-                self.peek_checkpoint(kind, &identity.location, &options.upload)
+                self.peek_checkpoint(purpose, &identity.location, &options.upload)
                     .filter(|c| c.source == *identity && c.kind == kind)
             })
             .map(|c| c.media_id);

@@ -2,6 +2,10 @@
 //! names the media (id, UploadAddress, and for images and attached media their UploadAuth), the multipart upload id,
 //! the layout and every acknowledged part with its ETag and CRC-64, and what identified the source.
 //!
+//! Just before the commit (CompleteMultipartUpload or PutObject) it also records the object's expected
+//! size and CRC-64 ([`Committing`]), so a run killed between the commit and the checkpoint's removal is
+//! recognised as finished by the next one. M3U8 uploads record their finished segments ([`DoneSegment`]).
+//!
 //! Written atomically (temp file, fsync, rename) after each acknowledged part; mode 0600 because it
 //! holds temporary credentials. A sibling `.lock` file, locked for the whole upload, keeps a second
 //! process off the same upload. Removed when the upload completes.
@@ -67,6 +71,114 @@ pub struct Checkpoint {
     pub part_size: u64,
     /// Acknowledged parts, by number.
     pub parts: Vec<DonePart>,
+    /// The object about to be committed, recorded just before CompleteMultipartUpload or PutObject. A
+    /// run killed after the commit but before removing the checkpoint leaves it set; the next run finds
+    /// the media whole with exactly these figures and records it done instead of uploading it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committing: Option<Committing>,
+    /// Playlist segments already uploaded (M3U8 uploads only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<DoneSegment>,
+}
+
+/// The figures of an object whose commit was about to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committing {
+    /// Bytes in the object.
+    pub size: u64,
+    /// Its CRC-64/ECMA.
+    pub crc64: u64,
+    /// Parts it is made of (1 for a PutObject).
+    pub parts: u32,
+}
+
+/// A playlist segment OSS acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneSegment {
+    /// Its object name under the video's prefix.
+    pub name: String,
+    /// What the segment's source was, so an edited segment is sent again.
+    pub source: SourceIdentity,
+    /// Its size.
+    pub size: u64,
+}
+
+impl Checkpoint {
+    /// The state of a new upload of `source` to the media `ticket` names.
+    pub(crate) fn new(
+        endpoint: String,
+        source: SourceIdentity,
+        ticket: &crate::vod::UploadTicket,
+        part_size: u64,
+    ) -> Self {
+        Self {
+            version: VERSION,
+            kind: ticket.kind,
+            endpoint,
+            source,
+            media_id: ticket.media_id.clone(),
+            upload_address: ticket.address_b64.clone(),
+            upload_auth: String::new(),
+            request_id: ticket.request_id.clone(),
+            media_url: ticket.media_url.clone(),
+            file_url: ticket.file_url.clone(),
+            upload_id: None,
+            part_size,
+            parts: Vec::new(),
+            committing: None,
+            segments: Vec::new(),
+        }
+    }
+}
+
+impl Checkpoint {
+    /// The in-memory state of a multipart upload nothing resumes (a playlist segment's): only the
+    /// upload id and the parts as they are acknowledged.
+    pub(crate) fn scratch(upload_id: String, part_size: u64) -> Self {
+        Self {
+            version: VERSION,
+            kind: MediaKind::Video,
+            endpoint: String::new(),
+            source: SourceIdentity {
+                location: String::new(),
+                size: None,
+                mtime_ns: None,
+                etag: None,
+                last_modified: None,
+            },
+            media_id: String::new(),
+            upload_address: String::new(),
+            upload_auth: String::new(),
+            request_id: String::new(),
+            media_url: None,
+            file_url: None,
+            upload_id: Some(upload_id),
+            part_size,
+            parts: Vec::new(),
+            committing: None,
+            segments: Vec::new(),
+        }
+    }
+}
+
+/// What a checkpoint is for, the first part of its key: a media type, or an M3U8 playlist with its
+/// segments (a video too, but not to be confused with the playlist file uploaded as a plain video).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// One object of this media type.
+    Media(MediaKind),
+    /// A playlist and its segments.
+    Playlist,
+}
+
+impl Purpose {
+    /// The key part.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Media(kind) => kind.as_str(),
+            Self::Playlist => "m3u8",
+        }
+    }
 }
 
 /// The locked checkpoint file of one upload.
@@ -204,7 +316,17 @@ mod tests {
             upload_id: Some("u".into()),
             part_size: 1,
             parts: vec![DonePart { number: 1, size: 1, etag: "\"E\"".into(), crc64: 9 }],
+            committing: Some(Committing { size: 3, crc64: 11, parts: 1 }),
+            segments: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_earlier_version_reads_without_the_new_fields() {
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().remove("committing");
+        let read: Checkpoint = serde_json::from_value(old).unwrap();
+        assert_eq!((read.committing, read.segments.len()), (None, 0));
     }
 
     #[test]

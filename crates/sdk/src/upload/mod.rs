@@ -7,6 +7,7 @@
 //! parts combine to. [`playlist`] does the same for an M3U8 and its segments.
 
 pub mod checkpoint;
+pub mod fault;
 mod feed;
 pub mod multipart;
 pub mod plan;
@@ -23,7 +24,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
 
-use self::checkpoint::{Checkpoint, CheckpointFile, DonePart, VERSION};
+use self::checkpoint::{Checkpoint, CheckpointFile, Committing, DonePart, Purpose};
+use self::fault::UploadPoint;
 use self::feed::Feed;
 use self::multipart::{Recorder, SendContext};
 use self::plan::Layout;
@@ -265,29 +267,21 @@ impl Client {
         }
         let params = media.params(&name, opened.size)?;
 
-        let (file, previous) = self.open_checkpoint(kind, &opened, options)?;
+        let (file, previous) =
+            self.open_checkpoint(Purpose::Media(kind), opened.identity.as_ref(), options)?;
         let mut resumed = previous.and_then(|c| self.usable_checkpoint(c, kind, &opened, layout, reporter));
+        // A run killed between its commit and the checkpoint's removal: the media may already be whole.
+        if let Some(checkpoint) = &resumed
+            && let Some(done) = self.already_committed(checkpoint, reporter).await?
+        {
+            if let Some(file) = file {
+                file.remove();
+            }
+            fault::hit(UploadPoint::Finished);
+            return Ok(done);
+        }
         let ticket = match &resumed {
-            Some(checkpoint) => match self.resume_ticket(kind, checkpoint).await {
-                Ok(Some(ticket)) => Some(ticket),
-                Ok(None) => {
-                    reporter.notice(format!(
-                        "the upload credentials of {} {} expired and cannot be refreshed; starting a new upload",
-                        kind.id_field(),
-                        checkpoint.media_id
-                    ));
-                    None
-                }
-                Err(error) if error.kind() == ErrorKind::NotFound => {
-                    reporter.notice(format!(
-                        "{} {} is gone; starting a new upload",
-                        kind.id_field(),
-                        checkpoint.media_id
-                    ));
-                    None
-                }
-                Err(error) => return Err(error),
-            },
+            Some(checkpoint) => self.resumed_ticket(checkpoint, reporter).await?,
             None => None,
         };
         let ticket = match ticket {
@@ -296,34 +290,25 @@ impl Client {
                 resumed = None;
                 let ticket = media.create(self, &params).await?;
                 reporter.emit(Event::Created { kind, media_id: ticket.media_id.clone() });
+                fault::hit(UploadPoint::Created);
                 ticket
             }
         };
-        let mut state = resumed.unwrap_or_else(|| Checkpoint {
-            version: VERSION,
-            kind,
-            endpoint: self.vod().endpoint().to_string(),
-            source: opened.identity.clone().unwrap_or_else(|| source::SourceIdentity {
+        let mut state = resumed.unwrap_or_else(|| {
+            let source = opened.identity.clone().unwrap_or_else(|| source::SourceIdentity {
                 location: opened.display.clone(),
                 size: opened.size,
                 mtime_ns: None,
                 etag: None,
                 last_modified: None,
-            }),
-            media_id: ticket.media_id.clone(),
-            upload_address: ticket.address_b64.clone(),
-            upload_auth: String::new(),
-            request_id: ticket.request_id.clone(),
-            media_url: ticket.media_url.clone(),
-            file_url: ticket.file_url.clone(),
-            upload_id: None,
-            part_size: layout.first_part_size(),
-            parts: Vec::new(),
+            });
+            Checkpoint::new(self.vod().endpoint().to_string(), source, &ticket, layout.first_part_size())
         });
         // Videos get fresh credentials on resume; the others can only reuse theirs, so only they keep them.
         state.upload_auth = if kind == MediaKind::Video { String::new() } else { ticket.auth.encode() };
         let mut recorder = Recorder { file, state };
         recorder.save().await?;
+        fault::hit(UploadPoint::Checkpointed);
 
         let context = self.send_context(kind, &ticket, options, reporter)?;
         let outcome = self.send_object(&context, opened, layout, &mut recorder, options, &ticket).await?;
@@ -331,6 +316,7 @@ impl Client {
         if let Some(file) = file {
             file.remove();
         }
+        fault::hit(UploadPoint::Finished);
         Ok(UploadResult {
             kind,
             media_id: state.media_id,
@@ -347,31 +333,110 @@ impl Client {
         })
     }
 
-    fn open_checkpoint(
+    /// The credentials to go on with the media of a usable `checkpoint`, or None when a new media item
+    /// is needed (the media is gone, or an image's credentials expired), with a notice saying why.
+    pub(crate) async fn resumed_ticket(
         &self,
-        kind: MediaKind,
-        opened: &Opened,
+        checkpoint: &Checkpoint,
+        reporter: &Reporter,
+    ) -> Result<Option<UploadTicket>> {
+        let kind = checkpoint.kind;
+        match self.resume_ticket(kind, checkpoint).await {
+            Ok(Some(ticket)) => Ok(Some(ticket)),
+            Ok(None) => {
+                reporter.notice(format!(
+                    "the upload credentials of {} {} expired and cannot be refreshed; starting a new upload",
+                    kind.id_field(),
+                    checkpoint.media_id
+                ));
+                Ok(None)
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                reporter.notice(format!(
+                    "{} {} is gone; starting a new upload",
+                    kind.id_field(),
+                    checkpoint.media_id
+                ));
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// When `checkpoint` says a commit was about to be sent, asks the service whether the media is
+    /// already whole with exactly the recorded size and CRC-64 (the commit went through and the run
+    /// died before removing the checkpoint). Then the upload is done: the result is built from the
+    /// checkpoint and nothing is sent again. Anything else (not uploaded, other figures, no readable
+    /// URL, no CRC-64 from the service) resumes as usual.
+    pub(crate) async fn already_committed(
+        &self,
+        checkpoint: &Checkpoint,
+        reporter: &Reporter,
+    ) -> Result<Option<UploadResult>> {
+        let Some(committing) = checkpoint.committing else { return Ok(None) };
+        let kind = checkpoint.kind;
+        let stored = match self.vod().stored_source(kind, &checkpoint.media_id).await {
+            Ok(stored) => stored,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        if !stored.is_uploaded() || stored.size.is_some_and(|size| size != committing.size) {
+            return Ok(None);
+        }
+        let Some(url) = stored.url.as_deref() else { return Ok(None) };
+        let digest = crate::vod::object_digest(self.http(), url).await?;
+        if digest.crc64 != Some(committing.crc64) || digest.size.is_some_and(|size| size != committing.size) {
+            return Ok(None);
+        }
+        let Ok(address) = UploadAddress::decode(&checkpoint.upload_address) else { return Ok(None) };
+        reporter.notice(format!(
+            "{} {} is already uploaded whole (the interrupted run committed it; size and CRC-64 match): nothing to send",
+            kind.id_field(),
+            checkpoint.media_id
+        ));
+        Ok(Some(UploadResult {
+            kind,
+            media_id: checkpoint.media_id.clone(),
+            request_id: checkpoint.request_id.clone(),
+            bucket: address.bucket,
+            key: address.file_name,
+            size: committing.size,
+            crc64: committing.crc64,
+            parts: committing.parts,
+            resumed_parts: committing.parts,
+            media_url: checkpoint.media_url.clone(),
+            file_url: checkpoint.file_url.clone(),
+            segments: u32::try_from(checkpoint.segments.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    /// Locks the checkpoint of an upload of the source `identity` names (none without an identity, or
+    /// with resume off) and reads what an earlier run left there.
+    pub(crate) fn open_checkpoint(
+        &self,
+        purpose: Purpose,
+        identity: Option<&source::SourceIdentity>,
         options: &UploadOptions,
     ) -> Result<(Option<CheckpointFile>, Option<Checkpoint>)> {
-        let Some(identity) = opened.identity.as_ref().filter(|_| options.resume) else {
+        let Some(identity) = identity.filter(|_| options.resume) else {
             return Ok((None, None));
         };
         let dir = options.checkpoint_dir.clone().unwrap_or_else(checkpoint::default_dir);
         let endpoint = self.vod().endpoint().to_string();
-        let (file, previous) = CheckpointFile::open(&dir, &[kind.as_str(), &endpoint, &identity.location])?;
+        let (file, previous) = CheckpointFile::open(&dir, &[purpose.label(), &endpoint, &identity.location])?;
         Ok((Some(file), previous))
     }
 
     /// The checkpoint an interrupted upload of `location` left in `options`' folder, if any, unlocked.
     pub fn peek_checkpoint(
         &self,
-        kind: MediaKind,
+        purpose: Purpose,
         location: &str,
         options: &UploadOptions,
     ) -> Option<Checkpoint> {
         let dir = options.checkpoint_dir.clone().unwrap_or_else(checkpoint::default_dir);
         let endpoint = self.vod().endpoint().to_string();
-        checkpoint::peek(&dir, &[kind.as_str(), &endpoint, location])
+        checkpoint::peek(&dir, &[purpose.label(), &endpoint, location])
     }
 
     /// Keeps a checkpoint only when it is for the same media type, source content and part size.
@@ -494,8 +559,8 @@ impl Client {
             None => e,
         };
 
-        // A known small size, or a stream whose first part turns out to be all of it: one PutObject.
-        let (feed, first) = match (opened.reader, layout) {
+        // A known small size: one PutObject.
+        let reader = match (opened.reader, layout) {
             (Reader::Random(source), Layout::Single { size }) => {
                 let len =
                     usize::try_from(size).map_err(|_| Error::invalid_input("file too large for memory"))?;
@@ -507,15 +572,24 @@ impl Client {
                 let buffer = slot.as_mut().map(Slot::take_buffer).unwrap_or_default();
                 let data = source.read_at(0, len, buffer).await.map_err(&with_path)?.freeze();
                 reporter.emit(start(false, &[]));
-                let outcome = self.put_whole(context, data, &content_type).await.map_err(with_path);
+                let outcome =
+                    self.put_whole(context, data, &content_type, Some(recorder)).await.map_err(with_path);
                 drop(slot);
                 return outcome;
             }
-            (Reader::Random(source), layout) => (Feed::random(source, layout, &recorder.state.parts), None),
-            (Reader::Sequential(reader), layout) => {
-                let feed = Feed::sequential(reader, layout, &recorder.state.parts);
-                let first =
-                    if recorder.state.upload_id.is_none() { feed.next(&mut None).await? } else { None };
+            (reader, _) => reader,
+        };
+
+        // An earlier run's multipart upload is checked against ListParts before the feed is built, so the
+        // feed skips exactly the parts OSS holds. Built from the checkpoint first, it would skip parts (or
+        // a whole upload) gone from OSS, never send them, and Complete would lack them.
+        let resumed_upload = self.reconcile_upload(context, recorder).await?;
+        let (feed, first) = match reader {
+            Reader::Random(source) => (Feed::random(source, layout, &recorder.state.parts), None),
+            Reader::Sequential(stream) => {
+                let feed = Feed::sequential(stream, layout, &recorder.state.parts);
+                // A new upload of a stream: its first part tells whether one PutObject is all it needs.
+                let first = if resumed_upload.is_none() { feed.next(&mut None).await? } else { None };
                 if let Some(job) = &first
                     && (job.data.len() as u64) < layout.first_part_size()
                 {
@@ -525,78 +599,119 @@ impl Client {
                         );
                     }
                     reporter.emit(start(false, &[]));
-                    return self.put_whole(context, job.data.clone(), &content_type).await;
+                    return self.put_whole(context, job.data.clone(), &content_type, Some(recorder)).await;
                 }
                 (feed, first)
             }
         };
-
-        let upload_id = self.multipart_upload_id(context, recorder, &content_type).await?;
+        let upload_id = match resumed_upload {
+            Some(upload_id) => upload_id,
+            None => self.initiate_upload(context, recorder, &content_type).await?,
+        };
         reporter.emit(start(true, &recorder.state.parts));
         let resumed_parts = u32::try_from(recorder.state.parts.len()).unwrap_or(u32::MAX);
         let recorder_lock = tokio::sync::Mutex::new(std::mem::replace(
             recorder,
             Recorder { file: None, state: recorder.state.clone() },
         ));
-        let parts = multipart::run(context, &upload_id, &feed, first, parallel, &recorder_lock).await;
+        let outcome = match multipart::run(context, &upload_id, &feed, first, parallel, &recorder_lock).await
+        {
+            Ok(parts) => {
+                multipart::finish(
+                    context,
+                    &upload_id,
+                    &parts,
+                    opened.size,
+                    resumed_parts,
+                    Some(&recorder_lock),
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
         *recorder = recorder_lock.into_inner();
-        let parts = parts.map_err(&with_path)?;
-        multipart::finish(context, &upload_id, &parts, opened.size, resumed_parts).await
+        outcome.map_err(with_path)
     }
 
-    async fn put_whole(
+    /// One PutObject of the whole object. With a `recorder`, the object's figures are recorded before
+    /// the put ([`Checkpoint::committing`]), so a run killed after it finds the media whole.
+    pub(crate) async fn put_whole(
         &self,
         context: &SendContext,
         data: bytes::Bytes,
         content_type: &str,
+        recorder: Option<&mut Recorder>,
     ) -> Result<Outcome> {
         let crc = vodup_proto::crc64::checksum(&data);
+        let size = data.len() as u64;
+        let committing = recorder.is_some();
+        if let Some(recorder) = recorder {
+            recorder.state.committing = Some(Committing { size, crc64: crc, parts: 1 });
+            recorder.save().await?;
+            fault::hit(UploadPoint::Committing);
+        }
         context.send("PutObject", None, &data, crc, content_type).await?;
-        Ok(Outcome { size: data.len() as u64, crc64: crc, parts: 1, resumed_parts: 0 })
+        if committing {
+            fault::hit(UploadPoint::Committed);
+        }
+        Ok(Outcome { size, crc64: crc, parts: 1, resumed_parts: 0 })
     }
 
-    /// The upload id to continue: the checkpoint's if OSS still lists it (keeping only the parts OSS
-    /// lists with the same ETag and size), else a new one.
-    async fn multipart_upload_id(
+    /// The checkpoint's multipart upload if OSS still lists it, keeping only the parts OSS lists with the
+    /// same ETag and size; None (and no parts) when there is none or it is gone (completed or aborted).
+    async fn reconcile_upload(
+        &self,
+        context: &SendContext,
+        recorder: &mut Recorder,
+    ) -> Result<Option<String>> {
+        let Some(upload_id) = recorder.state.upload_id.clone() else { return Ok(None) };
+        let credentials = context.session.credentials().await?;
+        match context.session.oss.list_parts(&credentials, &context.key, &upload_id).await {
+            Ok(listed) => {
+                let before = recorder.state.parts.len();
+                recorder.state.parts.retain(|done| {
+                    listed.iter().any(|l| {
+                        l.part_number == done.number
+                            && l.size == done.size
+                            && vodup_proto::oss::part::etags_match(&l.etag, &done.etag)
+                    })
+                });
+                if recorder.state.parts.len() < before {
+                    context.reporter.notice(format!(
+                        "{} checkpointed parts are not on the server any more and will be sent again",
+                        before - recorder.state.parts.len()
+                    ));
+                }
+                recorder.save().await?;
+                Ok(Some(upload_id))
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                context.reporter.notice(
+                    "the multipart upload of the checkpoint is gone (completed or aborted); sending every part again",
+                );
+                recorder.state.upload_id = None;
+                recorder.state.parts.clear();
+                recorder.state.committing = None;
+                recorder.save().await?;
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Starts a new multipart upload and records its id (with no parts) before any part is sent.
+    async fn initiate_upload(
         &self,
         context: &SendContext,
         recorder: &mut Recorder,
         content_type: &str,
     ) -> Result<String> {
-        let oss = &context.session.oss;
-        if let Some(upload_id) = recorder.state.upload_id.clone() {
-            let credentials = context.session.credentials().await?;
-            match oss.list_parts(&credentials, &context.key, &upload_id).await {
-                Ok(listed) => {
-                    let before = recorder.state.parts.len();
-                    recorder.state.parts.retain(|done| {
-                        listed.iter().any(|l| {
-                            l.part_number == done.number
-                                && l.size == done.size
-                                && vodup_proto::oss::part::etags_match(&l.etag, &done.etag)
-                        })
-                    });
-                    if recorder.state.parts.len() < before {
-                        context.reporter.notice(format!(
-                            "{} checkpointed parts are not on the server any more and will be sent again",
-                            before - recorder.state.parts.len()
-                        ));
-                    }
-                    recorder.save().await?;
-                    return Ok(upload_id);
-                }
-                Err(error) if error.kind() == ErrorKind::NotFound => {
-                    context
-                        .reporter
-                        .notice("the multipart upload of the checkpoint is gone; starting it again");
-                }
-                Err(error) => return Err(error),
-            }
-        }
         let credentials = context.session.credentials().await?;
-        let upload_id = oss.initiate(&credentials, &context.key, content_type).await?;
+        let upload_id = context.session.oss.initiate(&credentials, &context.key, content_type).await?;
+        fault::hit(UploadPoint::Initiated);
         recorder.state.upload_id = Some(upload_id.clone());
         recorder.state.parts.clear();
+        recorder.state.committing = None;
         recorder.save().await?;
         Ok(upload_id)
     }

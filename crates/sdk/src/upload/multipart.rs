@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use vodup_proto::crc64;
 
 use super::Outcome;
-use super::checkpoint::{self, Checkpoint, CheckpointFile, DonePart};
+use super::checkpoint::{self, Checkpoint, CheckpointFile, Committing, DonePart};
+use super::fault::{self, UploadPoint};
 use super::feed::{Feed, PartJob};
 use super::progress::{Event, Reporter};
 use super::session::Session;
@@ -188,18 +189,31 @@ impl SendContext {
 
 /// Completes a multipart upload whose `parts` are all sent: checks they are 1..=n and add up to `size`
 /// when known, completes, and compares the CRC-64 OSS reports for the object with the one the parts
-/// combine to.
+/// combine to. With a `recorder`, the object's figures are recorded before the Complete
+/// ([`Checkpoint::committing`]), so a run killed after it finds the media whole.
 pub(crate) async fn finish(
     context: &SendContext,
     upload_id: &str,
     parts: &[DonePart],
     size: Option<u64>,
     resumed_parts: u32,
+    recorder: Option<&tokio::sync::Mutex<Recorder>>,
 ) -> Result<Outcome> {
     check_contiguous(parts, size)?;
     let crc = combined_crc(parts);
+    let total = parts.iter().map(|p| p.size).sum();
+    let count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+    if let Some(recorder) = recorder {
+        let mut recorder = recorder.lock().await;
+        recorder.state.committing = Some(Committing { size: total, crc64: crc, parts: count });
+        recorder.save().await?;
+        fault::hit(UploadPoint::Committing);
+    }
     let list: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
     let answer = context.complete(upload_id, &list).await?;
+    if recorder.is_some() {
+        fault::hit(UploadPoint::Committed);
+    }
     if let Some(server) = answer.crc64
         && server != crc
     {
@@ -210,14 +224,11 @@ pub(crate) async fn finish(
         )
         .with_request_id(answer.request_id)
         .with_object(context.session.oss.object_name(&context.key))
-        .with_hint("re-run with --no-resume to upload the file again"));
+        .with_hint(
+            "the object OSS assembled is not the bytes sent; delete the media and upload the file again",
+        ));
     }
-    Ok(Outcome {
-        size: parts.iter().map(|p| p.size).sum(),
-        crc64: crc,
-        parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
-        resumed_parts,
-    })
+    Ok(Outcome { size: total, crc64: crc, parts: count, resumed_parts })
 }
 
 /// Parts must be 1..=n without gaps, and add up to the known size.
@@ -239,7 +250,7 @@ fn check_contiguous(parts: &[DonePart], size: Option<u64>) -> Result<()> {
             "CompleteMultipartUpload",
             format!("the parts add up to {total} bytes but the source has {size}"),
         )
-        .with_hint("re-run with --no-resume"));
+        .with_hint("the source changed while it was being uploaded; re-run once it stays unchanged"));
     }
     Ok(())
 }
@@ -286,6 +297,7 @@ pub(crate) async fn run(
             };
             let answer =
                 context.send("UploadPart", Some((upload_id, job.number)), &job.data, job.crc64, "").await?;
+            fault::hit(UploadPoint::PartSent);
             let size = job.data.len() as u64;
             {
                 let mut recorder = recorder.lock().await;
@@ -297,6 +309,7 @@ pub(crate) async fn run(
                 });
                 recorder.save().await?;
             }
+            fault::hit(UploadPoint::PartRecorded);
             context.reporter.emit(Event::PartSent {
                 part_number: job.number,
                 size,

@@ -4,6 +4,11 @@
 //! service and players find them), and put the rewritten playlist last, so the video never points at
 //! segments that are not there yet.
 //!
+//! Resumable like any upload: a checkpoint (keyed by the playlist's identity) names the video and the
+//! segments already sent, so a re-run after a crash refreshes the same video's credentials, skips the
+//! segments whose sources are unchanged, and, when the crash came after the playlist itself was put,
+//! finds the video whole instead of uploading it again.
+//!
 //! [`source::m3u8`]: crate::source::m3u8
 
 use futures_util::StreamExt as _;
@@ -11,14 +16,16 @@ use futures_util::stream;
 use reqwest::Url;
 use vodup_proto::upload_auth::UploadAddress;
 
+use super::checkpoint::{Checkpoint, DoneSegment, Purpose};
+use super::fault::{self, UploadPoint};
 use super::multipart::{Recorder, SendContext};
 use super::plan::Layout;
 use super::progress::{Event, Reporter};
-use super::{Outcome, UploadOptions, UploadResult, checkpoint, content_type_of, feed::Feed, multipart, plan};
+use super::{Outcome, UploadOptions, UploadResult, content_type_of, feed::Feed, multipart, plan};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result, network_error};
 use crate::source::m3u8::{self, Location, Segment};
-use crate::source::{self, Opened, Reader, Source, redact_url};
+use crate::source::{self, Opened, Reader, Source, SourceIdentity, redact_url};
 use crate::vod::{MediaKind, VideoMeta};
 
 /// The largest playlist read (playlists are text; a bigger one is not a playlist).
@@ -31,7 +38,7 @@ pub(crate) async fn upload(
     options: &UploadOptions,
     reporter: &Reporter,
 ) -> Result<UploadResult> {
-    let (text, location, name) = read_playlist(client, playlist).await?;
+    let Playlist { text, location, name, identity } = read_playlist(client, playlist).await?;
     let file_name = meta.file_name.clone().unwrap_or(name);
     if vodup_proto::vod::media::extension_of(&file_name).as_deref() != Some("m3u8") {
         return Err(Error::invalid_input(format!("{file_name:?} is not an .m3u8 playlist"))
@@ -59,8 +66,56 @@ pub(crate) async fn upload(
     .collect::<Result<_>>()?;
 
     let params = meta.params(&file_name, Some(text.len() as u64))?;
-    let ticket = client.vod().create_upload_video(&params).await?;
-    reporter.emit(Event::Created { kind: MediaKind::Video, media_id: ticket.media_id.clone() });
+    let part_size = options.part_size.unwrap_or(plan::DEFAULT_PART_SIZE);
+    let endpoint = client.vod().endpoint().to_string();
+    let (file, previous) = client.open_checkpoint(Purpose::Playlist, Some(&identity), options)?;
+    let mut resumed = previous.filter(|c| {
+        c.kind == MediaKind::Video
+            && c.endpoint == endpoint
+            && c.source == identity
+            && c.part_size == part_size
+    });
+    // A run killed between putting the playlist and removing the checkpoint: the video may be whole.
+    if let Some(checkpoint) = &resumed
+        && let Some(done) = client.already_committed(checkpoint, reporter).await?
+    {
+        if let Some(file) = file {
+            file.remove();
+        }
+        fault::hit(UploadPoint::Finished);
+        return Ok(done);
+    }
+    let ticket = match &resumed {
+        Some(checkpoint) => client.resumed_ticket(checkpoint, reporter).await?,
+        None => None,
+    };
+    let ticket = match ticket {
+        Some(ticket) => ticket,
+        None => {
+            resumed = None;
+            let ticket = client.vod().create_upload_video(&params).await?;
+            reporter.emit(Event::Created { kind: MediaKind::Video, media_id: ticket.media_id.clone() });
+            fault::hit(UploadPoint::Created);
+            ticket
+        }
+    };
+    let state = resumed.unwrap_or_else(|| Checkpoint::new(endpoint, identity, &ticket, part_size));
+    let mut recorder = Recorder { file, state };
+    recorder.save().await?;
+    fault::hit(UploadPoint::Checkpointed);
+
+    // Segments an earlier run sent are skipped while their source is unchanged.
+    let (done, to_send): (Vec<_>, Vec<_>) = opened.into_iter().partition(|(segment, opened)| {
+        recorder
+            .state
+            .segments
+            .iter()
+            .any(|d| d.name == segment.object_name && Some(&d.source) == opened.identity.as_ref())
+    });
+    let resumed_bytes: u64 = done.iter().filter_map(|(_, o)| o.size).sum();
+    let total_segments = done.len() + to_send.len();
+    recorder.state.segments.retain(|d| done.iter().any(|(segment, _)| segment.object_name == d.name));
+
     let prefix = object_prefix(&ticket.address);
     let context = client.send_context(MediaKind::Video, &ticket, options, reporter)?;
     reporter.emit(Event::Started {
@@ -68,25 +123,35 @@ pub(crate) async fn upload(
         media_id: ticket.media_id.clone(),
         bucket: ticket.address.bucket.clone(),
         key: ticket.address.file_name.clone(),
-        size: opened
+        size: to_send
             .iter()
             .map(|(_, o)| o.size)
             .sum::<Option<u64>>()
-            .map(|s| s + plan.rewritten.len() as u64),
+            .map(|s| s + resumed_bytes + plan.rewritten.len() as u64),
         multipart: false,
-        part_size: options.part_size.unwrap_or(plan::DEFAULT_PART_SIZE),
-        parts: u32::try_from(opened.len() + 1).ok(),
+        part_size,
+        parts: u32::try_from(total_segments + 1).ok(),
         parallel: options.parallel.unwrap_or_else(|| plan::default_parallel(None)),
-        resumed_parts: 0,
-        resumed_bytes: 0,
+        resumed_parts: u32::try_from(done.len()).unwrap_or(u32::MAX),
+        resumed_bytes,
     });
 
     let parallel = options.parallel.unwrap_or_else(|| plan::default_parallel(None)).max(1);
-    let segments = opened.len();
-    let sent: Vec<Result<Outcome>> = stream::iter(opened.into_iter().map(|(segment, opened)| {
+    let recorder_lock = tokio::sync::Mutex::new(recorder);
+    let sent: Vec<Result<Outcome>> = stream::iter(to_send.into_iter().map(|(segment, opened)| {
         let context = SendContext { key: format!("{prefix}{}", segment.object_name), ..context.clone() };
+        let recorder = &recorder_lock;
         async move {
+            let source = opened.identity.clone();
             let outcome = send_segment(&context, opened, options).await?;
+            fault::hit(UploadPoint::SegmentSent);
+            // A segment without an identity (a URL with no validators) cannot be recognised later.
+            if let Some(source) = source {
+                let mut recorder = recorder.lock().await;
+                let name = segment.object_name.clone();
+                recorder.state.segments.push(DoneSegment { name, source, size: outcome.size });
+                recorder.save().await?;
+            }
             context
                 .reporter
                 .emit(Event::SegmentSent { name: segment.object_name.clone(), size: outcome.size });
@@ -99,23 +164,28 @@ pub(crate) async fn upload(
     for result in sent {
         result?;
     }
+    let mut recorder = recorder_lock.into_inner();
 
     let data = bytes::Bytes::from(plan.rewritten.into_bytes());
-    let crc = vodup_proto::crc64::checksum(&data);
-    context.send("PutObject", None, &data, crc, &content_type_of(&ticket.address.file_name)).await?;
+    let content_type = content_type_of(&ticket.address.file_name);
+    let outcome = client.put_whole(&context, data, &content_type, Some(&mut recorder)).await?;
+    if let Some(file) = recorder.file.take() {
+        file.remove();
+    }
+    fault::hit(UploadPoint::Finished);
     Ok(UploadResult {
         kind: MediaKind::Video,
         media_id: ticket.media_id,
         request_id: ticket.request_id,
         bucket: ticket.address.bucket,
         key: ticket.address.file_name,
-        size: data.len() as u64,
-        crc64: crc,
+        size: outcome.size,
+        crc64: outcome.crc64,
         parts: 1,
         resumed_parts: 0,
         media_url: ticket.media_url,
         file_url: ticket.file_url,
-        segments: u32::try_from(segments).unwrap_or(u32::MAX),
+        segments: u32::try_from(total_segments).unwrap_or(u32::MAX),
     })
 }
 
@@ -148,53 +218,43 @@ async fn send_segment(context: &SendContext, opened: Opened, options: &UploadOpt
             };
             let credentials = context.session.credentials().await?;
             let upload_id = context.session.oss.initiate(&credentials, &context.key, &content_type).await?;
-            let recorder = tokio::sync::Mutex::new(Recorder {
-                file: None,
-                state: checkpoint::Checkpoint {
-                    version: checkpoint::VERSION,
-                    kind: MediaKind::Video,
-                    endpoint: String::new(),
-                    source: source::SourceIdentity {
-                        location: String::new(),
-                        size: None,
-                        mtime_ns: None,
-                        etag: None,
-                        last_modified: None,
-                    },
-                    media_id: String::new(),
-                    upload_address: String::new(),
-                    upload_auth: String::new(),
-                    request_id: String::new(),
-                    media_url: None,
-                    file_url: None,
-                    upload_id: Some(upload_id.clone()),
-                    part_size: layout.first_part_size(),
-                    parts: Vec::new(),
-                },
-            });
+            // A segment's own parts are not checkpointed: a resumed playlist sends a half-sent segment again.
+            let state = Checkpoint::scratch(upload_id.clone(), layout.first_part_size());
+            let recorder = tokio::sync::Mutex::new(Recorder { file: None, state });
             let parallel = options.parallel.unwrap_or(2).clamp(1, 4);
             let parts = multipart::run(context, &upload_id, &feed, None, parallel, &recorder).await?;
-            multipart::finish(context, &upload_id, &parts, opened_size, 0).await
+            multipart::finish(context, &upload_id, &parts, opened_size, 0, None).await
         }
     }
 }
 
-/// The playlist's text, where it is (to resolve segment URIs), and the FileName to send.
-async fn read_playlist(client: &Client, playlist: Source) -> Result<(String, Location, String)> {
+/// A playlist as read: its text, where it is (to resolve segment URIs), the FileName to send, and what
+/// identifies it across runs (as any other source: path, size and time, or a URL's validators).
+struct Playlist {
+    text: String,
+    location: Location,
+    name: String,
+    identity: SourceIdentity,
+}
+
+async fn read_playlist(client: &Client, playlist: Source) -> Result<Playlist> {
     match playlist {
         Source::File(path) => {
-            let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            let io_error = |e: std::io::Error| {
                 let kind = if e.kind() == std::io::ErrorKind::NotFound {
                     ErrorKind::NotFound
                 } else {
                     ErrorKind::Io
                 };
                 Error::new(kind, "read playlist", e.to_string()).with_path(&path).with_hint("check the path")
-            })?;
+            };
+            let metadata = tokio::fs::metadata(&path).await.map_err(io_error)?;
+            let bytes = tokio::fs::read(&path).await.map_err(io_error)?;
             let text = playlist_text(bytes)?;
             let name = path.to_string_lossy().into_owned();
             let absolute = std::path::absolute(&path).unwrap_or(path);
-            Ok((text, Location::File(absolute), name))
+            let identity = source::file::identity(&absolute, &metadata);
+            Ok(Playlist { text, location: Location::File(absolute), name, identity })
         }
         Source::Url(url) => {
             let response = client
@@ -211,11 +271,23 @@ async fn read_playlist(client: &Client, playlist: Source) -> Result<(String, Loc
                 ));
             }
             let final_url: Url = response.url().clone();
+            let header = |name: http::HeaderName| {
+                response.headers().get(name).and_then(|v| v.to_str().ok()).map(ToOwned::to_owned)
+            };
+            let (etag, last_modified) = (header(http::header::ETAG), header(http::header::LAST_MODIFIED));
             let bytes = response.bytes().await.map_err(|e| network_error("read playlist", &e))?;
             let mut name = final_url.clone();
             name.set_query(None);
             name.set_fragment(None);
-            Ok((playlist_text(bytes.to_vec())?, Location::Url(final_url), name.to_string()))
+            let identity = SourceIdentity {
+                location: url.to_string(),
+                size: Some(bytes.len() as u64),
+                mtime_ns: None,
+                etag,
+                last_modified,
+            };
+            let text = playlist_text(bytes.to_vec())?;
+            Ok(Playlist { text, location: Location::Url(final_url), name: name.to_string(), identity })
         }
         Source::Stream { .. } => Err(Error::invalid_input("an M3U8 playlist must be a file or a URL")
             .with_hint("its segments are found relative to where the playlist is")),
