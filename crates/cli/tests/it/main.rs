@@ -6,6 +6,7 @@ mod batch;
 mod corruption;
 mod crash;
 mod edges;
+mod kill_points;
 mod memory;
 mod refresh;
 mod region;
