@@ -6,6 +6,7 @@
 //! or `UploadAuth` with its secrets redacted), and `vodup upload` (the SDK on the command line).
 
 mod args;
+mod bar;
 mod batch;
 mod exit;
 mod interrupt;

@@ -6,10 +6,12 @@ use std::io::{IsTerminal as _, Write as _};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::{Value, json};
 use vodup_sdk::upload::UploadResult;
 use vodup_sdk::upload::progress::{Event, Progress};
+
+use crate::bar::{self, Baseline, Shape};
 
 /// How to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,26 +42,23 @@ impl Mode {
 pub struct Reporter {
     mode: Mode,
     bar: Option<ProgressBar>,
+    baseline: Baseline,
     stdout: Mutex<()>,
 }
 
 impl Reporter {
     /// A reporter for `mode`, labelled with the source's name.
     pub fn new(mode: Mode, label: &str) -> Self {
+        let baseline = Baseline::default();
         let bar = (mode == Mode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            // Until the size is known (it may never be, from a pipe), no total and no ETA.
+            bar.set_style(bar::style(Shape::Unsized, false, &baseline));
             bar.set_message(label.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Self { mode, bar, stdout: Mutex::new(()) }
+        Self { mode, bar, baseline, stdout: Mutex::new(()) }
     }
 
     fn line(&self, value: &Value) {
@@ -101,6 +100,9 @@ impl Reporter {
     /// The final line of a failed upload (JSON mode; the message itself goes to stderr).
     pub fn error(&self, kind: &str, message: &str, hint: Option<&str>, exit_code: u8) {
         if let Some(bar) = &self.bar {
+            // The last frame stays on screen: without an ETA, which would claim it was about to finish.
+            let shape = if bar.length().is_some() { Shape::Stopped } else { Shape::StoppedUnsized };
+            bar.set_style(bar::style(shape, false, &self.baseline));
             bar.abandon();
         }
         if self.mode == Mode::Json {
@@ -130,10 +132,13 @@ impl Progress for Reporter {
                 let Some(bar) = &self.bar else { return };
                 match event {
                     Event::Started { size, resumed_bytes, media_id, kind, .. } => {
+                        // Bytes an earlier run sent fill the bar but not the rate: this run starts now.
+                        bar.set_position(*resumed_bytes);
+                        self.baseline.set(*resumed_bytes);
                         if let Some(size) = size {
                             bar.set_length(*size);
+                            bar.set_style(bar::style(Shape::Sized, false, &self.baseline));
                         }
-                        bar.set_position(*resumed_bytes);
                         bar.println(format!("{} {media_id}", kind.id_field()));
                     }
                     Event::BytesSent { bytes } => bar.inc(*bytes),

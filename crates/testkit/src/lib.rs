@@ -12,6 +12,7 @@
 //! - [`edge::Edge`]: slow-header clients, idle keep-alive sockets and an anonymous flood, with a sampler
 //!   of a process's descriptors and memory ([`edge`]);
 //! - [`Tmpfs`]: a small tmpfs to fill, for a real full disk ([`disk`]);
+//! - [`Tmux`]: a real terminal of a given size whose screen a test reads back ([`tmux`]);
 //! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
 //! - the skip rule.
 //!
@@ -29,6 +30,7 @@ pub mod proxy;
 pub mod receiver;
 pub mod rss;
 pub mod server;
+pub mod tmux;
 
 pub use api::{Api, OssCall, OssCredential, VodReply};
 pub use disk::Tmpfs;
@@ -38,6 +40,7 @@ pub use process::{ServeOptions, ServeProcess};
 pub use proxy::{CorruptingProxy, Corruption};
 pub use rss::{PeakRss, current_vm_hwm};
 pub use server::TestServer;
+pub use tmux::{Tmux, have_tmux};
 
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ALL: &str = "VODUP_REQUIRE_ALL";

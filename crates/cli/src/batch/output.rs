@@ -7,11 +7,12 @@ use std::io::Write as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use serde_json::{Value, json};
 use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
 use vodup_sdk::upload::progress::Event;
 
+use crate::bar::{self, Baseline, Shape};
 use crate::output::{Mode, json_line, result_fields};
 
 /// The batch's [`BatchProgress`].
@@ -29,19 +30,13 @@ struct Bars {
     files: Mutex<HashMap<String, ProgressBar>>,
 }
 
-fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
-}
-
 impl BatchReporter {
     /// A reporter for `files` files.
     pub fn new(mode: Mode, files: usize) -> Self {
         let bars = (mode == Mode::Bar).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
             let overall = multi.add(ProgressBar::new(files as u64));
-            overall.set_style(style("{spinner} files [{bar:30}] {pos}/{len} {msg} elapsed {elapsed}"));
+            overall.set_style(bar::batch_overall());
             overall.enable_steady_tick(Duration::from_millis(200));
             Bars { multi, overall, files: Mutex::new(HashMap::new()) }
         });
@@ -133,9 +128,11 @@ impl BatchProgress for BatchReporter {
                 match event {
                     Event::Started { size, resumed_bytes, .. } => {
                         let bar = bars.multi.add(ProgressBar::new(size.unwrap_or(0)));
-                        bar.set_style(style(
-                            "  {msg:30!} [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
-                        ));
+                        // Bytes an earlier run sent fill the bar but not the rate.
+                        let baseline = Baseline::default();
+                        baseline.set(*resumed_bytes);
+                        let shape = if size.is_some() { Shape::Sized } else { Shape::Unsized };
+                        bar.set_style(bar::style(shape, true, &baseline));
                         bar.set_message(short_name(file));
                         bar.set_position(*resumed_bytes);
                         files.insert(file.to_owned(), bar);
@@ -163,9 +160,12 @@ impl BatchProgress for BatchReporter {
                 bars.multi.remove(&bar);
             }
             bars.overall.inc(1);
-            if outcome.status == FileStatus::Failed {
-                bars.multi.suspend(|| eprintln!("FAILED {}", outcome.file));
-            }
+            // Drawn now, not at the next tick: the outcome line below and the count must agree.
+            bars.overall.force_draw();
+            // The outcome goes above the bars, which are cleared for it and drawn again below: written
+            // while they are on screen, it would be drawn over (lost) and leave old frames behind.
+            bars.multi.suspend(|| self.outcome_line(outcome));
+            return;
         }
         match self.mode {
             Mode::Json => {
@@ -182,15 +182,26 @@ impl BatchProgress for BatchReporter {
                 }
                 self.line(&line);
             }
-            Mode::Bar | Mode::Quiet => {
-                if outcome.status != FileStatus::Failed {
-                    let _guard = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut out = std::io::stdout().lock();
-                    let id = outcome.media_id.as_deref().unwrap_or("-");
-                    let _ = writeln!(out, "{:<8} {id}  {}", outcome.status.as_str(), outcome.file);
-                }
-            }
+            Mode::Bar | Mode::Quiet => self.outcome_line(outcome),
         }
+    }
+}
+
+impl BatchReporter {
+    /// A file's one line: `done`/`skipped` with its id on stdout, `FAILED` on stderr (the summary says
+    /// why).
+    fn outcome_line(&self, outcome: &FileOutcome) {
+        if outcome.status == FileStatus::Failed {
+            if self.mode == Mode::Bar {
+                eprintln!("FAILED   {}", outcome.file);
+            }
+            return;
+        }
+        let _guard = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = std::io::stdout().lock();
+        let id = outcome.media_id.as_deref().unwrap_or("-");
+        let _ = writeln!(out, "{:<8} {id}  {}", outcome.status.as_str(), outcome.file);
+        let _ = out.flush();
     }
 }
 
