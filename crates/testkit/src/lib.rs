@@ -12,6 +12,7 @@
 //! - [`edge::Edge`]: slow-header clients, idle keep-alive sockets and an anonymous flood, with a sampler
 //!   of a process's descriptors and memory ([`edge`]);
 //! - [`Tmpfs`]: a small tmpfs to fill, for a real full disk ([`disk`]);
+//! - [`s3::test_s3`]: a fresh prefix in the test S3 bucket, when one is configured ([`s3`]);
 //! - [`Tmux`]: a real terminal of a given size whose screen a test reads back ([`tmux`]);
 //! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
 //! - the skip rule.
@@ -29,6 +30,7 @@ pub mod process;
 pub mod proxy;
 pub mod receiver;
 pub mod rss;
+pub mod s3;
 pub mod server;
 pub mod tmux;
 

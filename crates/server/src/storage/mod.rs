@@ -12,10 +12,12 @@
 //! ([`Digests`]), and the caller's expectations (`Content-MD5`, size limits) are checked before the
 //! write succeeds.
 
+pub mod checked;
 pub mod conformance;
 pub mod digests;
 pub mod local;
 pub mod pieces;
+pub mod s3;
 
 use std::fmt;
 use std::io;
@@ -28,6 +30,7 @@ use futures_util::Stream;
 
 pub use digests::Digests;
 pub use local::LocalStore;
+pub use s3::{S3Settings, S3Store};
 
 /// A stream of body bytes. Errors are I/O errors of the source (a client that went away).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;

@@ -15,6 +15,7 @@ mod meta;
 mod observability;
 mod races;
 mod storage;
+mod storage_s3;
 mod support;
 mod sweeper;
 mod traversal;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncWriteExt as _, BufWriter};
 
 use super::{Leftover, sync_dir};
 use crate::fault::{self, FaultPoint};
-use crate::storage::digests::Digester;
+use crate::storage::checked::CheckedBody;
 use crate::storage::{ByteStream, StorageError, StoredBlob, WriteLimits, new_blob_id};
 
 /// Body chunks from the network are small; coalescing them saves a blocking-pool hop per chunk.
@@ -34,27 +34,14 @@ pub(super) async fn write(
         .await
         .map_err(|e| fail("creating", e))?;
     let mut leftover = Leftover(Some(tmp.clone()));
-    // A body longer than it announced is cut off like one over the size limit.
-    let cap = limits.expected_len.map_or(limits.max_size, |len| len.min(limits.max_size));
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, handle);
-    let mut digester = Digester::new();
+    let mut checked = CheckedBody::new(limits);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(StorageError::Body)?;
-        if digester.len() + chunk.len() as u64 > cap {
-            return Err(StorageError::TooLarge { max_size: cap });
-        }
-        digester.update(&chunk);
+        checked.accept(&chunk)?;
         out.write_all(&chunk).await.map_err(|e| fail("writing", e))?;
     }
-    if let Some(expected) = limits.expected_len
-        && digester.len() < expected
-    {
-        return Err(StorageError::Incomplete { received: digester.len(), expected });
-    }
-    let digests = digester.finish();
-    if limits.expected_md5.is_some_and(|md5| md5 != digests.md5) {
-        return Err(StorageError::DigestMismatch);
-    }
+    let digests = checked.finish()?;
     out.flush().await.map_err(|e| fail("writing", e))?;
     let handle = out.into_inner();
     handle.sync_all().await.map_err(|e| fail("syncing", e))?;
