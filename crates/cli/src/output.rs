@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use vodup_sdk::upload::UploadResult;
 use vodup_sdk::upload::progress::{Event, Progress};
 
+use crate::waiting::Waiting;
+
 /// How to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -41,6 +43,7 @@ pub struct Reporter {
     mode: Mode,
     bar: Option<ProgressBar>,
     stdout: Mutex<()>,
+    waiting: Waiting,
 }
 
 impl Reporter {
@@ -59,7 +62,7 @@ impl Reporter {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Self { mode, bar, stdout: Mutex::new(()) }
+        Self { mode, bar, stdout: Mutex::new(()), waiting: Waiting::default() }
     }
 
     fn line(&self, value: &Value) {
@@ -99,7 +102,7 @@ impl Reporter {
     }
 
     /// The final line of a failed upload (JSON mode; the message itself goes to stderr).
-    pub fn error(&self, kind: &str, message: &str, hint: Option<&str>, exit_code: u8) {
+    pub fn error(&self, kind: &str, message: &str, hint: &str, exit_code: u8) {
         if let Some(bar) = &self.bar {
             bar.abandon();
         }
@@ -137,18 +140,30 @@ impl Progress for Reporter {
                         bar.println(format!("{} {media_id}", kind.id_field()));
                     }
                     Event::BytesSent { bytes } => bar.inc(*bytes),
-                    Event::Retried { reason, wasted_bytes, .. } => {
+                    Event::Retried { wasted_bytes, .. } => {
                         bar.set_position(bar.position().saturating_sub(*wasted_bytes));
-                        bar.println(format!("retrying: {reason}"));
+                        if let Some(line) = self.waiting.line(event) {
+                            bar.println(line);
+                        }
                     }
                     Event::CredentialsRefreshed { .. } => bar.set_message("credentials refreshed"),
                     Event::Notice { message } => bar.println(message),
                     _ => {}
                 }
             }
-            Mode::Quiet => {}
+            // Quiet is for pipes and cron logs: an outage is one line on stderr, nothing else is.
+            Mode::Quiet => {
+                if let Some(line) = self.waiting.line(event).filter(|_| is_outage(event)) {
+                    eprintln!("vodup: {line}");
+                }
+            }
         }
     }
+}
+
+/// A retry because the service (or a source's server) failed to answer, not because bytes were damaged.
+pub fn is_outage(event: &Event) -> bool {
+    matches!(event, Event::Retried { kind, .. } if kind != "checksum_mismatch")
 }
 
 /// Writes one JSON line to stdout, whole, under `lock` (lines from concurrent tasks never interleave).

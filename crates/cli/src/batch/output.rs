@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
 use vodup_sdk::upload::progress::Event;
 
-use crate::output::{Mode, json_line, result_fields};
+use crate::output::{Mode, is_outage, json_line, result_fields};
+use crate::waiting::Waiting;
 
 /// The batch's [`BatchProgress`].
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub struct BatchReporter {
     mode: Mode,
     bars: Option<Bars>,
     stdout: Mutex<()>,
+    waiting: Waiting,
 }
 
 #[derive(Debug)]
@@ -45,7 +47,7 @@ impl BatchReporter {
             overall.enable_steady_tick(Duration::from_millis(200));
             Bars { multi, overall, files: Mutex::new(HashMap::new()) }
         });
-        Self { mode, bars, stdout: Mutex::new(()) }
+        Self { mode, bars, stdout: Mutex::new(()), waiting: Waiting::default() }
     }
 
     fn line(&self, value: &Value) {
@@ -81,7 +83,7 @@ impl BatchReporter {
                     "file": o.file,
                     "kind": error.map(|e| e.kind().as_str()),
                     "message": error.map(ToString::to_string),
-                    "hint": error.and_then(vodup_sdk::Error::hint),
+                    "hint": error.map(vodup_sdk::Error::hint),
                 })
             })
             .collect();
@@ -105,9 +107,7 @@ impl BatchReporter {
         for outcome in summary.outcomes.iter().filter(|o| o.status == FileStatus::Failed) {
             let Some(error) = &outcome.error else { continue };
             let _ = writeln!(err, "  FAILED {}: {error}", outcome.file);
-            if let Some(hint) = error.hint() {
-                let _ = writeln!(err, "         next: {hint}");
-            }
+            let _ = writeln!(err, "         next: {}", error.hint());
         }
         if summary.failed > 0 {
             let _ =
@@ -148,10 +148,19 @@ impl BatchProgress for BatchReporter {
                     Event::Notice { message } => {
                         bars.multi.suspend(|| eprintln!("{}: {message}", short_name(file)));
                     }
+                    Event::Retried { .. } => {
+                        if let Some(line) = self.waiting.line(event) {
+                            bars.multi.suspend(|| eprintln!("{}: {line}", short_name(file)));
+                        }
+                    }
                     _ => {}
                 }
             }
-            Mode::Quiet => {}
+            Mode::Quiet => {
+                if let Some(line) = self.waiting.line(event).filter(|_| is_outage(event)) {
+                    eprintln!("vodup: {line}");
+                }
+            }
         }
     }
 
