@@ -102,20 +102,26 @@ impl Reporter {
     }
 
     /// The final line of a failed upload (JSON mode; the message itself goes to stderr).
-    pub fn error(&self, kind: &str, message: &str, hint: &str, exit_code: u8) {
+    pub fn error(&self, error: &vodup_sdk::Error, exit_code: u8) {
         if let Some(bar) = &self.bar {
             bar.abandon();
         }
         if self.mode == Mode::Json {
-            self.line(&json!({
-                "event": "error",
-                "kind": kind,
-                "message": message,
-                "hint": hint,
-                "exit_code": exit_code,
-            }));
+            self.line(&error_line(error, exit_code));
         }
     }
+}
+
+/// The JSON `error` line of a failed upload or batch: the error's kind, message, what to do next (every
+/// error has a hint) and the exit code.
+pub fn error_line(error: &vodup_sdk::Error, exit_code: u8) -> Value {
+    json!({
+        "event": "error",
+        "kind": error.kind().as_str(),
+        "message": error.to_string(),
+        "hint": error.hint(),
+        "exit_code": exit_code,
+    })
 }
 
 impl Progress for Reporter {
@@ -198,4 +204,23 @@ pub fn result_fields(result: &UploadResult) -> Value {
         fields["Segments"] = json!(result.segments);
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use vodup_sdk::{Error, ErrorKind};
+
+    use super::*;
+    use crate::exit;
+
+    #[test]
+    fn every_error_kind_has_a_hint_in_its_json_line() {
+        for kind in ErrorKind::ALL {
+            let line = error_line(&Error::new(kind, "UploadPart", "failed"), exit::of(kind));
+            assert_eq!(line["kind"], kind.as_str());
+            let hint = line["hint"].as_str().unwrap_or_else(|| panic!("{kind:?}: no hint in {line}"));
+            assert!(hint.len() > 10, "{kind:?}: {line}");
+            assert_eq!(line["exit_code"], exit::of(kind), "{line}");
+        }
+    }
 }

@@ -56,7 +56,9 @@ mod tests {
             part_number: Some(3),
             attempt: 1,
             kind: kind.into(),
-            reason: format!("UploadPart part 3 to b/k: error sending request for url (http://127.0.0.1:9/): {cause}"),
+            reason: format!(
+                "UploadPart part 3 to b/k: error sending request for url (http://127.0.0.1:9/): {cause}"
+            ),
             cause: cause.into(),
             delay_ms: 100,
             budget_left_ms: left_ms,

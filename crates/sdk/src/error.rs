@@ -283,11 +283,7 @@ impl Error {
     /// Why, in a few words and without addresses, for one-line summaries: the innermost cause of a
     /// transport failure (`connection refused`), else the service's code, else the message.
     pub fn cause(&self) -> &str {
-        self.inner
-            .cause
-            .as_deref()
-            .or(self.inner.service_code.as_deref())
-            .unwrap_or(&self.inner.message)
+        self.inner.cause.as_deref().or(self.inner.service_code.as_deref()).unwrap_or(&self.inner.message)
     }
 
     /// How long the request was retried before it was given up on, when it was.
@@ -322,7 +318,9 @@ impl fmt::Display for Error {
             (Retry::Exhausted { attempts }, Some(waited)) if attempts > 1 => {
                 write!(f, " (after {attempts} attempts in {} s)", waited.as_secs_f64().round())?;
             }
-            (Retry::Exhausted { attempts }, None) if attempts > 1 => write!(f, " (after {attempts} attempts)")?,
+            (Retry::Exhausted { attempts }, None) if attempts > 1 => {
+                write!(f, " (after {attempts} attempts)")?
+            }
             _ => {}
         }
         if let Some(id) = &self.inner.request_id {
@@ -427,9 +425,13 @@ mod tests {
     #[test]
     fn the_cause_is_short_and_has_no_address() {
         assert_eq!(brief("Connection refused (os error 111)"), "connection refused");
-        assert_eq!(brief("connection closed before message completed"), "connection closed before message completed");
+        assert_eq!(
+            brief("connection closed before message completed"),
+            "connection closed before message completed"
+        );
         assert_eq!(brief("dns error: failed to lookup address"), "dns error");
-        let error = Error::new(ErrorKind::Service, "UploadPart", "HTTP 503").with_service_code("ServiceUnavailable");
+        let error =
+            Error::new(ErrorKind::Service, "UploadPart", "HTTP 503").with_service_code("ServiceUnavailable");
         assert_eq!(error.cause(), "ServiceUnavailable");
     }
 }

@@ -60,7 +60,8 @@ fn looks_like_plain_http(error: &reqwest::Error) -> bool {
 fn plain_url(url: &Url) -> Option<Url> {
     let host = url.host_str()?;
     let port = url.port_or_known_default()?;
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+    let host =
+        if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
     Url::parse(&format!("http://{host}:{port}/")).ok()
 }
 

@@ -252,13 +252,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_that_recovers_succeeds() {
         let calls = AtomicU32::new(0);
-        let result = run(RetryPolicy::default(), "GetVideoInfo", || {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n < 3 { Err(Error::new(ErrorKind::Network, "GetVideoInfo", "reset")) } else { Ok(n) }
-            }
-        })
-        .await;
+        let result =
+            run(RetryPolicy::default(), "GetVideoInfo", || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 3 { Err(Error::new(ErrorKind::Network, "GetVideoInfo", "reset")) } else { Ok(n) }
+                }
+            })
+            .await;
         assert_eq!(result.unwrap(), 3);
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
 use vodup_sdk::upload::progress::Event;
 
-use crate::output::{Mode, is_outage, json_line, result_fields};
+use crate::output::{Mode, error_line, is_outage, json_line, result_fields};
 use crate::waiting::Waiting;
 
 /// The batch's [`BatchProgress`].
@@ -57,13 +57,7 @@ impl BatchReporter {
     /// The batch could not start (or stopped as a whole).
     pub fn fatal(&self, error: &vodup_sdk::Error, exit_code: u8) {
         if self.mode == Mode::Json {
-            self.line(&json!({
-                "event": "error",
-                "kind": error.kind().as_str(),
-                "message": error.to_string(),
-                "hint": error.hint(),
-                "exit_code": exit_code,
-            }));
+            self.line(&error_line(error, exit_code));
         }
         eprintln!("vodup: {error}");
     }

@@ -122,11 +122,18 @@ impl OssClient {
         key: &str,
         content_type: &str,
     ) -> Result<String> {
-        retry::run(self.retry, "InitiateMultipartUpload", || self.initiate_once(credentials, key, content_type))
-            .await
+        retry::run(self.retry, "InitiateMultipartUpload", || {
+            self.initiate_once(credentials, key, content_type)
+        })
+        .await
     }
 
-    async fn initiate_once(&self, credentials: &StsCredentials, key: &str, content_type: &str) -> Result<String> {
+    async fn initiate_once(
+        &self,
+        credentials: &StsCredentials,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String> {
         let query = initiate_query();
         let extra = [("content-md5", content_md5(b"")), ("content-type", content_type.to_owned())];
         let signed =
@@ -244,8 +251,15 @@ impl OssClient {
         retry::run(self.retry, "AbortMultipartUpload", || async {
             let query = vec![("uploadId".to_owned(), upload_id.to_owned())];
             let extra = [("content-md5", content_md5(b""))];
-            let signed =
-                request::build(&self.target, credentials, Method::DELETE, key, &query, &extra, request::now())?;
+            let signed = request::build(
+                &self.target,
+                credentials,
+                Method::DELETE,
+                key,
+                &query,
+                &extra,
+                request::now(),
+            )?;
             self.send("AbortMultipartUpload", signed, None, key).await.map(drop)
         })
         .await
@@ -254,7 +268,8 @@ impl OssClient {
     /// GetObject of a whole object (for checks and small reads; streams should use the URL source).
     pub async fn get_object(&self, credentials: &StsCredentials, key: &str) -> Result<Bytes> {
         retry::run(self.retry, "GetObject", || async {
-            let signed = request::build(&self.target, credentials, Method::GET, key, &[], &[], request::now())?;
+            let signed =
+                request::build(&self.target, credentials, Method::GET, key, &[], &[], request::now())?;
             let response = self.send("GetObject", signed, None, key).await?;
             response.bytes().await.map_err(|e| network_error("GetObject", &e))
         })

@@ -195,7 +195,8 @@ impl UrlReader {
     async fn read_range(&self, offset: u64, len: usize, mut buf: BytesMut) -> Result<BytesMut> {
         let end = offset + len as u64 - 1;
         let response =
-            match self.http.get(self.url.clone()).header(RANGE, format!("bytes={offset}-{end}")).send().await {
+            match self.http.get(self.url.clone()).header(RANGE, format!("bytes={offset}-{end}")).send().await
+            {
                 Ok(response) => response,
                 Err(e) => return Err(unanswered(&self.http, &self.url, &e).await),
             };

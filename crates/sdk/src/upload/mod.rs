@@ -226,7 +226,8 @@ impl Client {
         options: &UploadOptions,
     ) -> Result<UploadResult> {
         let reporter = Reporter::new(options.progress.clone());
-        let result = reporter.reporting_retries(playlist::upload(self, playlist, meta, options, &reporter)).await;
+        let result =
+            reporter.reporting_retries(playlist::upload(self, playlist, meta, options, &reporter)).await;
         report_end(&reporter, &result);
         result
     }

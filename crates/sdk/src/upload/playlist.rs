@@ -259,7 +259,8 @@ async fn read_playlist(client: &Client, playlist: Source) -> Result<Playlist> {
         }
         Source::Url(url) => {
             let (final_url, etag, last_modified, bytes) =
-                retry::run(client.retry_policy(), "read playlist", || fetch_playlist(client.http(), &url)).await?;
+                retry::run(client.retry_policy(), "read playlist", || fetch_playlist(client.http(), &url))
+                    .await?;
             let mut name = final_url.clone();
             name.set_query(None);
             name.set_fragment(None);
@@ -291,8 +292,9 @@ async fn fetch_playlist(
         return Err(source::url::status_error(url, response.status()));
     }
     let final_url: Url = response.url().clone();
-    let header =
-        |name: http::HeaderName| response.headers().get(name).and_then(|v| v.to_str().ok()).map(ToOwned::to_owned);
+    let header = |name: http::HeaderName| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(ToOwned::to_owned)
+    };
     let (etag, last_modified) = (header(http::header::ETAG), header(http::header::LAST_MODIFIED));
     let bytes = response.bytes().await.map_err(|e| network_error("read playlist", &e))?;
     Ok((final_url, etag, last_modified, bytes))

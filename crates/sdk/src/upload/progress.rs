@@ -177,7 +177,8 @@ impl Reporter {
     /// those of calls that know nothing of this upload (VOD calls, URL sources).
     pub(crate) async fn reporting_retries<F: std::future::Future>(&self, future: F) -> F::Output {
         let reporter = self.clone();
-        retry::listen(Arc::new(move |notice: &RetryNotice| reporter.emit(Event::retried(notice))), future).await
+        retry::listen(Arc::new(move |notice: &RetryNotice| reporter.emit(Event::retried(notice))), future)
+            .await
     }
 
     /// A callback counting bytes onto the wire, or none when nobody listens.

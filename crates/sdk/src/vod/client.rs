@@ -12,14 +12,14 @@ use reqwest::Url;
 use serde_json::Value;
 use vodup_proto::encoding::percent_encode;
 use vodup_proto::mac::sha256_hex;
+use vodup_proto::oss::error::OssError;
+use vodup_proto::oss::header::X_OSS_REQUEST_ID;
 use vodup_proto::timestamp::iso8601;
 use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
 use vodup_proto::vod::signature_acs3::{
     self as acs3, Acs3Request, X_ACS_ACTION, X_ACS_CONTENT_SHA256, X_ACS_DATE, X_ACS_SECURITY_TOKEN,
     X_ACS_SIGNATURE_NONCE, X_ACS_VERSION,
 };
-use vodup_proto::oss::error::OssError;
-use vodup_proto::oss::header::X_OSS_REQUEST_ID;
 use vodup_proto::vod::{API_VERSION, VodErrorCode};
 
 use super::media::MediaKind;
@@ -105,8 +105,10 @@ impl VodClient {
         };
         let request_id_header = header("x-acs-request-id");
         let oss_request_id = header(X_OSS_REQUEST_ID);
-        let text =
-            response.text().await.map_err(|e| network_error(action, &e).with_hint(self.unreachable_hint()))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| network_error(action, &e).with_hint(self.unreachable_hint()))?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !body.is_object() {
             return Err(not_vod(action, &self.endpoint, status.as_u16(), !oss_request_id.is_empty(), &text));
@@ -306,9 +308,11 @@ fn not_vod(action: &'static str, endpoint: &Url, status: u16, oss_header: bool, 
     }
     match status {
         429 => Error::new(ErrorKind::RateLimited, action, format!("HTTP {status} {snippet}")),
-        500..=599 if status != 501 => Error::new(ErrorKind::Service, action, format!("HTTP {status} {snippet}"))
-            .with_retry(Retry::Temporary)
-            .with_hint("the endpoint (or a proxy in front of it) failed; re-run later"),
+        500..=599 if status != 501 => {
+            Error::new(ErrorKind::Service, action, format!("HTTP {status} {snippet}"))
+                .with_retry(Retry::Temporary)
+                .with_hint("the endpoint (or a proxy in front of it) failed; re-run later")
+        }
         _ => Error::new(
             ErrorKind::InvalidInput,
             action,
