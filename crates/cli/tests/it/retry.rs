@@ -159,6 +159,36 @@ async fn a_dead_port_fails_once_retry_for_is_spent_with_a_hint_on_what_to_check(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_an_outage_is_one_line_above_the_bar() {
+    if !Path::new("/usr/bin/script").is_file() && !Path::new("/bin/script").is_file() {
+        return vodup_testkit::skip("util-linux `script` is not installed (it provides the pseudo-terminal)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_video(dir.path(), 100_000);
+    let line = format!(
+        "{} upload video {} --endpoint http://127.0.0.1:{} --retry-for 3 --checkpoint-dir {}",
+        env!("CARGO_BIN_EXE_vodup"),
+        file.display(),
+        dead_port(),
+        dir.path().join("cp").display()
+    );
+    let output = tokio::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "id")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "secret")
+        .env_remove("VODUP_LOG")
+        .env("TERM", "xterm")
+        .output()
+        .await
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(5), "{screen}");
+    let waiting = screen.matches("waiting for the service (connection refused); retrying for up to").count();
+    assert_eq!(waiting, 1, "one line for the outage, not one per attempt:\n{screen}");
+    assert!(!screen.contains("WARN"), "no log lines: {screen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_oss_port_as_endpoint_is_named_as_not_vod_and_not_retried() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
