@@ -319,7 +319,7 @@ impl fmt::Display for Error {
                 write!(f, " (after {attempts} attempts in {} s)", waited.as_secs_f64().round())?;
             }
             (Retry::Exhausted { attempts }, None) if attempts > 1 => {
-                write!(f, " (after {attempts} attempts)")?
+                write!(f, " (after {attempts} attempts)")?;
             }
             _ => {}
         }

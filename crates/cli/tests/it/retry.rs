@@ -256,15 +256,28 @@ async fn every_error_line_carries_a_hint() {
     std::fs::write(&exe, b"MZ").unwrap();
     let missing = dir.path().join("missing.mp4");
     let (vod, dead) = (&server.vod_url, &format!("http://127.0.0.1:{}", dead_port()));
-    let cases: [(&str, &Path, &str, &[(&str, &str)]); 4] = [
-        ("invalid_input", &exe, vod, &[]),
-        ("not_found", &missing, vod, &[]),
-        ("permission_denied", &video, vod, &[("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-the-secret")]),
-        ("network", &video, dead, &[("VODUP_RETRY_FOR", "0")]),
+    /// An upload of `source` to `endpoint` with one variable set, expected to fail with `kind`.
+    struct Case<'a> {
+        kind: &'a str,
+        source: &'a Path,
+        endpoint: &'a str,
+        env: (&'a str, &'a str),
+    }
+    let secret = server.key_secret.expose();
+    let cases = [
+        Case { kind: "invalid_input", source: &exe, endpoint: vod, env: ("VODUP_RETRY_FOR", "60") },
+        Case { kind: "not_found", source: &missing, endpoint: vod, env: ("VODUP_RETRY_FOR", "60") },
+        Case {
+            kind: "permission_denied",
+            source: &video,
+            endpoint: vod,
+            env: ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &format!("not-{secret}")),
+        },
+        Case { kind: "network", source: &video, endpoint: dead, env: ("VODUP_RETRY_FOR", "0") },
     ];
-    for (kind, source, endpoint, env) in cases {
+    for Case { kind, source, endpoint, env } in cases {
         let mut command = upload(&aimed_at(&server, endpoint), dir.path(), "video", source.to_str().unwrap());
-        command.envs(env.iter().copied());
+        command.env(env.0, env.1);
         let outcome = run(command).await;
         let error = outcome.events.last().unwrap_or_else(|| panic!("{kind}: no output: {}", outcome.stderr));
         assert_eq!(error["event"], "error", "{kind}: {error}");
