@@ -4,10 +4,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use vodup_sdk::batch::BatchMedia;
 use vodup_sdk::client::DEFAULT_REGION;
+use vodup_sdk::retry::RetryPolicy;
 use vodup_sdk::upload::UploadOptions;
 use vodup_sdk::upload::progress::Progress;
 use vodup_sdk::vod::media::CommonMeta;
@@ -202,6 +204,10 @@ pub struct CommonArgs {
     /// Bytes per second for the whole upload, with K/M/G suffixes.
     #[arg(long, value_parser = parse_size)]
     pub(crate) limit_rate: Option<u64>,
+    /// How long a failing request is retried, in seconds, with backoff (0: never). Network faults,
+    /// server faults and throttling are retried; answers that cannot change are not.
+    #[arg(long, env = "VODUP_RETRY_FOR", value_name = "SECS", default_value_t = 60)]
+    pub(crate) retry_for: u64,
     /// JSON lines on stdout: every event, then a `result` (or `error`) line.
     #[arg(long)]
     pub(crate) json: bool,
@@ -247,7 +253,10 @@ impl CommonArgs {
             }
         };
         let region = region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let mut builder = Client::builder().credentials(credentials).region(&region);
+        let mut builder = Client::builder()
+            .credentials(credentials)
+            .region(&region)
+            .retry(RetryPolicy::for_budget(Duration::from_secs(self.retry_for)));
         if let Some(endpoint) = &self.endpoint {
             builder = builder.endpoint(endpoint);
         }

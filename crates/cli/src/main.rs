@@ -14,6 +14,7 @@ mod output;
 mod profile;
 mod serve;
 mod upload;
+mod waiting;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -108,7 +109,8 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(false).init();
 }
 
-/// Uploads log warnings only (the bar or the JSON lines say the rest); `VODUP_LOG` turns on more.
+/// Uploads log warnings only (the bar or the JSON lines say the rest, and an outage is one line of
+/// their own): retries log at `info`, with their URLs, only when `VODUP_LOG` asks for it.
 fn init_upload_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VODUP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

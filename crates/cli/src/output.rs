@@ -12,6 +12,7 @@ use vodup_sdk::upload::UploadResult;
 use vodup_sdk::upload::progress::{Event, Progress};
 
 use crate::bar::{self, Baseline, Shape};
+use crate::waiting::Waiting;
 
 /// How to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,7 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     baseline: Baseline,
     stdout: Mutex<()>,
+    waiting: Waiting,
 }
 
 impl Reporter {
@@ -58,7 +60,7 @@ impl Reporter {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Self { mode, bar, baseline, stdout: Mutex::new(()) }
+        Self { mode, bar, baseline, stdout: Mutex::new(()), waiting: Waiting::default() }
     }
 
     fn line(&self, value: &Value) {
@@ -98,7 +100,7 @@ impl Reporter {
     }
 
     /// The final line of a failed upload (JSON mode; the message itself goes to stderr).
-    pub fn error(&self, kind: &str, message: &str, hint: Option<&str>, exit_code: u8) {
+    pub fn error(&self, error: &vodup_sdk::Error, exit_code: u8) {
         if let Some(bar) = &self.bar {
             // The last frame stays on screen: without an ETA, which would claim it was about to finish.
             let shape = if bar.length().is_some() { Shape::Stopped } else { Shape::StoppedUnsized };
@@ -106,15 +108,21 @@ impl Reporter {
             bar.abandon();
         }
         if self.mode == Mode::Json {
-            self.line(&json!({
-                "event": "error",
-                "kind": kind,
-                "message": message,
-                "hint": hint,
-                "exit_code": exit_code,
-            }));
+            self.line(&error_line(error, exit_code));
         }
     }
+}
+
+/// The JSON `error` line of a failed upload or batch: the error's kind, message, what to do next (every
+/// error has a hint) and the exit code.
+pub fn error_line(error: &vodup_sdk::Error, exit_code: u8) -> Value {
+    json!({
+        "event": "error",
+        "kind": error.kind().as_str(),
+        "message": error.to_string(),
+        "hint": error.hint(),
+        "exit_code": exit_code,
+    })
 }
 
 impl Progress for Reporter {
@@ -142,18 +150,30 @@ impl Progress for Reporter {
                         bar.println(format!("{} {media_id}", kind.id_field()));
                     }
                     Event::BytesSent { bytes } => bar.inc(*bytes),
-                    Event::Retried { reason, wasted_bytes, .. } => {
+                    Event::Retried { wasted_bytes, .. } => {
                         bar.set_position(bar.position().saturating_sub(*wasted_bytes));
-                        bar.println(format!("retrying: {reason}"));
+                        if let Some(line) = self.waiting.line(event) {
+                            bar.println(line);
+                        }
                     }
                     Event::CredentialsRefreshed { .. } => bar.set_message("credentials refreshed"),
                     Event::Notice { message } => bar.println(message),
                     _ => {}
                 }
             }
-            Mode::Quiet => {}
+            // Quiet is for pipes and cron logs: an outage is one line on stderr, nothing else is.
+            Mode::Quiet => {
+                if let Some(line) = self.waiting.line(event).filter(|_| is_outage(event)) {
+                    eprintln!("vodup: {line}");
+                }
+            }
         }
     }
+}
+
+/// A retry because the service (or a source's server) failed to answer, not because bytes were damaged.
+pub fn is_outage(event: &Event) -> bool {
+    matches!(event, Event::Retried { kind, .. } if kind != "checksum_mismatch")
 }
 
 /// Writes one JSON line to stdout, whole, under `lock` (lines from concurrent tasks never interleave).
@@ -188,4 +208,23 @@ pub fn result_fields(result: &UploadResult) -> Value {
         fields["Segments"] = json!(result.segments);
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use vodup_sdk::{Error, ErrorKind};
+
+    use super::*;
+    use crate::exit;
+
+    #[test]
+    fn every_error_kind_has_a_hint_in_its_json_line() {
+        for kind in ErrorKind::ALL {
+            let line = error_line(&Error::new(kind, "UploadPart", "failed"), exit::of(kind));
+            assert_eq!(line["kind"], kind.as_str());
+            let hint = line["hint"].as_str().unwrap_or_else(|| panic!("{kind:?}: no hint in {line}"));
+            assert!(hint.len() > 10, "{kind:?}: {line}");
+            assert_eq!(line["exit_code"], exit::of(kind), "{line}");
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub async fn run(command: UploadCommand) -> u8 {
         }
         Err(error) => {
             let code = exit::of(error.kind());
-            reporter.error(error.kind().as_str(), &error.to_string(), error.hint(), code);
+            reporter.error(&error, code);
             eprintln!("vodup: {error}");
             code
         }

@@ -23,6 +23,8 @@ pub const ENV_RESOLVE: &str = "VODUP_RESOLVE";
 pub const ENV_CA_FILE: &str = "VODUP_CA_FILE";
 /// Env var: the VOD endpoint URL (wins over the region).
 pub const ENV_ENDPOINT: &str = "VODUP_ENDPOINT";
+/// Env var: how long a failing request is retried, in seconds (default 60; 0 never retries).
+pub const ENV_RETRY_FOR: &str = "VODUP_RETRY_FOR";
 /// Env var: the region (`cn-shanghai` by default).
 pub const ENV_REGION: &str = "VODUP_REGION";
 /// The default region, as in voduploadsdk.
@@ -127,7 +129,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Retry policy for every request.
+    /// Retry policy for every request (env `VODUP_RETRY_FOR` and flag `--retry-for` set its budget;
+    /// default: retry for 60 s).
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
@@ -142,7 +145,7 @@ impl ClientBuilder {
     }
 
     /// Fills everything not set yet from the environment: credentials, `VODUP_ENDPOINT`, `VODUP_REGION`,
-    /// `VODUP_RESOLVE`, `VODUP_CA_FILE`.
+    /// `VODUP_RESOLVE`, `VODUP_CA_FILE`, `VODUP_RETRY_FOR`.
     pub fn with_env(mut self) -> Result<Self> {
         if self.credentials.is_none() {
             self.credentials = Some(Credentials::from_env()?);
@@ -157,6 +160,15 @@ impl ClientBuilder {
         }
         if let Some(file) = read(ENV_CA_FILE) {
             self.root_certificate_files.push(file.into());
+        }
+        if self.retry.is_none()
+            && let Some(seconds) = read(ENV_RETRY_FOR)
+        {
+            let seconds: u64 = seconds.trim().parse().map_err(|_| {
+                Error::invalid_input(format!("{ENV_RETRY_FOR}={seconds:?} is not a number of seconds"))
+                    .with_hint("give whole seconds, for example 60 (0 never retries)")
+            })?;
+            self.retry = Some(RetryPolicy::for_budget(Duration::from_secs(seconds)));
         }
         Ok(self)
     }
@@ -260,6 +272,11 @@ impl Client {
     /// The shared HTTP client.
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The retry policy every request follows.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
     }
 }
 

@@ -2,11 +2,13 @@
 //! help, the service's own code and request id, and the context a person needs to act: which operation,
 //! which object or part, which local file, and what to do next.
 //!
-//! `Display` reads "what failed, where: why (what to do next)". The CLI prints it as is and maps
-//! [`ErrorKind`] to its exit codes.
+//! `Display` reads "what failed, where: why; what to do next". Every error has a next step: the one its
+//! maker gave, or its kind's own ([`ErrorKind::hint`]). The CLI prints it as is and maps [`ErrorKind`] to
+//! its exit codes.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What kind of failure this is; decides retries and the CLI's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,46 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [ErrorKind; 12] = [
+        Self::InvalidInput,
+        Self::NotFound,
+        Self::PermissionDenied,
+        Self::CredentialsExpired,
+        Self::ChecksumMismatch,
+        Self::RateLimited,
+        Self::Network,
+        Self::Service,
+        Self::SourceChanged,
+        Self::Io,
+        Self::Locked,
+        Self::Cancelled,
+    ];
+
+    /// What to do next about an error of this kind, when its maker knew nothing more precise.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "fix what the message names, then re-run",
+            Self::NotFound => "check the name, id or path the message names",
+            Self::PermissionDenied => {
+                "check the AccessKey (ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET) and what it may do"
+            }
+            Self::CredentialsExpired => "re-run: the upload asks for new credentials and resumes",
+            Self::ChecksumMismatch => {
+                "something on the way damages data (proxy, network card, memory); re-run to resume"
+            }
+            Self::RateLimited => "the service asks to slow down; lower --parallel or --jobs, then re-run",
+            Self::Network => {
+                "check that the service runs and that the endpoint's host and port are right, then re-run"
+            }
+            Self::Service => "re-run later; if it persists, give the request id to the service's operator",
+            Self::SourceChanged => "re-run once the source stays unchanged",
+            Self::Io => "check the path, its permissions and the free space, then re-run",
+            Self::Locked => "another vodup process is uploading this source; let it finish, or stop it",
+            Self::Cancelled => "re-run the same command to resume",
+        }
+    }
+
     /// A short lower-case name (`checksum_mismatch`), used in JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,6 +132,10 @@ struct Inner {
     part_number: Option<u32>,
     path: Option<PathBuf>,
     hint: Option<String>,
+    /// The innermost cause of a transport failure (`connection refused`), without addresses.
+    cause: Option<String>,
+    /// How long the request was retried before this error was given up on.
+    retried_for: Option<Duration>,
 }
 
 /// The SDK's result type.
@@ -114,6 +160,8 @@ impl Error {
                 part_number: None,
                 path: None,
                 hint: None,
+                cause: None,
+                retried_for: None,
             }),
         }
     }
@@ -127,6 +175,14 @@ impl Error {
     #[must_use]
     pub fn with_retry(mut self, retry: Retry) -> Self {
         self.inner.retry = retry;
+        self
+    }
+
+    /// Marks a retryable error given up on after `attempts` attempts over `waited`.
+    #[must_use]
+    pub fn after_retries(mut self, attempts: u32, waited: Duration) -> Self {
+        self.inner.retry = Retry::Exhausted { attempts };
+        self.inner.retried_for = Some(waited);
         self
     }
 
@@ -219,9 +275,20 @@ impl Error {
         self.inner.part_number
     }
 
-    /// The hint on what to do next.
-    pub fn hint(&self) -> Option<&str> {
-        self.inner.hint.as_deref()
+    /// What to do next: the hint given where the error was made, else the kind's own.
+    pub fn hint(&self) -> &str {
+        self.inner.hint.as_deref().unwrap_or(self.inner.kind.hint())
+    }
+
+    /// Why, in a few words and without addresses, for one-line summaries: the innermost cause of a
+    /// transport failure (`connection refused`), else the service's code, else the message.
+    pub fn cause(&self) -> &str {
+        self.inner.cause.as_deref().or(self.inner.service_code.as_deref()).unwrap_or(&self.inner.message)
+    }
+
+    /// How long the request was retried before it was given up on, when it was.
+    pub fn retried_for(&self) -> Option<Duration> {
+        self.inner.retried_for
     }
 
     /// The bare message, without context.
@@ -247,16 +314,19 @@ impl fmt::Display for Error {
             write!(f, "{code}: ")?;
         }
         f.write_str(&self.inner.message)?;
-        if let Retry::Exhausted { attempts } = self.inner.retry {
-            write!(f, " (after {attempts} attempts)")?;
+        match (self.inner.retry, self.inner.retried_for) {
+            (Retry::Exhausted { attempts }, Some(waited)) if attempts > 1 => {
+                write!(f, " (after {attempts} attempts in {} s)", waited.as_secs_f64().round())?;
+            }
+            (Retry::Exhausted { attempts }, None) if attempts > 1 => {
+                write!(f, " (after {attempts} attempts)")?;
+            }
+            _ => {}
         }
         if let Some(id) = &self.inner.request_id {
             write!(f, " [request id {id}]")?;
         }
-        if let Some(hint) = &self.inner.hint {
-            write!(f, "; {hint}")?;
-        }
-        Ok(())
+        write!(f, "; {}", self.hint())
     }
 }
 
@@ -266,13 +336,33 @@ impl std::error::Error for Error {}
 /// message: reqwest's own message alone ("error sending request") says nothing actionable.
 pub(crate) fn network_error(operation: &'static str, error: &reqwest::Error) -> Error {
     let mut message = error.to_string();
+    let mut innermost = None;
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         message.push_str(": ");
         message.push_str(&inner.to_string());
+        innermost = Some(inner);
         source = inner.source();
     }
-    Error::new(ErrorKind::Network, operation, message)
+    let mut made = Error::new(ErrorKind::Network, operation, message);
+    made.inner.cause = Some(if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        innermost.map_or_else(|| "no answer".to_owned(), |inner| brief(&inner.to_string()))
+    });
+    made
+}
+
+/// `Connection refused (os error 111)` → `connection refused`: the words a person reads, without the
+/// errno or anything after a colon (where addresses go).
+fn brief(text: &str) -> String {
+    let text = text.split(" (os error").next().unwrap_or(text);
+    let text = text.split(": ").next().unwrap_or(text).trim();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "no answer".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -287,12 +377,12 @@ mod tests {
             .with_path("video.mp4")
             .with_object("bucket/obj")
             .with_request_id("ABC")
-            .with_retry(Retry::Exhausted { attempts: 5 })
+            .after_retries(5, Duration::from_millis(59_600))
             .with_hint("sync the clock and re-run; the checkpoint is kept");
         assert_eq!(
             error.to_string(),
             "UploadPart part 37 of video.mp4 to bucket/obj: RequestTimeTooSkewed: the clock is 17 min off \
-             (after 5 attempts) [request id ABC]; sync the clock and re-run; the checkpoint is kept"
+             (after 5 attempts in 60 s) [request id ABC]; sync the clock and re-run; the checkpoint is kept"
         );
         assert!(!error.is_retryable());
     }
@@ -301,6 +391,47 @@ mod tests {
     fn network_errors_are_retryable_by_default() {
         assert!(Error::new(ErrorKind::Network, "PutObject", "reset").is_retryable());
         assert!(!Error::invalid_input("no file").is_retryable());
-        assert!(Error::invalid_input("x").with_hint("a").or_hint("b").hint() == Some("a"));
+        assert!(Error::invalid_input("x").with_hint("a").or_hint("b").hint() == "a");
+    }
+
+    #[test]
+    fn every_kind_has_a_next_step() {
+        for kind in ErrorKind::ALL {
+            // A kind added without a place in ALL fails this match's exhaustiveness first.
+            match kind {
+                ErrorKind::InvalidInput
+                | ErrorKind::NotFound
+                | ErrorKind::PermissionDenied
+                | ErrorKind::CredentialsExpired
+                | ErrorKind::ChecksumMismatch
+                | ErrorKind::RateLimited
+                | ErrorKind::Network
+                | ErrorKind::Service
+                | ErrorKind::SourceChanged
+                | ErrorKind::Io
+                | ErrorKind::Locked
+                | ErrorKind::Cancelled => {}
+            }
+            let error = Error::new(kind, "UploadPart", "failed");
+            assert!(!error.hint().is_empty(), "{kind:?}");
+            assert!(error.to_string().ends_with(kind.hint()), "{error}");
+        }
+        let mut names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len(), "each kind once");
+    }
+
+    #[test]
+    fn the_cause_is_short_and_has_no_address() {
+        assert_eq!(brief("Connection refused (os error 111)"), "connection refused");
+        assert_eq!(
+            brief("connection closed before message completed"),
+            "connection closed before message completed"
+        );
+        assert_eq!(brief("dns error: failed to lookup address"), "dns error");
+        let error =
+            Error::new(ErrorKind::Service, "UploadPart", "HTTP 503").with_service_code("ServiceUnavailable");
+        assert_eq!(error.cause(), "ServiceUnavailable");
     }
 }

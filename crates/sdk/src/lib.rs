@@ -19,6 +19,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod oss;
+mod plain_http;
 pub mod rate;
 pub mod retry;
 pub mod source;

@@ -13,7 +13,8 @@ use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
 use vodup_sdk::upload::progress::Event;
 
 use crate::bar::{self, Baseline, Shape};
-use crate::output::{Mode, json_line, result_fields};
+use crate::output::{Mode, error_line, is_outage, json_line, result_fields};
+use crate::waiting::Waiting;
 
 /// The batch's [`BatchProgress`].
 #[derive(Debug)]
@@ -21,6 +22,7 @@ pub struct BatchReporter {
     mode: Mode,
     bars: Option<Bars>,
     stdout: Mutex<()>,
+    waiting: Waiting,
 }
 
 #[derive(Debug)]
@@ -40,7 +42,7 @@ impl BatchReporter {
             overall.enable_steady_tick(Duration::from_millis(200));
             Bars { multi, overall, files: Mutex::new(HashMap::new()) }
         });
-        Self { mode, bars, stdout: Mutex::new(()) }
+        Self { mode, bars, stdout: Mutex::new(()), waiting: Waiting::default() }
     }
 
     fn line(&self, value: &Value) {
@@ -50,13 +52,7 @@ impl BatchReporter {
     /// The batch could not start (or stopped as a whole).
     pub fn fatal(&self, error: &vodup_sdk::Error, exit_code: u8) {
         if self.mode == Mode::Json {
-            self.line(&json!({
-                "event": "error",
-                "kind": error.kind().as_str(),
-                "message": error.to_string(),
-                "hint": error.hint(),
-                "exit_code": exit_code,
-            }));
+            self.line(&error_line(error, exit_code));
         }
         eprintln!("vodup: {error}");
     }
@@ -76,7 +72,7 @@ impl BatchReporter {
                     "file": o.file,
                     "kind": error.map(|e| e.kind().as_str()),
                     "message": error.map(ToString::to_string),
-                    "hint": error.and_then(vodup_sdk::Error::hint),
+                    "hint": error.map(vodup_sdk::Error::hint),
                 })
             })
             .collect();
@@ -100,9 +96,7 @@ impl BatchReporter {
         for outcome in summary.outcomes.iter().filter(|o| o.status == FileStatus::Failed) {
             let Some(error) = &outcome.error else { continue };
             let _ = writeln!(err, "  FAILED {}: {error}", outcome.file);
-            if let Some(hint) = error.hint() {
-                let _ = writeln!(err, "         next: {hint}");
-            }
+            let _ = writeln!(err, "         next: {}", error.hint());
         }
         if summary.failed > 0 {
             let _ =
@@ -145,10 +139,19 @@ impl BatchProgress for BatchReporter {
                     Event::Notice { message } => {
                         bars.multi.suspend(|| eprintln!("{}: {message}", short_name(file)));
                     }
+                    Event::Retried { .. } => {
+                        if let Some(line) = self.waiting.line(event) {
+                            bars.multi.suspend(|| eprintln!("{}: {line}", short_name(file)));
+                        }
+                    }
                     _ => {}
                 }
             }
-            Mode::Quiet => {}
+            Mode::Quiet => {
+                if let Some(line) = self.waiting.line(event).filter(|_| is_outage(event)) {
+                    eprintln!("vodup: {line}");
+                }
+            }
         }
     }
 

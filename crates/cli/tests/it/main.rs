@@ -1,6 +1,7 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
-//! memory bounds, the terminal bar, and a data folder written by an older storage layout (upgrade).
+//! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
+//! and a data folder written by an older storage layout (upgrade).
 
 mod batch;
 mod corruption;
@@ -11,6 +12,7 @@ mod memory;
 mod refresh;
 mod region;
 mod resume;
+mod retry;
 mod serve;
 mod serve_edges;
 mod sources;

@@ -1,5 +1,5 @@
-//! Running `vodup upload` against an in-process `vodup serve`: the command with the server's endpoint
-//! and key in its environment, its JSON lines parsed, and objects read back through OSS GetObject with
+//! Running `vodup upload` against a `vodup serve` (in process, or a child process: both are an [`Api`]):
+//! the command with the server's endpoint and key in its environment, its JSON lines parsed, and objects read back through OSS GetObject with
 //! their CRC-64 computed as they stream (a 4 GiB object is never held in memory).
 
 use std::path::Path;
@@ -9,13 +9,20 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 use tokio::process::Command;
 use vodup_proto::crc64::Crc64;
-use vodup_testkit::{OssCall, TestServer};
+use vodup_testkit::{Api, OssCall};
 
-/// `vodup upload KIND SOURCE` aimed at `server`, with a private checkpoint folder under `dir`.
-pub fn upload(server: &TestServer, dir: &Path, kind: &str, source: &str) -> Command {
+/// `vodup upload KIND SOURCE --json` aimed at `server`, with a private checkpoint folder under `dir`.
+pub fn upload(server: &Api, dir: &Path, kind: &str, source: &str) -> Command {
+    let mut command = upload_quiet(server, dir, kind, source);
+    command.arg("--json");
+    command
+}
+
+/// The same without `--json`: on pipes, the quiet mode of scripts and cron jobs.
+pub fn upload_quiet(server: &Api, dir: &Path, kind: &str, source: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vodup"));
     command
-        .args(["upload", kind, source, "--endpoint", &server.vod_url, "--json", "--checkpoint-dir"])
+        .args(["upload", kind, source, "--endpoint", &server.vod_url, "--checkpoint-dir"])
         .arg(dir.join("checkpoints"))
         .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &server.key_id)
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", server.key_secret.expose())
@@ -88,7 +95,7 @@ pub async fn run_ok(command: Command) -> Outcome {
 }
 
 /// Streams `key` back through GetObject and returns its CRC-64 and length.
-pub async fn read_back(server: &TestServer, key: &str) -> (u64, u64) {
+pub async fn read_back(server: &Api, key: &str) -> (u64, u64) {
     let response = server.oss(OssCall::new("GET", Some(key), server.key_credential())).await;
     assert_eq!(response.status(), 200, "GetObject {key}");
     let mut crc = Crc64::new();
@@ -115,13 +122,13 @@ pub fn file_crc(path: &Path) -> (u64, u64) {
 }
 
 /// The media status the catalogue shows (`GetVideoInfo`'s `Video.Status`).
-pub async fn video_status(server: &TestServer, video_id: &str) -> String {
+pub async fn video_status(server: &Api, video_id: &str) -> String {
     let reply = server.vod("GetVideoInfo", &[("VideoId", video_id)]).await;
     reply.body["Video"]["Status"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Checks the upload result against the source and the object read back.
-pub async fn assert_uploaded(server: &TestServer, outcome: &Outcome, expected: (u64, u64)) -> String {
+pub async fn assert_uploaded(server: &Api, outcome: &Outcome, expected: (u64, u64)) -> String {
     let result = outcome.result();
     let key = result["Key"].as_str().expect("Key");
     assert_eq!(result["Crc64"], expected.0.to_string(), "result CRC");

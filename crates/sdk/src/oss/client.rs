@@ -1,7 +1,9 @@
-//! Sends one OSS request and reads its answer: PutObject, the multipart calls, ListParts and
-//! AbortMultipartUpload, each a single attempt (the upload engine owns retries, because a retry may need
-//! fresh credentials and always needs a fresh body). [`parse_error`] turns an error answer into an
-//! [`Error`] whose kind says whether to refresh credentials, retry or give up.
+//! Sends OSS requests and reads their answers: PutObject, the multipart calls, ListParts and
+//! AbortMultipartUpload. PutObject, UploadPart and CompleteMultipartUpload are single attempts: the
+//! upload engine owns their retries, because a retry may need fresh credentials and a part's always
+//! needs a fresh body. The small calls (Initiate, ListParts, Abort, GetObject) retry here, under the
+//! client's [`RetryPolicy`]. [`parse_error`] turns an error answer into an [`Error`] whose kind says
+//! whether to refresh credentials, retry or give up.
 
 use bytes::Bytes;
 use http::Method;
@@ -17,12 +19,15 @@ use vodup_proto::oss::xml::{
 
 use super::request::{self, OssTarget, SignedRequest, StsCredentials};
 use crate::error::{Error, ErrorKind, Result, Retry, network_error};
+use crate::plain_http;
+use crate::retry::{self, RetryPolicy};
 
 /// An OSS client bound to one bucket.
 #[derive(Debug, Clone)]
 pub struct OssClient {
     http: reqwest::Client,
     target: OssTarget,
+    retry: RetryPolicy,
 }
 
 /// What a PutObject, UploadPart or Complete answered.
@@ -37,9 +42,16 @@ pub struct PutAnswer {
 }
 
 impl OssClient {
-    /// A client for `target`.
+    /// A client for `target`, retrying its small calls under the default policy.
     pub fn new(http: reqwest::Client, target: OssTarget) -> Self {
-        Self { http, target }
+        Self { http, target, retry: RetryPolicy::default() }
+    }
+
+    /// The same client with another retry policy (the SDK client's, normally).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The target.
@@ -63,7 +75,17 @@ impl OssClient {
         if let Some((body, len)) = body {
             builder = builder.header(http::header::CONTENT_LENGTH, len).body(body);
         }
-        let response = builder.send().await.map_err(|e| network_error(operation, &e))?;
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                // A plain-HTTP port behind an https:// UploadAddress is the service's misconfiguration.
+                let error = plain_http::send_failed(&self.http, operation, &e, ErrorKind::Service).await;
+                return Err(error.with_object(self.object_name(key)).or_hint(format!(
+                    "check that OSS at {} is reachable from this machine; re-run to resume",
+                    self.target.endpoint.as_str().trim_end_matches('/')
+                )));
+            }
+        };
         if response.status().is_success() {
             return Ok(response);
         }
@@ -92,8 +114,21 @@ impl OssClient {
         Ok(put_answer(&response))
     }
 
-    /// InitiateMultipartUpload; returns the upload id.
+    /// InitiateMultipartUpload; returns the upload id. (A retry after a lost answer leaves an unused
+    /// upload behind, which OSS expires; it is never completed.)
     pub async fn initiate(
+        &self,
+        credentials: &StsCredentials,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String> {
+        retry::run(self.retry, "InitiateMultipartUpload", || {
+            self.initiate_once(credentials, key, content_type)
+        })
+        .await
+    }
+
+    async fn initiate_once(
         &self,
         credentials: &StsCredentials,
         key: &str,
@@ -175,6 +210,15 @@ impl OssClient {
         key: &str,
         upload_id: &str,
     ) -> Result<Vec<ListedPart>> {
+        retry::run(self.retry, "ListParts", || self.list_parts_once(credentials, key, upload_id)).await
+    }
+
+    async fn list_parts_once(
+        &self,
+        credentials: &StsCredentials,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<ListedPart>> {
         let mut parts = Vec::new();
         let mut marker = 0u32;
         loop {
@@ -204,18 +248,32 @@ impl OssClient {
 
     /// AbortMultipartUpload.
     pub async fn abort(&self, credentials: &StsCredentials, key: &str, upload_id: &str) -> Result<()> {
-        let query = vec![("uploadId".to_owned(), upload_id.to_owned())];
-        let extra = [("content-md5", content_md5(b""))];
-        let signed =
-            request::build(&self.target, credentials, Method::DELETE, key, &query, &extra, request::now())?;
-        self.send("AbortMultipartUpload", signed, None, key).await.map(drop)
+        retry::run(self.retry, "AbortMultipartUpload", || async {
+            let query = vec![("uploadId".to_owned(), upload_id.to_owned())];
+            let extra = [("content-md5", content_md5(b""))];
+            let signed = request::build(
+                &self.target,
+                credentials,
+                Method::DELETE,
+                key,
+                &query,
+                &extra,
+                request::now(),
+            )?;
+            self.send("AbortMultipartUpload", signed, None, key).await.map(drop)
+        })
+        .await
     }
 
     /// GetObject of a whole object (for checks and small reads; streams should use the URL source).
     pub async fn get_object(&self, credentials: &StsCredentials, key: &str) -> Result<Bytes> {
-        let signed = request::build(&self.target, credentials, Method::GET, key, &[], &[], request::now())?;
-        let response = self.send("GetObject", signed, None, key).await?;
-        response.bytes().await.map_err(|e| network_error("GetObject", &e))
+        retry::run(self.retry, "GetObject", || async {
+            let signed =
+                request::build(&self.target, credentials, Method::GET, key, &[], &[], request::now())?;
+            let response = self.send("GetObject", signed, None, key).await?;
+            response.bytes().await.map_err(|e| network_error("GetObject", &e))
+        })
+        .await
     }
 }
 
@@ -280,6 +338,12 @@ fn classify(operation: &'static str, status: u16, code: &str, message: &str) -> 
         "RequestTimeTooSkewed" => {
             (ErrorKind::Service, Retry::Permanent, "sync this machine's clock and re-run")
         }
+        // The request is not served here: asking again cannot change that.
+        _ if status == 501 || code == "NotImplemented" => (
+            ErrorKind::Service,
+            Retry::Permanent,
+            "the server does not implement this request; check that the upload address is an OSS endpoint",
+        ),
         _ if status == 429 || code.contains("Throttl") => {
             (ErrorKind::RateLimited, Retry::Temporary, "the service asks to slow down; lower --parallel")
         }
@@ -304,6 +368,10 @@ mod tests {
         assert!(classify("UploadPart", 503, "ServiceUnavailable", "").is_retryable());
         assert!(classify("UploadPart", 500, "", "").is_retryable());
         assert!(!classify("UploadPart", 503, "InsufficientStorage", "").is_retryable());
+        assert!(!classify("UploadPart", 501, "NotImplemented", "").is_retryable());
+        assert!(!classify("UploadPart", 501, "", "").is_retryable());
+        assert!(classify("UploadPart", 429, "", "").is_retryable());
+        assert!(!classify("UploadPart", 400, "InvalidArgument", "").is_retryable());
         assert!(!classify("UploadPart", 403, "AccessDenied", "").is_retryable());
         assert_eq!(classify("UploadPart", 404, "NoSuchUpload", "").kind(), ErrorKind::NotFound);
     }

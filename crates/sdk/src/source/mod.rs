@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 
 /// A byte stream of unknown length.
 pub type ByteStream = Box<dyn AsyncRead + Send + Unpin>;
@@ -145,11 +146,12 @@ pub struct Opened {
     pub path: Option<PathBuf>,
 }
 
-/// Opens `source`: checks that it exists and is readable and learns its size, name and identity.
-pub async fn open(http: &reqwest::Client, source: Source) -> Result<Opened> {
+/// Opens `source`: checks that it exists and is readable and learns its size, name and identity. A URL
+/// is read with `retry` (for its probe and every range).
+pub async fn open(http: &reqwest::Client, retry: RetryPolicy, source: Source) -> Result<Opened> {
     match source {
         Source::File(path) => file::open(path).await,
-        Source::Url(url) => url::open(http, url).await,
+        Source::Url(url) => url::open(http, retry, url).await,
         Source::Stream { reader, name } => Ok(stream::open(reader, name)),
     }
 }

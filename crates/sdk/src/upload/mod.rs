@@ -226,7 +226,8 @@ impl Client {
         options: &UploadOptions,
     ) -> Result<UploadResult> {
         let reporter = Reporter::new(options.progress.clone());
-        let result = playlist::upload(self, playlist, meta, options, &reporter).await;
+        let result =
+            reporter.reporting_retries(playlist::upload(self, playlist, meta, options, &reporter)).await;
         report_end(&reporter, &result);
         result
     }
@@ -238,7 +239,7 @@ impl Client {
         options: &UploadOptions,
     ) -> Result<UploadResult> {
         let reporter = Reporter::new(options.progress.clone());
-        let result = self.upload_object(&media, source, options, &reporter).await;
+        let result = reporter.reporting_retries(self.upload_object(&media, source, options, &reporter)).await;
         report_end(&reporter, &result);
         result
     }
@@ -260,7 +261,7 @@ impl Client {
             )?;
         // Everything that can be checked without the source is checked before touching it.
         media.params(&name, None)?;
-        let opened = source::open(self.http(), source).await?;
+        let opened = source::open(self.http(), self.inner.retry, source).await?;
         let (layout, notice) = Layout::plan(opened.size, options.part_size, options.multipart_threshold)?;
         if let Some(notice) = notice {
             reporter.notice(notice);
@@ -500,7 +501,7 @@ impl Client {
         reporter: &Reporter,
     ) -> Result<SendContext> {
         let target = OssTarget::new(&ticket.address, &ticket.auth)?;
-        let oss = OssClient::new(self.http().clone(), target);
+        let oss = OssClient::new(self.http().clone(), target).with_retry(self.inner.retry);
         let refresher: Option<Refresher> = (kind == MediaKind::Video).then(|| {
             let client = self.clone();
             let video_id = ticket.media_id.clone();

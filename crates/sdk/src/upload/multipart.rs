@@ -4,8 +4,9 @@
 //! Memory is one part buffer per worker. The first error stops every worker and leaves the checkpoint
 //! as it was after the last acknowledged part.
 //!
-//! Retries: network faults and retryable service errors back off with jitter; expired credentials are
-//! refreshed once for all workers (the [`Session`] generation) and the part is resent at once.
+//! Retries: network faults and retryable service errors back off with jitter for as long as the
+//! client's [`RetryPolicy`] budget lasts; expired credentials are refreshed once for all workers (the
+//! [`Session`] generation) and the part is resent at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::oss::PutAnswer;
 use crate::oss::body::part_body;
 use crate::rate::RateLimiter;
-use crate::retry::RetryPolicy;
+use crate::retry::{self, Backoff, RetryNotice, RetryPolicy};
 
 /// How often a part whose CRC-64 came back wrong is sent in all before giving up.
 pub const CRC_ATTEMPTS: u32 = 3;
@@ -80,7 +81,7 @@ impl SendContext {
     ) -> Result<PutAnswer> {
         let part_number = upload.map(|(_, n)| n);
         let len = data.len() as u64;
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(self.retry);
         let mut crc_failures = 0;
         let mut refreshed_for = None;
         loop {
@@ -104,7 +105,7 @@ impl SendContext {
                     }
                 }
             };
-            let failure = match sent {
+            let (failure, delay) = match sent {
                 Ok(answer) => {
                     match answer.crc64 {
                         Some(server) if server != crc => {
@@ -125,7 +126,8 @@ impl SendContext {
                                 "something between here and OSS corrupts data (proxy, NIC, memory); the checkpoint is kept, re-run to resume",
                             ));
                             }
-                            error
+                            // Damaged bytes are resent at once: the service is up, the path is not.
+                            (error, std::time::Duration::ZERO)
                         }
                         _ => return Ok(answer),
                     }
@@ -138,30 +140,27 @@ impl SendContext {
                     self.session.refresh_after(credentials.generation).await?;
                     continue;
                 }
-                Err(error) if error.is_retryable() => {
-                    if attempt >= self.retry.max_attempts {
-                        return Err(error.with_retry(Retry::Exhausted { attempts: attempt }));
-                    }
-                    attempt += 1;
-                    error
-                }
+                Err(error) if error.is_retryable() => match backoff.next_delay() {
+                    Some(delay) => (error, delay),
+                    None => return Err(backoff.give_up(error)),
+                },
                 Err(error) => return Err(error),
             };
-            let delay = if failure.kind() == ErrorKind::ChecksumMismatch {
-                std::time::Duration::ZERO
-            } else {
-                self.retry.backoff(attempt - 1)
-            };
-            tracing::warn!(operation, part = ?part_number, %failure, ?delay, "resending");
-            self.reporter.emit(Event::Retried {
-                operation: operation.to_owned(),
+            let notice = RetryNotice {
+                operation,
                 part_number,
-                attempt: attempt.max(crc_failures),
-                reason: failure.to_string(),
-                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                attempt: backoff.failures() + crc_failures,
+                error: failure,
+                delay,
+                budget_left: backoff.left(),
                 wasted_bytes: len,
-            });
-            tokio::time::sleep(delay).await;
+            };
+            retry::log(&notice);
+            self.reporter.emit(Event::retried(&notice));
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.cancel.cancelled() => return Err(cancelled()),
+            }
         }
     }
 }
@@ -169,20 +168,35 @@ impl SendContext {
 impl SendContext {
     /// CompleteMultipartUpload with `parts` in order, retried like a part (credentials refreshed once).
     async fn complete(&self, upload_id: &str, parts: &[(u32, String)]) -> Result<PutAnswer> {
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(self.retry);
+        let mut refreshed = false;
         loop {
             let credentials = self.session.credentials().await?;
-            match self.session.oss.complete(&credentials, &self.key, upload_id, parts).await {
+            let error = match self.session.oss.complete(&credentials, &self.key, upload_id, parts).await {
                 Ok(answer) => return Ok(answer),
-                Err(error) if error.kind() == ErrorKind::CredentialsExpired && attempt == 1 => {
-                    self.session.refresh_after(credentials.generation).await?;
-                }
-                Err(error) if error.is_retryable() && attempt < self.retry.max_attempts => {
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
-                }
-                Err(error) => return Err(error),
+                Err(error) => error,
+            };
+            if error.kind() == ErrorKind::CredentialsExpired && !refreshed {
+                refreshed = true;
+                self.session.refresh_after(credentials.generation).await?;
+                continue;
             }
-            attempt += 1;
+            if !error.is_retryable() {
+                return Err(error);
+            }
+            let Some(delay) = backoff.next_delay() else { return Err(backoff.give_up(error)) };
+            let notice = RetryNotice {
+                operation: "CompleteMultipartUpload",
+                part_number: None,
+                attempt: backoff.failures(),
+                error,
+                delay,
+                budget_left: backoff.left(),
+                wasted_bytes: 0,
+            };
+            retry::log(&notice);
+            self.reporter.emit(Event::retried(&notice));
+            tokio::time::sleep(delay).await;
         }
     }
 }

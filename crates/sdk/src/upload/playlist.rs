@@ -24,8 +24,9 @@ use super::progress::{Event, Reporter};
 use super::{Outcome, UploadOptions, UploadResult, content_type_of, feed::Feed, multipart, plan};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result, network_error};
+use crate::retry;
 use crate::source::m3u8::{self, Location, Segment};
-use crate::source::{self, Opened, Reader, Source, SourceIdentity, redact_url};
+use crate::source::{self, Opened, Reader, Source, SourceIdentity};
 use crate::vod::{MediaKind, VideoMeta};
 
 /// The largest playlist read (playlists are text; a bigger one is not a playlist).
@@ -54,7 +55,7 @@ pub(crate) async fn upload(
             Location::File(path) => Source::File(path.clone()),
             Location::Url(url) => Source::Url(url.clone()),
         };
-        let opened = source::open(client.http(), source).await.map_err(|e| {
+        let opened = source::open(client.http(), client.retry_policy(), source).await.map_err(|e| {
             e.or_hint(format!("segment {} of the playlist cannot be read", segment.object_name))
         })?;
         Ok::<_, Error>((segment, opened))
@@ -257,25 +258,9 @@ async fn read_playlist(client: &Client, playlist: Source) -> Result<Playlist> {
             Ok(Playlist { text, location: Location::File(absolute), name, identity })
         }
         Source::Url(url) => {
-            let response = client
-                .http()
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| network_error("read playlist", &e))?;
-            if !response.status().is_success() {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    "read playlist",
-                    format!("{} answered HTTP {}", redact_url(&url), response.status()),
-                ));
-            }
-            let final_url: Url = response.url().clone();
-            let header = |name: http::HeaderName| {
-                response.headers().get(name).and_then(|v| v.to_str().ok()).map(ToOwned::to_owned)
-            };
-            let (etag, last_modified) = (header(http::header::ETAG), header(http::header::LAST_MODIFIED));
-            let bytes = response.bytes().await.map_err(|e| network_error("read playlist", &e))?;
+            let (final_url, etag, last_modified, bytes) =
+                retry::run(client.retry_policy(), "read playlist", || fetch_playlist(client.http(), &url))
+                    .await?;
             let mut name = final_url.clone();
             name.set_query(None);
             name.set_fragment(None);
@@ -292,6 +277,27 @@ async fn read_playlist(client: &Client, playlist: Source) -> Result<Playlist> {
         Source::Stream { .. } => Err(Error::invalid_input("an M3U8 playlist must be a file or a URL")
             .with_hint("its segments are found relative to where the playlist is")),
     }
+}
+
+/// One GET of a playlist URL: where it ended after redirects, its validators and its bytes.
+async fn fetch_playlist(
+    http: &reqwest::Client,
+    url: &Url,
+) -> Result<(Url, Option<String>, Option<String>, bytes::Bytes)> {
+    let response = http.get(url.clone()).send().await.map_err(|e| {
+        network_error("read playlist", &e)
+            .with_hint(format!("check that {} is up and reachable", url.host_str().unwrap_or("the server")))
+    })?;
+    if !response.status().is_success() {
+        return Err(source::url::status_error(url, response.status()));
+    }
+    let final_url: Url = response.url().clone();
+    let header = |name: http::HeaderName| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(ToOwned::to_owned)
+    };
+    let (etag, last_modified) = (header(http::header::ETAG), header(http::header::LAST_MODIFIED));
+    let bytes = response.bytes().await.map_err(|e| network_error("read playlist", &e))?;
+    Ok((final_url, etag, last_modified, bytes))
 }
 
 fn playlist_text(bytes: Vec<u8>) -> Result<String> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::retry::{self, RetryNotice};
 use crate::vod::MediaKind;
 
 /// Something that happened during an upload.
@@ -71,7 +72,7 @@ pub enum Event {
         /// When the new ones expire (`YYYY-MM-DDThh:mm:ssZ`), when known.
         expires_at: Option<String>,
     },
-    /// A request failed and will be sent again.
+    /// A request failed and will be sent again (a VOD call, an OSS request or a read of a URL source).
     Retried {
         /// The operation.
         operation: String,
@@ -79,10 +80,16 @@ pub enum Event {
         part_number: Option<u32>,
         /// The attempt that failed (1-based).
         attempt: u32,
-        /// Why.
+        /// The error's kind (`network`, `service`, `rate_limited`, `checksum_mismatch`…).
+        kind: String,
+        /// Why, in full (the error as displayed, addresses included).
         reason: String,
+        /// Why, in a few words without addresses (`connection refused`, `ServiceUnavailable`).
+        cause: String,
         /// The wait before the next attempt.
         delay_ms: u64,
+        /// How much longer the request is retried at most before the upload fails.
+        budget_left_ms: u64,
         /// Bytes of the failed attempt that went out for nothing.
         wasted_bytes: u64,
     },
@@ -107,6 +114,24 @@ pub enum Event {
         /// The error, as displayed.
         error: String,
     },
+}
+
+impl Event {
+    /// The [`Event::Retried`] of a retry.
+    pub(crate) fn retried(notice: &RetryNotice) -> Self {
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self::Retried {
+            operation: notice.operation.to_owned(),
+            part_number: notice.part_number,
+            attempt: notice.attempt,
+            kind: notice.error.kind().as_str().to_owned(),
+            reason: notice.error.to_string(),
+            cause: notice.error.cause().to_owned(),
+            delay_ms: millis(notice.delay),
+            budget_left_ms: millis(notice.budget_left),
+            wasted_bytes: notice.wasted_bytes,
+        }
+    }
 }
 
 /// Receives [`Event`]s. Called from the upload's tasks: keep it quick.
@@ -146,6 +171,14 @@ impl Reporter {
         let message = message.into();
         tracing::info!("{message}");
         self.emit(Event::Notice { message });
+    }
+
+    /// Runs `future` (an upload) with every retry inside it reported as an [`Event::Retried`], also
+    /// those of calls that know nothing of this upload (VOD calls, URL sources).
+    pub(crate) async fn reporting_retries<F: std::future::Future>(&self, future: F) -> F::Output {
+        let reporter = self.clone();
+        retry::listen(Arc::new(move |notice: &RetryNotice| reporter.emit(Event::retried(notice))), future)
+            .await
     }
 
     /// A callback counting bytes onto the wire, or none when nobody listens.

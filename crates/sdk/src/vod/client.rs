@@ -1,7 +1,9 @@
 //! Sends VOD API calls the way the current official SDK (alibabacloud_vod20170321 on tea-openapi) does:
 //! `POST /?<params>` with an empty body, signed with ACS3-HMAC-SHA256 over every header it sends
-//! (vod-api.md §2.2, §10.2). Retries server faults and throttling with backoff; everything else comes
-//! back as an [`Error`] carrying the service's `Code`, `Message` and `RequestId`.
+//! (vod-api.md §2.2, §10.2). Retries network faults, server faults and throttling under the client's
+//! [`RetryPolicy`]; everything else comes back as an [`Error`] carrying the service's `Code`, `Message`
+//! and `RequestId`. An answer that is not VOD's JSON means the endpoint is not a VOD API (often the OSS
+//! port of `vodup serve`): that is said, and not retried.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +12,8 @@ use reqwest::Url;
 use serde_json::Value;
 use vodup_proto::encoding::percent_encode;
 use vodup_proto::mac::sha256_hex;
+use vodup_proto::oss::error::OssError;
+use vodup_proto::oss::header::X_OSS_REQUEST_ID;
 use vodup_proto::timestamp::iso8601;
 use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
 use vodup_proto::vod::signature_acs3::{
@@ -22,7 +26,8 @@ use super::media::MediaKind;
 use crate::credentials::Credentials;
 use crate::error::{Error, ErrorKind, Result, Retry, network_error};
 use crate::oss::request::set_header;
-use crate::retry::RetryPolicy;
+use crate::plain_http;
+use crate::retry::{self, RetryPolicy};
 
 /// Signs and sends VOD API calls.
 #[derive(Debug, Clone)]
@@ -71,44 +76,44 @@ impl VodClient {
         &self.endpoint
     }
 
-    /// Calls `action` with `params`, retrying server faults; returns the JSON body.
+    /// Calls `action` with `params`, retrying what may be retried; returns the JSON body.
     pub async fn call(&self, action: &'static str, params: &[(String, String)]) -> Result<Value> {
-        let mut attempt = 1;
-        loop {
-            match self.call_once(action, params).await {
-                Ok(body) => return Ok(body),
-                Err(error) if error.is_retryable() && attempt < self.retry.max_attempts => {
-                    let delay = self.retry.backoff(attempt);
-                    tracing::debug!(action, attempt, ?delay, %error, "retrying VOD call");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(error) if error.is_retryable() => {
-                    return Err(error.with_retry(Retry::Exhausted { attempts: attempt }));
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        retry::run(self.retry, action, || self.call_once(action, params)).await
+    }
+
+    /// What to check when the endpoint does not answer.
+    fn unreachable_hint(&self) -> String {
+        format!(
+            "check that the VOD service runs at {} and that --endpoint (or VODUP_ENDPOINT) has the right host \
+             and port, then re-run",
+            self.endpoint.as_str().trim_end_matches('/')
+        )
     }
 
     async fn call_once(&self, action: &'static str, params: &[(String, String)]) -> Result<Value> {
         let (url, headers) = self.signed_request(action, params, SystemTime::now())?;
-        let response =
-            self.http.post(url).headers(headers).timeout(self.timeout).send().await.map_err(|e| {
-                network_error(action, &e).with_hint("check the endpoint and the network, then re-run")
-            })?;
+        let response = match self.http.post(url).headers(headers).timeout(self.timeout).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let error = plain_http::send_failed(&self.http, action, &e, ErrorKind::InvalidInput).await;
+                return Err(error.or_hint(self.unreachable_hint()));
+            }
+        };
         let status = response.status();
-        let request_id_header = response
-            .headers()
-            .get("x-acs-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response.text().await.map_err(|e| {
-            network_error(action, &e).with_hint("check the endpoint and the network, then re-run")
-        })?;
+        let header = |name: &str| {
+            response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        };
+        let request_id_header = header("x-acs-request-id");
+        let oss_request_id = header(X_OSS_REQUEST_ID);
+        let text = response
+            .text()
+            .await
+            .map_err(|e| network_error(action, &e).with_hint(self.unreachable_hint()))?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.is_success() && body.is_object() {
+        if !body.is_object() {
+            return Err(not_vod(action, &self.endpoint, status.as_u16(), !oss_request_id.is_empty(), &text));
+        }
+        if status.is_success() {
             return Ok(body);
         }
         let code = body["Code"].as_str().or(body["code"].as_str()).unwrap_or_default().to_owned();
@@ -280,12 +285,52 @@ fn ticket(kind: MediaKind, action: &'static str, body: &Value) -> Result<UploadT
     })
 }
 
+/// Where the VOD API of `vodup serve` is, for answers that show the endpoint is something else.
+const VOD_PORT_HINT: &str = "point --endpoint (or VODUP_ENDPOINT) at the VOD API: for `vodup serve` that is its \
+     --listen address (127.0.0.1:8080 unless changed; see `vodup serve --help`), not its --oss-listen one";
+
+/// An answer without a VOD JSON body. OSS's XML (or its request-id header) means the endpoint is an OSS
+/// data port; any other body is some other server, or a proxy in front of the service. Only a proxy's
+/// server fault (other than 501) or throttling may pass, so only those are retried.
+fn not_vod(action: &'static str, endpoint: &Url, status: u16, oss_header: bool, text: &str) -> Error {
+    let endpoint = endpoint.as_str().trim_end_matches('/');
+    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
+    let oss_code = OssError::from_xml(text).ok().map(|e| e.code).filter(|code| !code.is_empty());
+    if oss_header || oss_code.is_some() {
+        let code = oss_code.map(|code| format!(" {code}")).unwrap_or_default();
+        return Error::new(
+            ErrorKind::InvalidInput,
+            action,
+            format!("{endpoint} is not a VOD endpoint: it answers like OSS (HTTP {status}{code})"),
+        )
+        .with_retry(Retry::Permanent)
+        .with_hint(VOD_PORT_HINT);
+    }
+    match status {
+        429 => Error::new(ErrorKind::RateLimited, action, format!("HTTP {status} {snippet}")),
+        500..=599 if status != 501 => {
+            Error::new(ErrorKind::Service, action, format!("HTTP {status} {snippet}"))
+                .with_retry(Retry::Temporary)
+                .with_hint("the endpoint (or a proxy in front of it) failed; re-run later")
+        }
+        _ => Error::new(
+            ErrorKind::InvalidInput,
+            action,
+            format!("{endpoint} answered HTTP {status} without VOD's JSON: {snippet}"),
+        )
+        .with_retry(Retry::Permanent)
+        .with_hint(VOD_PORT_HINT),
+    }
+}
+
 /// Maps a VOD error answer to an [`Error`]: the kind from status and code, retryable for server faults
 /// and throttling (as the core SDK's retry policy).
 fn service_error(action: &'static str, status: u16, code: &str, message: &str, raw: &str) -> Error {
     let known = VodErrorCode::from_wire(code);
-    // InsufficientStorage is vodup's own 503 for a full disk: not retried, unlike other server faults.
+    // InsufficientStorage is vodup's own 503 for a full disk, and 501 says the action is not served:
+    // neither changes by asking again, unlike other server faults.
     let retryable = known != Some(VodErrorCode::InsufficientStorage)
+        && status != 501
         && (known.is_some_and(VodErrorCode::is_retryable) || status >= 500 || status == 429);
     let kind = match (status, code) {
         (429, _) | (_, "Throttling" | "Throttling.User" | "Throttling.Api") => ErrorKind::RateLimited,
@@ -307,6 +352,7 @@ fn service_error(action: &'static str, status: u16, code: &str, message: &str, r
         ErrorKind::InvalidInput => "fix the parameter the message names, then re-run",
         ErrorKind::NotFound => "check the id or storage location",
         _ if code == "InsufficientStorage" => "the service's storage is full; ask its operator, then re-run",
+        _ if status == 501 => "the service does not implement this action; check --endpoint",
         _ => "re-run later; the checkpoint, if any, is kept",
     };
     Error::new(kind, action, text)
@@ -353,5 +399,23 @@ mod tests {
         assert!(e.is_retryable());
         let e = service_error("CreateUploadVideo", 403, "InvalidAccessKeyId.NotFound", "no", "");
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert!(!service_error("CreateUploadVideo", 503, "InsufficientStorage", "full", "").is_retryable());
+        assert!(!service_error("CreateUploadVideo", 501, "NotImplemented", "no", "").is_retryable());
+    }
+
+    #[test]
+    fn an_answer_in_oss_xml_is_not_a_vod_endpoint_and_is_not_retried() {
+        let endpoint = Url::parse("http://127.0.0.1:9000").unwrap();
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code>\
+                   <Message>no</Message><RequestId>R</RequestId><HostId>h</HostId></Error>";
+        let e = not_vod("CreateUploadVideo", &endpoint, 501, true, xml);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("http://127.0.0.1:9000 is not a VOD endpoint"), "{e}");
+        assert!(e.hint().contains("--listen"), "{e}");
+        // A proxy's 502 page while the service restarts may pass; a web page answering 200 will not.
+        assert!(not_vod("GetVideoInfo", &endpoint, 502, false, "<html>bad gateway</html>").is_retryable());
+        assert!(!not_vod("GetVideoInfo", &endpoint, 200, false, "<html>hello</html>").is_retryable());
+        assert!(!not_vod("GetVideoInfo", &endpoint, 501, false, "").is_retryable());
     }
 }

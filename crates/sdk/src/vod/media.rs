@@ -298,7 +298,7 @@ mod tests {
         assert!(error.to_string().contains("130 bytes"), "{error}");
         let error = VideoMeta::default().params("/x/a.exe", None).unwrap_err();
         assert!(error.to_string().contains(".exe"), "{error}");
-        assert!(error.hint().unwrap().contains("mp4"));
+        assert!(error.hint().contains("mp4"));
         let error = AttachedMeta { business_type: "subtitle".into(), ..AttachedMeta::default() }
             .params("a.png", None)
             .unwrap_err();

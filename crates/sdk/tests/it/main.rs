@@ -105,7 +105,7 @@ async fn bad_input_is_a_typed_error_with_a_hint() {
         .await;
     let error = missing.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound);
-    assert!(error.to_string().contains("no.mp4") && error.hint().is_some(), "{error}");
+    assert!(error.to_string().contains("no.mp4") && error.hint().contains("path"), "{error}");
 
     let srt = dir.path().join("a.srt");
     std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nhi\n").unwrap();
@@ -113,7 +113,7 @@ async fn bad_input_is_a_typed_error_with_a_hint() {
     let error =
         client.upload_attached(Source::File(srt), &meta, &UploadOptions::default()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
-    assert!(error.hint().unwrap().contains("png"), "{error}");
+    assert!(error.hint().contains("png"), "{error}");
 
     let wrong = Client::builder()
         .credentials(Credentials::new(&server.key_id, "not-the-secret"))
