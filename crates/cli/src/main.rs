@@ -9,6 +9,7 @@ mod args;
 mod batch;
 mod exit;
 mod interrupt;
+mod json;
 mod output;
 mod profile;
 mod serve;
