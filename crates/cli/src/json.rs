@@ -100,7 +100,10 @@ impl JsonLines {
         | Event::Started { media_id, .. }
         | Event::Completed { media_id, .. } = event
         {
-            self.media.lock().unwrap_or_else(PoisonError::into_inner).insert(file.to_owned(), media_id.clone());
+            self.media
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(file.to_owned(), media_id.clone());
         }
         let mut line = self.head(&event_name(event)?, Some(file));
         match event {
@@ -304,7 +307,10 @@ fn pascal_case(snake: &str) -> String {
         .split('_')
         .map(|word| {
             let mut chars = word.chars();
-            chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }

@@ -140,16 +140,13 @@ impl BatchProgress for BatchReporter {
         match self.mode {
             Mode::Json => {
                 let line = match (outcome.status, &outcome.result, &outcome.media_id, &outcome.error) {
-                    (FileStatus::Done, Some(result), ..) => self.json.done(&outcome.file, result, &outcome.cleaned),
-                    (FileStatus::Failed, _, _, Some(error)) => self.json.failed(
-                        Some(&outcome.file),
-                        error,
-                        exit::of(error.kind()),
-                        &outcome.cleaned,
-                    ),
-                    (_, _, Some(media_id), _) => {
-                        self.json.skipped(&outcome.file, media_id, &outcome.cleaned)
+                    (FileStatus::Done, Some(result), ..) => {
+                        self.json.done(&outcome.file, result, &outcome.cleaned)
                     }
+                    (FileStatus::Failed, _, _, Some(error)) => {
+                        self.json.failed(Some(&outcome.file), error, exit::of(error.kind()), &outcome.cleaned)
+                    }
+                    (_, _, Some(media_id), _) => self.json.skipped(&outcome.file, media_id, &outcome.cleaned),
                     // The SDK gives every outcome its figures, id or error; nothing to say without them.
                     _ => return,
                 };

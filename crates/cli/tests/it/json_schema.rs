@@ -41,9 +41,15 @@ fn check(validator: &jsonschema::Validator, what: &str, outcome: &Outcome) -> BT
     let mut seen = BTreeSet::new();
     let mut media_of: HashMap<String, (String, String)> = HashMap::new();
     for line in &outcome.events {
-        let errors: Vec<String> =
-            validator.iter_errors(line).map(|e| format!("at {:?}: {e}", e.instance_path().to_string())).collect();
-        assert!(errors.is_empty(), "{what}: a line does not match the schema:\n{line}\n{}", errors.join("\n"));
+        let errors: Vec<String> = validator
+            .iter_errors(line)
+            .map(|e| format!("at {:?}: {e}", e.instance_path().to_string()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what}: a line does not match the schema:\n{line}\n{}",
+            errors.join("\n")
+        );
         let mut all = Vec::new();
         keys(line, &mut all);
         for key in all {
@@ -57,7 +63,11 @@ fn check(validator: &jsonschema::Validator, what: &str, outcome: &Outcome) -> BT
         let id = ["VideoId", "ImageId", "MediaId"].iter().find_map(|k| line[*k].as_str().map(|v| (*k, v)));
         match (media_of.get(file), id) {
             (Some((field, known)), Some((now_field, now))) => {
-                assert_eq!((field.as_str(), known.as_str()), (now_field, now), "{what}: one media per file: {line}");
+                assert_eq!(
+                    (field.as_str(), known.as_str()),
+                    (now_field, now),
+                    "{what}: one media per file: {line}"
+                );
             }
             (Some((field, known)), None) => {
                 panic!("{what}: {file}'s {field} {known} was named, and this later line lacks it: {line}")
@@ -75,7 +85,8 @@ fn check(validator: &jsonschema::Validator, what: &str, outcome: &Outcome) -> BT
 /// different sizes in `seg/`; returns the playlist path and the segments' total bytes.
 fn write_playlist(dir: &Path) -> (std::path::PathBuf, u64) {
     std::fs::create_dir_all(dir.join("seg")).unwrap();
-    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n");
+    let mut text =
+        String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n");
     let mut total = 0;
     for (i, size) in [150_000u64, 90_001, 120_017].into_iter().enumerate() {
         write_random_file(&dir.join(format!("seg/{i:03}.ts")), size, 300 + i as u64).unwrap();
@@ -133,12 +144,20 @@ async fn every_json_line_of_real_uploads_matches_the_schema() {
     let result = outcome.result();
     let own = &result["Playlist"];
     let (crc, len) = read_back(&server, own["Key"].as_str().unwrap()).await;
-    assert_eq!((own["Size"].as_u64(), own["Crc64"].as_str()), (Some(len), Some(crc.to_string().as_str())), "{own}");
+    assert_eq!(
+        (own["Size"].as_u64(), own["Crc64"].as_str()),
+        (Some(len), Some(crc.to_string().as_str())),
+        "{own}"
+    );
     assert_eq!(result["Size"].as_u64(), Some(len + segment_bytes), "playlist + segments: {result}");
     assert_eq!((result["Parts"].as_u64(), result["Segments"].as_u64()), (Some(4), Some(3)), "{result}");
     assert_eq!(result["Key"], own["Key"]);
     let started = outcome.named("started")[0];
-    assert_eq!((&started["Size"], &started["Parts"]), (&result["Size"], &result["Parts"]), "start and end agree");
+    assert_eq!(
+        (&started["Size"], &started["Parts"]),
+        (&result["Size"], &result["Parts"]),
+        "start and end agree"
+    );
     assert_eq!(outcome.named("completed")[0]["Size"], result["Size"]);
 
     // A batch: a video and the playlist uploaded, a missing file failing; run again, the two are skipped.
@@ -186,13 +205,26 @@ async fn every_json_line_of_real_uploads_matches_the_schema() {
         assert_eq!(summary["Event"], "summary");
         assert_eq!(summary["Failures"][0]["File"], absolute(&missing).as_str(), "{summary}");
     }
-    let done_ids: BTreeSet<&str> =
-        first.events.iter().filter(|l| l["Status"] == "done").map(|l| l["VideoId"].as_str().unwrap()).collect();
-    let skipped_ids: BTreeSet<&str> =
-        second.events.iter().filter(|l| l["Status"] == "skipped").map(|l| l["VideoId"].as_str().unwrap()).collect();
+    let done_ids: BTreeSet<&str> = first
+        .events
+        .iter()
+        .filter(|l| l["Status"] == "done")
+        .map(|l| l["VideoId"].as_str().unwrap())
+        .collect();
+    let skipped_ids: BTreeSet<&str> = second
+        .events
+        .iter()
+        .filter(|l| l["Status"] == "skipped")
+        .map(|l| l["VideoId"].as_str().unwrap())
+        .collect();
     assert_eq!(done_ids, skipped_ids, "a skipped file names the video the first run made");
-    let batch_playlist = first.events.iter().find(|l| l["File"] == absolute(&playlist).as_str() && l["Event"] == "result");
-    assert_eq!(batch_playlist.unwrap()["Size"], result["Size"], "a batch reports an M3U8 as a single upload does");
+    let batch_playlist =
+        first.events.iter().find(|l| l["File"] == absolute(&playlist).as_str() && l["Event"] == "result");
+    assert_eq!(
+        batch_playlist.unwrap()["Size"],
+        result["Size"],
+        "a batch reports an M3U8 as a single upload does"
+    );
 
     // A single upload of a missing file: its error line carries the exit code the process ends with.
     let gone = dir.path().join("gone.mp4");
@@ -204,7 +236,17 @@ async fn every_json_line_of_real_uploads_matches_the_schema() {
     assert_eq!(error["File"], gone.to_str().unwrap());
 
     // The runs above produced every line type they can; a smaller set means this test lost coverage.
-    let expected = ["completed", "created", "error", "failed", "part_sent", "result", "segment_sent", "started", "summary"];
+    let expected = [
+        "completed",
+        "created",
+        "error",
+        "failed",
+        "part_sent",
+        "result",
+        "segment_sent",
+        "started",
+        "summary",
+    ];
     for name in expected {
         assert!(seen.contains(name), "no {name} line was produced; seen {seen:?}");
     }
