@@ -251,3 +251,34 @@ async fn every_json_line_of_real_uploads_matches_the_schema() {
         assert!(seen.contains(name), "no {name} line was produced; seen {seen:?}");
     }
 }
+
+/// A run killed after its playlist was put (before the checkpoint was removed) leaves the video whole;
+/// the re-run finds it so and reports the same figures an uninterrupted upload does, from the checkpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_m3u8_found_whole_after_a_kill_reports_the_whole_upload() {
+    let validator = schema();
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (playlist, segment_bytes) = write_playlist(&dir.path().join("hls"));
+    let mut killed = upload(&server, dir.path(), "m3u8", playlist.to_str().unwrap());
+    killed.env("VODUP_FAULT", "upload-committed");
+    let killed = run(killed).await;
+    assert_eq!(killed.code, None, "killed at the fault point: {}", killed.stderr);
+    let video_id = killed.named("created")[0]["VideoId"].as_str().unwrap().to_owned();
+
+    let outcome = run_ok(upload(&server, dir.path(), "m3u8", playlist.to_str().unwrap())).await;
+    check(&validator, "m3u8 found whole", &outcome);
+    assert!(outcome.named("segment_sent").is_empty(), "nothing sent again: {:?}", outcome.events);
+    let result = outcome.result();
+    assert_eq!(result["VideoId"], video_id.as_str(), "{result}");
+    let own = &result["Playlist"];
+    let (crc, len) = read_back(&server, own["Key"].as_str().unwrap()).await;
+    assert_eq!(
+        (own["Size"].as_u64(), own["Crc64"].as_str()),
+        (Some(len), Some(crc.to_string().as_str())),
+        "{own}"
+    );
+    assert_eq!(result["Size"].as_u64(), Some(len + segment_bytes), "playlist + segments: {result}");
+    assert_eq!((result["Parts"].as_u64(), result["Segments"].as_u64()), (Some(4), Some(3)), "{result}");
+    assert_eq!(result["ResumedParts"], result["Parts"], "all of it was done by the killed run: {result}");
+}
