@@ -322,7 +322,7 @@ def run_vodup_cli(binary: Path, folder: Path, server: Server, ak: str, secret: s
     result.detail["exit_code"] = done.returncode
     if done.returncode != 0:
         # Prefer the CLI's own `error` line (--json); else its stderr (e.g. clap refusing a flag).
-        errors = [line for line in json_lines(done.stdout) if line.get("event") == "error"]
+        errors = [line for line in json_lines(done.stdout) if line.get("Event") == "error"]
         text = json.dumps(errors[0]) if errors else done.stderr or done.stdout
         result.error = f"exit {done.returncode}: {short_error(text)}"
     return result
@@ -339,8 +339,8 @@ def json_lines(stdout: str) -> list[dict]:
 
 
 def count_result_lines(stdout: str) -> int:
-    """One `{"event":"result",…}` line per uploaded file."""
-    return sum(1 for line in json_lines(stdout) if line.get("event") == "result")
+    """One `{"Event":"result",…}` line per uploaded file."""
+    return sum(1 for line in json_lines(stdout) if line.get("Event") == "result")
 
 
 def run_voduploadsdk(files: list[Path], server: Server, ak: str, secret: str, size: int) -> Result:

@@ -169,7 +169,7 @@ class CliRun:
             events = [json.loads(line) for line in lines]
         except ValueError as error:
             raise AssertionError(f"a --json line is not JSON ({error})\n{self}") from None
-        assert events[-1].get("event") == "result", f"the last line is not the result event\n{self}"
+        assert events[-1].get("Event") == "result", f"the last line is not the result event\n{self}"
         return events[-1]
 
     def __str__(self) -> str:

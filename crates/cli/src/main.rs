@@ -10,6 +10,7 @@ mod bar;
 mod batch;
 mod exit;
 mod interrupt;
+mod json;
 mod output;
 mod profile;
 mod serve;

@@ -1,17 +1,19 @@
 //! What `vodup upload` shows while it works: a progress bar (indicatif) when standard error is a
 //! terminal, JSON lines on standard output with `--json` (every event, then one `result` or `error`
-//! line last), and nothing but the result otherwise, so pipes and cron logs stay quiet.
+//! line last, in the vocabulary of `json.rs`), and nothing but the result otherwise, so pipes and cron
+//! logs stay quiet.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget};
-use serde_json::{Value, json};
+use vodup_sdk::Error;
 use vodup_sdk::upload::UploadResult;
 use vodup_sdk::upload::progress::{Event, Progress};
+use vodup_sdk::vod::MediaKind;
 
 use crate::bar::{self, Baseline, Shape};
+use crate::json::JsonLines;
 use crate::waiting::Waiting;
 
 /// How to report.
@@ -42,15 +44,17 @@ impl Mode {
 #[derive(Debug)]
 pub struct Reporter {
     mode: Mode,
+    /// The source as given: the bar's label and every JSON line's `File`.
+    label: String,
     bar: Option<ProgressBar>,
     baseline: Baseline,
-    stdout: Mutex<()>,
+    json: JsonLines,
     waiting: Waiting,
 }
 
 impl Reporter {
-    /// A reporter for `mode`, labelled with the source's name.
-    pub fn new(mode: Mode, label: &str) -> Self {
+    /// A reporter for `mode`, labelled with the source's name, for an upload creating a `kind` media.
+    pub fn new(mode: Mode, label: &str, kind: MediaKind) -> Self {
         let baseline = Baseline::default();
         let bar = (mode == Mode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
@@ -60,47 +64,49 @@ impl Reporter {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Self { mode, bar, baseline, stdout: Mutex::new(()), waiting: Waiting::default() }
-    }
-
-    fn line(&self, value: &Value) {
-        json_line(&self.stdout, value);
+        Self {
+            mode,
+            label: label.to_owned(),
+            bar,
+            baseline,
+            json: JsonLines::new(kind),
+            waiting: Waiting::default(),
+        }
     }
 
     /// The final line of a successful upload.
-    pub fn result(&self, label: &str, result: &UploadResult) {
+    pub fn result(&self, result: &UploadResult) {
+        let label = &self.label;
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
         let id_field = result.kind.id_field();
         match self.mode {
-            Mode::Json => {
-                let mut line = result_fields(result);
-                line["event"] = json!("result");
-                line["source"] = json!(label);
-                self.line(&line);
-            }
+            Mode::Json => self.json.write(&self.json.done(label, result, &[])),
             Mode::Bar | Mode::Quiet => {
+                let resumed = if result.resumed_parts > 0 {
+                    format!(", {} resumed", result.resumed_parts)
+                } else {
+                    String::new()
+                };
+                // A playlist's CRC-64 is the playlist object's; its size and count are the whole upload's.
+                let (crc_of, unit) = if result.playlist.is_some() {
+                    (" of the playlist", format!("object(s), {} segment(s)", result.segments))
+                } else {
+                    ("", "part(s)".to_owned())
+                };
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
                     out,
-                    "{id_field} {}  {} bytes  CRC-64 {}  {} part(s){}  {label}",
-                    result.media_id,
-                    result.size,
-                    result.crc64,
-                    result.parts,
-                    if result.resumed_parts > 0 {
-                        format!(", {} resumed", result.resumed_parts)
-                    } else {
-                        String::new()
-                    },
+                    "{id_field} {}  {} bytes  CRC-64{crc_of} {}  {} {unit}{resumed}  {label}",
+                    result.media_id, result.size, result.crc64, result.parts,
                 );
             }
         }
     }
 
     /// The final line of a failed upload (JSON mode; the message itself goes to stderr).
-    pub fn error(&self, error: &vodup_sdk::Error, exit_code: u8) {
+    pub fn error(&self, error: &Error, exit_code: u8) {
         if let Some(bar) = &self.bar {
             // The last frame stays on screen: without an ETA, which would claim it was about to finish.
             let shape = if bar.length().is_some() { Shape::Stopped } else { Shape::StoppedUnsized };
@@ -108,32 +114,17 @@ impl Reporter {
             bar.abandon();
         }
         if self.mode == Mode::Json {
-            self.line(&error_line(error, exit_code));
+            self.json.write(&self.json.failed(Some(&self.label), error, exit_code, &[]));
         }
     }
-}
-
-/// The JSON `error` line of a failed upload or batch: the error's kind, message, what to do next (every
-/// error has a hint) and the exit code.
-pub fn error_line(error: &vodup_sdk::Error, exit_code: u8) -> Value {
-    json!({
-        "event": "error",
-        "kind": error.kind().as_str(),
-        "message": error.to_string(),
-        "hint": error.hint(),
-        "exit_code": exit_code,
-    })
 }
 
 impl Progress for Reporter {
     fn on_event(&self, event: &Event) {
         match self.mode {
             Mode::Json => {
-                // Byte counts come many times a second; parts and the rest carry the same information.
-                if !matches!(event, Event::BytesSent { .. })
-                    && let Ok(value) = serde_json::to_value(event)
-                {
-                    self.line(&value);
+                if let Some(line) = self.json.event(&self.label, event) {
+                    self.json.write(&line);
                 }
             }
             Mode::Bar => {
@@ -174,57 +165,4 @@ impl Progress for Reporter {
 /// A retry because the service (or a source's server) failed to answer, not because bytes were damaged.
 pub fn is_outage(event: &Event) -> bool {
     matches!(event, Event::Retried { kind, .. } if kind != "checksum_mismatch")
-}
-
-/// Writes one JSON line to stdout, whole, under `lock` (lines from concurrent tasks never interleave).
-pub fn json_line(lock: &Mutex<()>, value: &Value) {
-    let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut out = std::io::stdout().lock();
-    // A closed pipe is the reader's choice; nothing to report.
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
-}
-
-/// The fields of a `result` line that describe the upload (one file, or one file of a batch).
-pub fn result_fields(result: &UploadResult) -> Value {
-    let mut fields = json!({
-        "kind": result.kind.as_str(),
-        result.kind.id_field(): result.media_id,
-        "RequestId": result.request_id,
-        "Crc64": result.crc64.to_string(),
-        "Size": result.size,
-        "Bucket": result.bucket,
-        "Key": result.key,
-        "Parts": result.parts,
-        "ResumedParts": result.resumed_parts,
-    });
-    if let Some(url) = &result.media_url {
-        fields["MediaURL"] = json!(url);
-    }
-    if let Some(url) = &result.file_url {
-        fields["FileURL"] = json!(url);
-    }
-    if result.segments > 0 {
-        fields["Segments"] = json!(result.segments);
-    }
-    fields
-}
-
-#[cfg(test)]
-mod tests {
-    use vodup_sdk::{Error, ErrorKind};
-
-    use super::*;
-    use crate::exit;
-
-    #[test]
-    fn every_error_kind_has_a_hint_in_its_json_line() {
-        for kind in ErrorKind::ALL {
-            let line = error_line(&Error::new(kind, "UploadPart", "failed"), exit::of(kind));
-            assert_eq!(line["kind"], kind.as_str());
-            let hint = line["hint"].as_str().unwrap_or_else(|| panic!("{kind:?}: no hint in {line}"));
-            assert!(hint.len() > 10, "{kind:?}: {line}");
-            assert_eq!(line["exit_code"], exit::of(kind), "{line}");
-        }
-    }
 }

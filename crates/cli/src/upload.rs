@@ -19,11 +19,11 @@ pub async fn run(command: UploadCommand) -> u8 {
     let (sources, common) = command.parts();
     let source_text = sources[0].clone();
     let mode = Mode::choose(common.json, common.quiet);
-    let reporter = Arc::new(Reporter::new(mode, &source_text));
+    let reporter = Arc::new(Reporter::new(mode, &source_text, command.media().kind()));
     let outcome = upload(&command, common, &source_text, Arc::clone(&reporter)).await;
     match outcome {
         Ok(result) => {
-            reporter.result(&source_text, &result);
+            reporter.result(&result);
             exit::OK
         }
         Err(error) => {

@@ -24,9 +24,10 @@ const DEFAULT_JOBS: u16 = 4;
 pub async fn run(command: &UploadCommand) -> u8 {
     let (sources, common) = command.parts();
     let mode = Mode::choose(common.json, common.quiet);
+    let kind = command.media().kind();
     let fail = |error: vodup_sdk::Error| {
         let code = exit::of(error.kind());
-        BatchReporter::new(mode, 0).fatal(&error, code);
+        BatchReporter::new(mode, 0, kind).fatal(&error, code);
         code
     };
     let media = command.media();
@@ -43,7 +44,7 @@ pub async fn run(command: &UploadCommand) -> u8 {
     let upload = common.options(None, command.include_keys());
     let interrupt = cancel_on_ctrl_c(upload.cancel.clone());
     let options = BatchOptions { jobs, parallel, upload, key: batch_key(command) };
-    let reporter = Arc::new(BatchReporter::new(mode, items.len()));
+    let reporter = Arc::new(BatchReporter::new(mode, items.len(), kind));
     let progress: Arc<dyn BatchProgress> = reporter.clone();
     let summary = client.upload_batch(items, &options, progress).await;
     interrupt.abort();

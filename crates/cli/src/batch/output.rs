@@ -1,6 +1,7 @@
-//! What a batch shows: with `--json`, every upload event as a JSON line with a `file` field, one `result`
-//! (or `error`) line per file, and a final `summary` line; on a terminal, one overall bar and one bar per
-//! file in flight, then a summary table; otherwise one line per file and the summary on stderr.
+//! What a batch shows: with `--json`, every upload event as a JSON line naming its `File`, one `result`
+//! (or `error`) line per file, and a final `summary` line, all in the vocabulary of `json.rs` (the same
+//! lines a single upload writes); on a terminal, one overall bar and one bar per file in flight, then a
+//! summary table; otherwise one line per file and the summary on stderr.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -8,12 +9,14 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
-use serde_json::{Value, json};
 use vodup_sdk::batch::{BatchProgress, BatchSummary, FileOutcome, FileStatus};
 use vodup_sdk::upload::progress::Event;
+use vodup_sdk::vod::MediaKind;
 
 use crate::bar::{self, Baseline, Shape};
-use crate::output::{Mode, error_line, is_outage, json_line, result_fields};
+use crate::exit;
+use crate::json::JsonLines;
+use crate::output::{Mode, is_outage};
 use crate::waiting::Waiting;
 
 /// The batch's [`BatchProgress`].
@@ -21,6 +24,8 @@ use crate::waiting::Waiting;
 pub struct BatchReporter {
     mode: Mode,
     bars: Option<Bars>,
+    json: JsonLines,
+    /// Held while a plain result line is written (files end concurrently).
     stdout: Mutex<()>,
     waiting: Waiting,
 }
@@ -33,8 +38,8 @@ struct Bars {
 }
 
 impl BatchReporter {
-    /// A reporter for `files` files.
-    pub fn new(mode: Mode, files: usize) -> Self {
+    /// A reporter for `files` files, each becoming a `kind` media.
+    pub fn new(mode: Mode, files: usize, kind: MediaKind) -> Self {
         let bars = (mode == Mode::Bar).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
             let overall = multi.add(ProgressBar::new(files as u64));
@@ -42,17 +47,13 @@ impl BatchReporter {
             overall.enable_steady_tick(Duration::from_millis(200));
             Bars { multi, overall, files: Mutex::new(HashMap::new()) }
         });
-        Self { mode, bars, stdout: Mutex::new(()), waiting: Waiting::default() }
-    }
-
-    fn line(&self, value: &Value) {
-        json_line(&self.stdout, value);
+        Self { mode, bars, json: JsonLines::new(kind), stdout: Mutex::new(()), waiting: Waiting::default() }
     }
 
     /// The batch could not start (or stopped as a whole).
     pub fn fatal(&self, error: &vodup_sdk::Error, exit_code: u8) {
         if self.mode == Mode::Json {
-            self.line(&error_line(error, exit_code));
+            self.json.write(&self.json.failed(None, error, exit_code, &[]));
         }
         eprintln!("vodup: {error}");
     }
@@ -62,30 +63,8 @@ impl BatchReporter {
         if let Some(bars) = &self.bars {
             bars.overall.finish_and_clear();
         }
-        let failures: Vec<Value> = summary
-            .outcomes
-            .iter()
-            .filter(|o| o.status == FileStatus::Failed)
-            .map(|o| {
-                let error = o.error.as_ref();
-                json!({
-                    "file": o.file,
-                    "kind": error.map(|e| e.kind().as_str()),
-                    "message": error.map(ToString::to_string),
-                    "hint": error.map(vodup_sdk::Error::hint),
-                })
-            })
-            .collect();
         if self.mode == Mode::Json {
-            self.line(&json!({
-                "event": "summary",
-                "files": summary.outcomes.len(),
-                "done": summary.done,
-                "skipped": summary.skipped,
-                "failed": summary.failed,
-                "cleaned": summary.outcomes.iter().map(|o| o.cleaned.len()).sum::<usize>(),
-                "failures": failures,
-            }));
+            self.json.write(&self.json.summary(summary));
             return;
         }
         let mut err = std::io::stderr().lock();
@@ -109,11 +88,8 @@ impl BatchProgress for BatchReporter {
     fn on_event(&self, file: &str, event: &Event) {
         match self.mode {
             Mode::Json => {
-                if !matches!(event, Event::BytesSent { .. })
-                    && let Ok(mut value) = serde_json::to_value(event)
-                {
-                    value["file"] = json!(file);
-                    self.line(&value);
+                if let Some(line) = self.json.event(file, event) {
+                    self.json.write(&line);
                 }
             }
             Mode::Bar => {
@@ -172,18 +148,18 @@ impl BatchProgress for BatchReporter {
         }
         match self.mode {
             Mode::Json => {
-                let mut line = outcome.result.as_ref().map_or_else(|| json!({}), result_fields);
-                line["event"] = json!(if outcome.status == FileStatus::Failed { "error" } else { "result" });
-                line["file"] = json!(outcome.file);
-                line["status"] = json!(outcome.status.as_str());
-                line["MediaId"] = json!(outcome.media_id);
-                line["cleaned"] = json!(outcome.cleaned);
-                if let Some(error) = &outcome.error {
-                    line["kind"] = json!(error.kind().as_str());
-                    line["message"] = json!(error.to_string());
-                    line["hint"] = json!(error.hint());
-                }
-                self.line(&line);
+                let line = match (outcome.status, &outcome.result, &outcome.media_id, &outcome.error) {
+                    (FileStatus::Done, Some(result), ..) => {
+                        self.json.done(&outcome.file, result, &outcome.cleaned)
+                    }
+                    (FileStatus::Failed, _, _, Some(error)) => {
+                        self.json.failed(Some(&outcome.file), error, exit::of(error.kind()), &outcome.cleaned)
+                    }
+                    (_, _, Some(media_id), _) => self.json.skipped(&outcome.file, media_id, &outcome.cleaned),
+                    // The SDK gives every outcome its figures, id or error; nothing to say without them.
+                    _ => return,
+                };
+                self.json.write(&line);
             }
             Mode::Bar | Mode::Quiet => self.outcome_line(outcome),
         }

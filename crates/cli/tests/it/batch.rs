@@ -80,10 +80,10 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
     let mut large_parts = 0;
     while let Some(line) = lines.next_line().await.unwrap() {
         let event: Value = serde_json::from_str(&line).unwrap();
-        if event["event"] == "result" {
+        if event["Event"] == "result" {
             first_results.push(event);
-        } else if event["event"] == "part_sent"
-            && event["file"].as_str().is_some_and(|f| f.contains("/2-large/"))
+        } else if event["Event"] == "part_sent"
+            && event["File"].as_str().is_some_and(|f| f.contains("/2-large/"))
         {
             large_parts += 1;
         }
@@ -101,10 +101,10 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
     let second = run(command(false)).await;
     assert_eq!(second.code, Some(0), "the re-run succeeds: {}", second.stderr);
     let summary = second.events.last().unwrap();
-    assert_eq!(summary["event"], "summary", "{summary}");
-    assert_eq!(summary["files"], 206, "200 small, 5 large, 1 playlist: {summary}");
-    assert_eq!(summary["failed"], 0, "{summary}");
-    let (done, skipped) = (summary["done"].as_u64().unwrap(), summary["skipped"].as_u64().unwrap());
+    assert_eq!(summary["Event"], "summary", "{summary}");
+    assert_eq!(summary["Files"], 206, "200 small, 5 large, 1 playlist: {summary}");
+    assert_eq!(summary["Failed"], 0, "{summary}");
+    let (done, skipped) = (summary["Done"].as_u64().unwrap(), summary["Skipped"].as_u64().unwrap());
     assert_eq!(done + skipped, 206, "{summary}");
     assert!(skipped >= first_done, "what the first run finished is skipped: {summary}");
     let resumed: u64 = second.named("result").iter().filter_map(|r| r["ResumedParts"].as_u64()).sum();
@@ -117,11 +117,11 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
     assert!(uploading.is_empty(), "videos not Normal: {uploading:?}");
     assert_eq!(videos.len(), 206, "one video per file");
     let results: Vec<&Value> =
-        first_results.iter().chain(second.events.iter().filter(|e| e["event"] == "result")).collect();
+        first_results.iter().chain(second.events.iter().filter(|e| e["Event"] == "result")).collect();
     let mut media_of: HashMap<String, String> = HashMap::new();
     for result in &results {
-        let file = result["file"].as_str().unwrap().to_owned();
-        let id = result["MediaId"].as_str().unwrap().to_owned();
+        let file = result["File"].as_str().unwrap().to_owned();
+        let id = result["VideoId"].as_str().unwrap().to_owned();
         if let Some(earlier) = media_of.insert(file.clone(), id.clone()) {
             assert_eq!(earlier, id, "{file} has one video across both runs");
         }
@@ -132,7 +132,7 @@ async fn a_killed_batch_reruns_to_exactly_one_normal_video_per_file() {
     // The bytes read back are the files' bytes (the playlist is rewritten, so it is checked by status).
     let mut checked = 0;
     for result in results.iter().filter(|r| r["Key"].is_string()) {
-        let file = PathBuf::from(result["file"].as_str().unwrap());
+        let file = PathBuf::from(result["File"].as_str().unwrap());
         if file == std::path::absolute(&playlist).unwrap() {
             continue;
         }
@@ -168,7 +168,7 @@ async fn eight_jobs_share_four_part_slots_and_stay_under_80_mib() {
     let peak = watch.stop();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let events = parse_lines(&output.stdout);
-    assert_eq!(events.last().unwrap()["done"], 8);
+    assert_eq!(events.last().unwrap()["Done"], 8);
     eprintln!("peak RSS of 8 jobs × 48 MiB, --parallel 4 --part-size 8M: {:.1} MiB", peak as f64 / 1048576.0);
     assert!(peak < LIMIT, "peak RSS {peak} bytes is over {LIMIT}");
 }
@@ -190,7 +190,7 @@ async fn a_file_that_vanishes_mid_batch_fails_alone_with_exit_code_9() {
     let mut events = Vec::new();
     while let Some(line) = lines.next_line().await.unwrap() {
         let event: Value = serde_json::from_str(&line).unwrap();
-        if event["event"] == "result" && events.iter().all(|e: &Value| e["event"] != "result") {
+        if event["Event"] == "result" && events.iter().all(|e: &Value| e["Event"] != "result") {
             std::fs::remove_file(&doomed).unwrap();
         }
         events.push(event);
@@ -198,15 +198,15 @@ async fn a_file_that_vanishes_mid_batch_fails_alone_with_exit_code_9() {
     let status = child.wait().await.unwrap();
     assert_eq!(status.code(), Some(9), "exit code 9: some files failed");
     let summary = events.last().unwrap();
-    assert_eq!((summary["done"].as_u64(), summary["failed"].as_u64()), (Some(11), Some(1)), "{summary}");
-    let failure = &summary["failures"][0];
-    assert_eq!(failure["file"], absolute(&doomed));
-    let message = failure["message"].as_str().unwrap();
+    assert_eq!((summary["Done"].as_u64(), summary["Failed"].as_u64()), (Some(11), Some(1)), "{summary}");
+    let failure = &summary["Failures"][0];
+    assert_eq!(failure["File"], absolute(&doomed));
+    let message = failure["Message"].as_str().unwrap();
     assert!(message.contains("No such file") && message.contains("v09.mp4"), "a clear reason: {message}");
-    assert!(failure["hint"].is_string(), "and what to do next: {failure}");
-    let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
+    assert!(failure["Hint"].is_string(), "and what to do next: {failure}");
+    let errors: Vec<&Value> = events.iter().filter(|e| e["Event"] == "error").collect();
     assert_eq!(errors.len(), 1, "one error line, for that file");
-    assert_eq!(errors[0]["file"], absolute(&doomed));
+    assert_eq!(errors[0]["File"], absolute(&doomed));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -266,6 +266,6 @@ async fn a_batch_refuses_stdin_and_an_empty_selection_before_any_request() {
     assert_eq!(nothing.code, Some(3), "{}", nothing.stderr);
     assert!(nothing.stderr.contains("no file to upload"), "{}", nothing.stderr);
     let last = nothing.events.last().unwrap();
-    assert_eq!((last["event"].as_str(), last["exit_code"].as_u64()), (Some("error"), Some(3)));
+    assert_eq!((last["Event"].as_str(), last["ExitCode"].as_u64()), (Some("error"), Some(3)));
     assert_eq!(server.metric("vodup_requests_total").await, 0.0, "nothing was sent");
 }

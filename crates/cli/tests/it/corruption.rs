@@ -34,8 +34,8 @@ async fn a_part_damaged_once_is_detected_and_resent() {
     assert_uploaded(&server, &outcome, file_crc(&file)).await;
     let retried = outcome.named("retried");
     assert_eq!(retried.len(), 1, "{retried:?}");
-    assert_eq!(retried[0]["part_number"], 2);
-    assert!(retried[0]["reason"].as_str().unwrap().contains("CRC-64"), "{}", retried[0]);
+    assert_eq!(retried[0]["PartNumber"], 2);
+    assert!(retried[0]["Reason"].as_str().unwrap().contains("CRC-64"), "{}", retried[0]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,7 +54,7 @@ async fn a_part_damaged_every_time_fails_clearly_and_resumes_after() {
     assert_eq!(failed.code, Some(7), "checksum exit code: {}", failed.stderr);
     assert!(failed.stderr.contains("part 3") && failed.stderr.contains("CRC-64"), "{}", failed.stderr);
     assert!(failed.stderr.contains("checkpoint is kept"), "{}", failed.stderr);
-    let video_id = failed.named("started")[0]["media_id"].as_str().unwrap().to_owned();
+    let video_id = failed.named("started")[0]["VideoId"].as_str().unwrap().to_owned();
     assert!(proxy.corrupted() >= 3);
 
     proxy.set_mode(Corruption::PassThrough);

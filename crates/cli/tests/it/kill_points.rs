@@ -38,8 +38,8 @@ async fn killed_at(mut command: Command, point: &str) -> Vec<Value> {
 fn created(events: &[Value]) -> Vec<String> {
     events
         .iter()
-        .filter(|e| e["event"] == "created")
-        .map(|e| e["media_id"].as_str().expect("media_id").to_owned())
+        .filter(|e| e["Event"] == "created")
+        .map(result_id)
         .collect()
 }
 
@@ -185,7 +185,7 @@ async fn kill_and_rerun(case: &Case, point: &str, hls: &Path) {
     let whole_notice = outcome
         .named("notice")
         .iter()
-        .any(|n| n["message"].as_str().is_some_and(|m| m.contains("already uploaded whole")));
+        .any(|n| n["Message"].as_str().is_some_and(|m| m.contains("already uploaded whole")));
     if point.starts_with("upload-committed") {
         assert_eq!(sent_again, 0.0, "bytes sent again after the commit: {context}");
         assert!(whole_notice, "the re-run says why nothing was sent: {context}");
@@ -236,15 +236,15 @@ async fn a_batch_killed_at_every_step_reruns_to_one_whole_video_per_file() {
             format!("batch killed at {point}: {:?}\nstderr: {}", second.events.last(), second.stderr);
         assert_eq!(second.code, Some(0), "{context}");
         let summary = second.events.last().unwrap();
-        assert_eq!(summary["event"], "summary", "{context}");
-        assert_eq!(summary["failed"], 0, "{context}");
-        assert_eq!(summary["done"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(), 3, "{context}");
+        assert_eq!(summary["Event"], "summary", "{context}");
+        assert_eq!(summary["Failed"], 0, "{context}");
+        assert_eq!(summary["Done"].as_u64().unwrap() + summary["Skipped"].as_u64().unwrap(), 3, "{context}");
         // Exactly one video per file, all Normal: strays of the killed run are deleted, none uploaded twice.
         let videos = all_videos(&server).await;
         assert_eq!(videos.len(), 3, "{videos:?} {context}");
         assert!(videos.values().all(|s| s == "Normal"), "{videos:?} {context}");
         for result in second.named("result") {
-            let file = PathBuf::from(result["file"].as_str().unwrap());
+            let file = PathBuf::from(result["File"].as_str().unwrap());
             assert!(videos.contains_key(&result_id(result)), "{result} {context}");
             if let Some(key) = result["Key"].as_str()
                 && file.extension().is_some_and(|e| e == "mp4")

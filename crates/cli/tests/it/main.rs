@@ -1,13 +1,14 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
-//! and a data folder written by an older storage layout (upgrade).
+//! every `--json` line against its schema, and a data folder written by an older storage layout (upgrade).
 
 mod batch;
 mod corruption;
 mod crash;
 mod edges;
 mod kill_points;
+mod json_schema;
 mod memory;
 mod refresh;
 mod region;

@@ -35,8 +35,8 @@ async fn a_killed_upload_resumes_with_the_same_video_and_resends_only_parts_in_f
     let mut acknowledged = 0;
     while let Some(line) = lines.next_line().await.unwrap() {
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        match event["event"].as_str() {
-            Some("started") => video_id = event["media_id"].as_str().unwrap().to_owned(),
+        match event["Event"].as_str() {
+            Some("started") => video_id = event["VideoId"].as_str().unwrap().to_owned(),
             Some("part_sent") => acknowledged += 1,
             _ => {}
         }

@@ -126,9 +126,9 @@ async fn with_json_an_outage_is_retried_events_on_stdout_and_nothing_on_stderr()
     let retried = outcome.named("retried");
     assert!(!retried.is_empty(), "the outage shows as events");
     for event in &retried {
-        assert_eq!(event["kind"], "network", "{event}");
-        assert!(event["budget_left_ms"].as_u64().unwrap() <= 60_000, "{event}");
-        let cause = event["cause"].as_str().unwrap();
+        assert_eq!(event["ErrorKind"], "network", "{event}");
+        assert!(event["BudgetLeftMs"].as_u64().unwrap() <= 60_000, "{event}");
+        let cause = event["Cause"].as_str().unwrap();
         assert!(!cause.is_empty() && !cause.contains("http://"), "a short cause: {event}");
     }
     assert_eq!(outcome.stderr, "", "stderr stays empty under --json");
@@ -147,11 +147,11 @@ async fn a_dead_port_fails_once_retry_for_is_spent_with_a_hint_on_what_to_check(
     assert!(started.elapsed() < NO_LONG_WAIT, "did not wait out the default budget");
     assert_eq!(outcome.code, Some(5), "a network failure: {}", outcome.stderr);
     let error = outcome.events.last().unwrap();
-    assert_eq!(error["event"], "error");
-    assert_eq!(error["kind"], "network");
-    let hint = error["hint"].as_str().expect("a hint");
+    assert_eq!(error["Event"], "error");
+    assert_eq!(error["ErrorKind"], "network");
+    let hint = error["Hint"].as_str().expect("a hint");
     assert!(hint.contains(&endpoint) && hint.contains("port") && hint.contains("runs"), "{hint}");
-    let message = error["message"].as_str().unwrap();
+    let message = error["Message"].as_str().unwrap();
     assert!(message.contains("attempts in 1 s"), "says it retried, and how long: {message}");
     let retried = outcome.named("retried");
     assert!(!retried.is_empty(), "it was retried");
@@ -198,10 +198,10 @@ async fn the_oss_port_as_endpoint_is_named_as_not_vod_and_not_retried() {
     assert_eq!(outcome.code, Some(3), "a wrong endpoint is bad input: {}", outcome.stderr);
     assert!(outcome.named("retried").is_empty(), "not retried: {:?}", outcome.events);
     let error = outcome.events.last().unwrap();
-    let message = error["message"].as_str().unwrap();
+    let message = error["Message"].as_str().unwrap();
     assert!(message.contains("is not a VOD endpoint") && message.contains("OSS"), "{message}");
     assert!(!message.contains("<?xml"), "no raw XML: {message}");
-    let hint = error["hint"].as_str().unwrap();
+    let hint = error["Hint"].as_str().unwrap();
     assert!(hint.contains("--listen") && !hint.contains("re-run later"), "{hint}");
 }
 
@@ -218,10 +218,10 @@ async fn https_to_a_plain_http_port_says_use_http_and_is_not_retried() {
     assert_eq!(outcome.code, Some(3), "{}", outcome.stderr);
     assert!(outcome.named("retried").is_empty(), "not retried: {:?}", outcome.events);
     let error = outcome.events.last().unwrap();
-    let hint = error["hint"].as_str().unwrap();
+    let hint = error["Hint"].as_str().unwrap();
     assert!(hint.contains(&format!("use {}", server.vod_url)), "{hint}");
     assert!(hint.contains("speaks plain HTTP"), "{hint}");
-    assert!(!error["message"].as_str().unwrap().contains("corrupt message"), "{error}");
+    assert!(!error["Message"].as_str().unwrap().contains("corrupt message"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -236,11 +236,11 @@ async fn a_url_source_answering_404_says_the_file_is_missing_there() {
     assert_eq!(outcome.code, Some(3), "{}", outcome.stderr);
     assert!(outcome.named("retried").is_empty(), "a 404 is not retried: {:?}", outcome.events);
     let error = outcome.events.last().unwrap();
-    assert_eq!(error["kind"], "not_found");
-    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["ErrorKind"], "not_found");
+    let message = error["Message"].as_str().unwrap();
     assert!(message.contains(&format!("the file is missing at {url}")), "{message}");
     assert!(message.contains("404"), "{message}");
-    let hint = error["hint"].as_str().unwrap();
+    let hint = error["Hint"].as_str().unwrap();
     assert!(!hint.contains("reachable") && hint.contains("path"), "the server was reachable: {hint}");
 }
 
@@ -280,11 +280,11 @@ async fn every_error_line_carries_a_hint() {
         command.env(env.0, env.1);
         let outcome = run(command).await;
         let error = outcome.events.last().unwrap_or_else(|| panic!("{kind}: no output: {}", outcome.stderr));
-        assert_eq!(error["event"], "error", "{kind}: {error}");
-        assert_eq!(error["kind"], kind, "{error}");
-        let hint = error["hint"].as_str().unwrap_or_else(|| panic!("{kind}: no hint: {error}"));
+        assert_eq!(error["Event"], "error", "{kind}: {error}");
+        assert_eq!(error["ErrorKind"], kind, "{error}");
+        let hint = error["Hint"].as_str().unwrap_or_else(|| panic!("{kind}: no hint: {error}"));
         assert!(hint.len() > 10, "{kind}: a real hint: {error}");
         assert_ne!(outcome.code, Some(0));
-        assert_eq!(error["exit_code"].as_i64(), outcome.code.map(i64::from), "{error}");
+        assert_eq!(error["ExitCode"].as_i64(), outcome.code.map(i64::from), "{error}");
     }
 }

@@ -121,8 +121,8 @@ async fn an_upload_to_a_full_service_fails_at_once_and_is_not_retried() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(6), "the service refused: exit 6\n{stdout}");
-    assert!(!stdout.contains("\"event\":\"retried\""), "a full disk is not retried:\n{stdout}");
-    let error = stdout.lines().find(|l| l.contains("\"event\":\"error\"")).expect("an error line");
+    assert!(!stdout.contains("\"Event\":\"retried\""), "a full disk is not retried:\n{stdout}");
+    let error = stdout.lines().find(|l| l.contains("\"Event\":\"error\"")).expect("an error line");
     assert!(error.contains("storage is full"), "{error}");
     assert!(error.contains("operator"), "the hint says who can act: {error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "no retry backoff");

@@ -49,7 +49,7 @@ async fn a_one_gib_local_file_uploads_in_parallel_parts_and_reads_back_whole() {
     let result = outcome.result();
     assert_eq!(result["Parts"], 128, "1 GiB in 8 MiB parts");
     let parts: Vec<u64> =
-        outcome.named("part_sent").iter().map(|e| e["part_number"].as_u64().unwrap()).collect();
+        outcome.named("part_sent").iter().map(|e| e["PartNumber"].as_u64().unwrap()).collect();
     assert_eq!(parts.len(), 128);
     let video_id = result["VideoId"].as_str().unwrap();
     assert_ne!(video_status(&server, video_id).await, "Uploading", "the upload completed the video");
@@ -228,8 +228,8 @@ async fn bad_input_fails_before_any_request_and_leaves_the_source_alone() {
         assert_eq!(outcome.code, Some(3), "{args:?}: {}", outcome.stderr);
         assert!(outcome.stderr.contains(needle), "{args:?}: {}", outcome.stderr);
         let last = outcome.events.last().unwrap();
-        assert_eq!(last["event"], "error");
-        assert_eq!(last["exit_code"], 3);
+        assert_eq!(last["Event"], "error");
+        assert_eq!(last["ExitCode"], 3);
     }
     let mut playlist = upload(&server, dir.path(), "m3u8", exe.to_str().unwrap());
     playlist.args(["--file-name", "x.m3u8"]);

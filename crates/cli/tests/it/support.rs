@@ -52,13 +52,13 @@ impl Outcome {
     /// The last line, which must be the `result`.
     pub fn result(&self) -> &Value {
         let last = self.events.last().unwrap_or_else(|| panic!("no output; stderr: {}", self.stderr));
-        assert_eq!(last["event"], "result", "last line is not the result: {last}\nstderr: {}", self.stderr);
+        assert_eq!(last["Event"], "result", "last line is not the result: {last}\nstderr: {}", self.stderr);
         last
     }
 
     /// Events named `name`.
     pub fn named(&self, name: &str) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["event"] == name).collect()
+        self.events.iter().filter(|e| e["Event"] == name).collect()
     }
 }
 

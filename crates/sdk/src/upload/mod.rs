@@ -100,6 +100,11 @@ impl std::fmt::Debug for UploadOptions {
 }
 
 /// A finished upload.
+///
+/// `size`, `parts` and `resumed_parts` count the whole upload, as the `Started` event announced it: for an
+/// M3U8, the playlist and every segment (each segment one object, whatever its own parts), so the figures
+/// of its start and its end agree. `key` and `crc64` are the media's own object (the playlist, for an
+/// M3U8), whose own figures [`playlist`](Self::playlist) repeats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UploadResult {
     /// The media type.
@@ -110,15 +115,16 @@ pub struct UploadResult {
     pub request_id: String,
     /// The bucket.
     pub bucket: String,
-    /// The object key (the playlist's, for M3U8).
+    /// The media's object key (the playlist's, for M3U8).
     pub key: String,
-    /// Bytes in the object.
+    /// Bytes uploaded in all: the object's, or for an M3U8 the playlist's plus every segment's (segments
+    /// an earlier run sent included).
     pub size: u64,
-    /// The object's CRC-64/ECMA, as OSS reports it.
+    /// The CRC-64/ECMA of the object at `key`, as OSS reports it.
     pub crc64: u64,
-    /// Parts (1 for a PutObject).
+    /// Parts (1 for a PutObject); for an M3U8, objects: the playlist plus every segment.
     pub parts: u32,
-    /// Parts an earlier run had already sent.
+    /// Parts an earlier run had already sent (for an M3U8, segments).
     pub resumed_parts: u32,
     /// `ImageURL` / `MediaURL`, when VOD gave one.
     pub media_url: Option<String>,
@@ -126,6 +132,19 @@ pub struct UploadResult {
     pub file_url: Option<String>,
     /// Segments uploaded with an M3U8 playlist.
     pub segments: u32,
+    /// The playlist object's own figures, for an M3U8 upload; None otherwise.
+    pub playlist: Option<ObjectFigures>,
+}
+
+/// One object's own figures (an M3U8 upload's playlist, beside the whole upload's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectFigures {
+    /// The object key.
+    pub key: String,
+    /// Bytes in the object.
+    pub size: u64,
+    /// Its CRC-64/ECMA, as OSS reports it.
+    pub crc64: u64,
 }
 
 /// What is being created, with its metadata.
@@ -273,7 +292,7 @@ impl Client {
         let mut resumed = previous.and_then(|c| self.usable_checkpoint(c, kind, &opened, layout, reporter));
         // A run killed between its commit and the checkpoint's removal: the media may already be whole.
         if let Some(checkpoint) = &resumed
-            && let Some(done) = self.already_committed(checkpoint, reporter).await?
+            && let Some(done) = self.already_committed(Purpose::Media(kind), checkpoint, reporter).await?
         {
             if let Some(file) = file {
                 file.remove();
@@ -331,6 +350,7 @@ impl Client {
             media_url: state.media_url,
             file_url: state.file_url,
             segments: 0,
+            playlist: None,
         })
     }
 
@@ -368,9 +388,11 @@ impl Client {
     /// already whole with exactly the recorded size and CRC-64 (the commit went through and the run
     /// died before removing the checkpoint). Then the upload is done: the result is built from the
     /// checkpoint and nothing is sent again. Anything else (not uploaded, other figures, no readable
-    /// URL, no CRC-64 from the service) resumes as usual.
+    /// URL, no CRC-64 from the service) resumes as usual. `purpose` tells a playlist's checkpoint (whose
+    /// result also counts its segments) from a plain object's.
     pub(crate) async fn already_committed(
         &self,
+        purpose: Purpose,
         checkpoint: &Checkpoint,
         reporter: &Reporter,
     ) -> Result<Option<UploadResult>> {
@@ -395,19 +417,27 @@ impl Client {
             kind.id_field(),
             checkpoint.media_id
         ));
+        // A playlist's checkpoint lists its segments: the result counts them as the upload did.
+        let segments = u32::try_from(checkpoint.segments.len()).unwrap_or(u32::MAX);
+        let playlist = (purpose == Purpose::Playlist).then(|| ObjectFigures {
+            key: address.file_name.clone(),
+            size: committing.size,
+            crc64: committing.crc64,
+        });
         Ok(Some(UploadResult {
             kind,
             media_id: checkpoint.media_id.clone(),
             request_id: checkpoint.request_id.clone(),
             bucket: address.bucket,
             key: address.file_name,
-            size: committing.size,
+            size: committing.size + checkpoint.segments.iter().map(|s| s.size).sum::<u64>(),
             crc64: committing.crc64,
-            parts: committing.parts,
-            resumed_parts: committing.parts,
+            parts: committing.parts.saturating_add(segments),
+            resumed_parts: committing.parts.saturating_add(segments),
             media_url: checkpoint.media_url.clone(),
             file_url: checkpoint.file_url.clone(),
-            segments: u32::try_from(checkpoint.segments.len()).unwrap_or(u32::MAX),
+            segments,
+            playlist,
         }))
     }
 

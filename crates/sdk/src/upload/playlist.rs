@@ -78,7 +78,7 @@ pub(crate) async fn upload(
     });
     // A run killed between putting the playlist and removing the checkpoint: the video may be whole.
     if let Some(checkpoint) = &resumed
-        && let Some(done) = client.already_committed(checkpoint, reporter).await?
+        && let Some(done) = client.already_committed(Purpose::Playlist, checkpoint, reporter).await?
     {
         if let Some(file) = file {
             file.remove();
@@ -162,8 +162,9 @@ pub(crate) async fn upload(
     .buffer_unordered(parallel)
     .collect()
     .await;
+    let mut sent_bytes = 0;
     for result in sent {
-        result?;
+        sent_bytes += result?.size;
     }
     let mut recorder = recorder_lock.into_inner();
 
@@ -174,19 +175,26 @@ pub(crate) async fn upload(
         file.remove();
     }
     fault::hit(UploadPoint::Finished);
+    // The whole upload, as `Started` announced it: the playlist and every segment, one object each.
+    let segments = u32::try_from(total_segments).unwrap_or(u32::MAX);
     Ok(UploadResult {
         kind: MediaKind::Video,
         media_id: ticket.media_id,
         request_id: ticket.request_id,
         bucket: ticket.address.bucket,
-        key: ticket.address.file_name,
-        size: outcome.size,
+        key: ticket.address.file_name.clone(),
+        size: outcome.size + resumed_bytes + sent_bytes,
         crc64: outcome.crc64,
-        parts: 1,
-        resumed_parts: 0,
+        parts: segments.saturating_add(1),
+        resumed_parts: u32::try_from(done.len()).unwrap_or(u32::MAX),
         media_url: ticket.media_url,
         file_url: ticket.file_url,
-        segments: u32::try_from(total_segments).unwrap_or(u32::MAX),
+        segments,
+        playlist: Some(super::ObjectFigures {
+            key: ticket.address.file_name,
+            size: outcome.size,
+            crc64: outcome.crc64,
+        }),
     })
 }
 

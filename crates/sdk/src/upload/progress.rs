@@ -102,9 +102,9 @@ pub enum Event {
     Completed {
         /// The media id.
         media_id: String,
-        /// Bytes in the object.
+        /// Bytes uploaded in all (for an M3U8, the playlist and its segments), as in the result.
         size: u64,
-        /// The object's CRC-64, decimal.
+        /// The media object's CRC-64 (an M3U8's playlist), decimal.
         crc64: String,
     },
     /// The upload failed; the checkpoint, if any, is kept.
