@@ -226,6 +226,11 @@ impl Client {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
+        if !folder.is_dir() {
+            return Err(Error::invalid_input(format!("there is no folder {}", folder.display()))
+                .with_path(path)
+                .with_hint("create the folder first, or write somewhere else"));
+        }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // Created before any request, so an unwritable folder fails at once; removed when dropped.
         let temp = temporary_file(folder, &name).map_err(|e| {

@@ -1,10 +1,12 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
-//! memory bounds, the terminal bar, and a data folder written by an older storage layout (upgrade).
+//! memory bounds, the terminal bar, a data folder written by an older storage layout (upgrade), files
+//! downloaded back and verified, and the README's quick start run as written.
 
 mod batch;
 mod corruption;
 mod crash;
+mod download;
 mod edges;
 mod kill_points;
 mod memory;
