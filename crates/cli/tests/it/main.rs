@@ -10,6 +10,7 @@ mod download;
 mod edges;
 mod kill_points;
 mod memory;
+mod readme;
 mod refresh;
 mod region;
 mod resume;
