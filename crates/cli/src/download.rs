@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::{Value, json};
 use tokio::io::{AsyncWrite, BufWriter};
 use vodup_sdk::download::{DownloadEvent, DownloadOptions, Downloaded};
@@ -20,6 +20,7 @@ use vodup_sdk::vod::MediaKind;
 use vodup_sdk::{Error, ErrorKind};
 
 use crate::args::ConnectArgs;
+use crate::bar::{self, Baseline, Shape};
 use crate::exit;
 use crate::interrupt::cancel_on_ctrl_c;
 
@@ -91,11 +92,11 @@ pub async fn run(args: DownloadArgs) -> u8 {
         eprintln!("vodup: -o needs a file name (or `-` for standard output)");
         return exit::USAGE;
     }
-    let bar = (!args.json && !args.quiet && std::io::stderr().is_terminal()).then(|| new_bar(&args.id));
+    let bar = (!args.json && !args.quiet && std::io::stderr().is_terminal()).then(|| Bar::new(&args.id));
     let stdout_broken = Arc::new(AtomicBool::new(false));
     let outcome = download(&args, bar.clone(), Arc::clone(&stdout_broken)).await;
     if let Some(bar) = &bar {
-        bar.finish_and_clear();
+        bar.end(outcome.is_ok());
     }
     match outcome {
         Ok(done) => {
@@ -117,20 +118,13 @@ pub async fn run(args: DownloadArgs) -> u8 {
 
 async fn download(
     args: &DownloadArgs,
-    bar: Option<ProgressBar>,
+    bar: Option<Bar>,
     stdout_broken: Arc<AtomicBool>,
 ) -> Result<Downloaded, Error> {
     let client = args.connect.client()?;
     let mut options = DownloadOptions { require_crc64: !args.no_verify, ..DownloadOptions::default() };
     if let Some(bar) = bar {
-        options.progress = Some(Arc::new(move |event| match event {
-            DownloadEvent::Started { size: Some(size) } => {
-                bar.set_length(size);
-                bar.set_style(bar_style(true));
-            }
-            DownloadEvent::Started { size: None } => {}
-            DownloadEvent::Received { bytes } => bar.inc(bytes),
-        }));
+        options.progress = Some(Arc::new(move |event| bar.on_event(event)));
     }
     let interrupt = cancel_on_ctrl_c(options.cancel.clone());
     let kind = args.kind();
@@ -201,24 +195,47 @@ fn error_line(error: &Error, code: u8) -> Value {
     })
 }
 
-fn new_bar(label: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-    bar.set_style(bar_style(false));
-    bar.set_message(label.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+/// The progress bar on a terminal, drawn as an upload's (`bar.rs`): a bar with the time left once the
+/// length is known, bytes and rate before that, where it stopped after a failure.
+#[derive(Debug, Clone)]
+struct Bar {
+    bar: ProgressBar,
+    baseline: Baseline,
 }
 
-/// With a known length: a bar with an ETA. Without one: bytes and rate only, no made-up total.
-fn bar_style(known_length: bool) -> ProgressStyle {
-    let template = if known_length {
-        "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
-    } else {
-        "{spinner} {msg} {bytes} {binary_bytes_per_sec}"
-    };
-    ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
+impl Bar {
+    fn new(label: &str) -> Self {
+        let baseline = Baseline::default();
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        bar.set_style(bar::style(Shape::Unsized, false, &baseline));
+        bar.set_message(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self { bar, baseline }
+    }
+
+    fn on_event(&self, event: DownloadEvent) {
+        match event {
+            DownloadEvent::Started { size } => {
+                self.baseline.set(0);
+                if let Some(size) = size {
+                    self.bar.set_length(size);
+                    self.bar.set_style(bar::style(Shape::Sized, false, &self.baseline));
+                }
+            }
+            DownloadEvent::Received { bytes } => self.bar.inc(bytes),
+        }
+    }
+
+    /// Clears the bar after a success; leaves it where it stopped after a failure.
+    fn end(&self, succeeded: bool) {
+        if succeeded {
+            self.bar.finish_and_clear();
+        } else {
+            let shape = if self.bar.length().is_some() { Shape::Stopped } else { Shape::StoppedUnsized };
+            self.bar.set_style(bar::style(shape, false, &self.baseline));
+            self.bar.abandon();
+        }
+    }
 }
 
 /// Standard output that remembers whether its reader went away, so a closed pipe can end the command
