@@ -1,6 +1,7 @@
 //! The flags of `vodup upload KIND SOURCE...`, shared by a single upload (`upload.rs`) and a batch
 //! (`batch/`): both read them from here, so neither depends on the other. `main` picks which one runs.
 //! The flags also know what they describe: the SDK client, the upload options, the media metadata.
+//! The endpoint and credential flags ([`ConnectArgs`]) are `vodup download`'s too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,9 +171,11 @@ impl VideoArgs {
     }
 }
 
-/// Where to upload, as whom, and how.
+/// Which VOD endpoint, as whom: the flags every command that calls VOD shares (`upload`, `download`),
+/// with the same environment variables, so one environment serves both, against Alibaba Cloud or
+/// `vodup serve` alike.
 #[derive(Debug, Args)]
-pub struct CommonArgs {
+pub struct ConnectArgs {
     /// VOD endpoint URL (e.g. http://127.0.0.1:8080 for vodup serve); wins over --region.
     #[arg(long, env = "VODUP_ENDPOINT")]
     endpoint: Option<String>,
@@ -189,6 +192,26 @@ pub struct CommonArgs {
     /// STS security token, for temporary AccessKeys.
     #[arg(long, env = "ALIBABA_CLOUD_SECURITY_TOKEN", hide_env_values = true)]
     security_token: Option<String>,
+    /// DNS overrides, `host=ip:port,...` (for tests and private deployments).
+    #[arg(long, env = "VODUP_RESOLVE")]
+    resolve: Option<String>,
+    /// A PEM file of extra root certificates.
+    #[arg(long, env = "VODUP_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Credentials (and region) from this profile of the aliyun CLI's config.json (~/.aliyun/config.json).
+    #[arg(long, env = "ALIBABA_CLOUD_PROFILE")]
+    profile: Option<String>,
+    /// How long a failing request is retried, in seconds, with backoff (0: never). Network faults,
+    /// server faults and throttling are retried; answers that cannot change are not.
+    #[arg(long, env = "VODUP_RETRY_FOR", value_name = "SECS", default_value_t = 60)]
+    pub(crate) retry_for: u64,
+}
+
+/// Where to upload, as whom, and how.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Part size, with K/M/G suffixes (default 8M; raised if the file needs more than 10,000 parts).
     #[arg(long, value_parser = parse_size)]
     pub(crate) part_size: Option<u64>,
@@ -204,25 +227,12 @@ pub struct CommonArgs {
     /// Bytes per second for the whole upload, with K/M/G suffixes.
     #[arg(long, value_parser = parse_size)]
     pub(crate) limit_rate: Option<u64>,
-    /// How long a failing request is retried, in seconds, with backoff (0: never). Network faults,
-    /// server faults and throttling are retried; answers that cannot change are not.
-    #[arg(long, env = "VODUP_RETRY_FOR", value_name = "SECS", default_value_t = 60)]
-    pub(crate) retry_for: u64,
     /// JSON lines on stdout: every event, then a `result` (or `error`) line.
     #[arg(long)]
     pub(crate) json: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub(crate) quiet: bool,
-    /// DNS overrides, `host=ip:port,...` (for tests and private deployments).
-    #[arg(long, env = "VODUP_RESOLVE")]
-    resolve: Option<String>,
-    /// A PEM file of extra root certificates.
-    #[arg(long, env = "VODUP_CA_FILE")]
-    ca_file: Option<PathBuf>,
-    /// Credentials (and region) from this profile of the aliyun CLI's config.json (~/.aliyun/config.json).
-    #[arg(long, env = "ALIBABA_CLOUD_PROFILE")]
-    profile: Option<String>,
     #[command(flatten)]
     pub batch: BatchArgs,
 }
@@ -232,7 +242,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is not a size (examples: 100K, 8M, 1G)"))
 }
 
-impl CommonArgs {
+impl ConnectArgs {
     /// The SDK client the flags, the environment and the aliyun profile describe.
     pub fn client(&self) -> Result<Client, Error> {
         let mut region = self.region.clone();
@@ -267,6 +277,13 @@ impl CommonArgs {
             builder = builder.add_root_certificate_file(file);
         }
         builder.build()
+    }
+}
+
+impl CommonArgs {
+    /// The SDK client the flags, the environment and the aliyun profile describe.
+    pub fn client(&self) -> Result<Client, Error> {
+        self.connect.client()
     }
 
     /// The upload options the flags give.

@@ -1,4 +1,4 @@
-//! How a progress bar looks, for a single upload and for each file of a batch. The rate and the time
+//! How a progress bar looks, for a single upload, for each file of a batch, and for a download. The rate and the time
 //! left are computed here from the bytes sent in this run only: indicatif's own estimate would count the
 //! bytes an earlier run already sent (set as the starting position on resume) as if they had just gone
 //! out, and show hundreds of MiB/s for the first seconds of every resumed upload.

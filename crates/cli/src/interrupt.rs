@@ -1,5 +1,6 @@
 //! Ctrl-C during `vodup upload`: a single upload and a batch both stop the same way, between requests,
-//! keeping their checkpoints, so the next run resumes.
+//! keeping their checkpoints, so the next run resumes. `vodup download` stops the same way, leaving its
+//! target file as it was.
 
 use tokio_util::sync::CancellationToken;
 

@@ -3,11 +3,13 @@
 //!
 //! Commands: `vodup serve` (the self-hosted service), `vodup keys` (its AccessKeys), and the wire-level
 //! tools `vodup crc64` (the CRC-64 OSS reports for a file) and `vodup decode` (read an `UploadAddress`
-//! or `UploadAuth` with its secrets redacted), and `vodup upload` (the SDK on the command line).
+//! or `UploadAuth` with its secrets redacted), and `vodup upload` and `vodup download` (the SDK on the
+//! command line).
 
 mod args;
 mod bar;
 mod batch;
+mod download;
 mod exit;
 mod interrupt;
 mod json;
@@ -40,6 +42,8 @@ enum Command {
     /// Upload media to VOD: video, image, attached media or an M3U8 playlist.
     #[command(subcommand)]
     Upload(Box<args::UploadCommand>),
+    /// Download a video's source (or an image's, or attached media's) and verify its CRC-64.
+    Download(Box<download::DownloadArgs>),
     /// Run the self-hosted VOD upload service (VOD RPC API + OSS data plane).
     Serve(Box<serve::ServeArgs>),
     /// Manage the service's long-lived AccessKeys.
@@ -70,6 +74,16 @@ fn main() -> ExitCode {
                 // One source is an upload, several (or a folder, or a list) a batch.
                 Ok(rt) if command.is_batch() => exit::code(rt.block_on(batch::run(&command))),
                 Ok(rt) => exit::code(rt.block_on(upload::run(*command))),
+                Err(error) => {
+                    eprintln!("vodup: {error:#}");
+                    exit::code(exit::INPUT)
+                }
+            };
+        }
+        Command::Download(args) => {
+            init_upload_logging();
+            return match runtime() {
+                Ok(rt) => exit::code(rt.block_on(download::run(*args))),
                 Err(error) => {
                     eprintln!("vodup: {error:#}");
                     exit::code(exit::INPUT)
@@ -110,8 +124,8 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(false).init();
 }
 
-/// Uploads log warnings only (the bar or the JSON lines say the rest, and an outage is one line of
-/// their own): retries log at `info`, with their URLs, only when `VODUP_LOG` asks for it.
+/// Uploads and downloads log warnings only (the bar or the JSON lines say the rest, and an outage is one
+/// line of their own): retries log at `info`, with their URLs, only when `VODUP_LOG` asks for it.
 fn init_upload_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VODUP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -217,6 +217,10 @@ pub enum KeysCommand {
         /// Print {"AccessKeyId": …, "AccessKeySecret": …}.
         #[arg(long)]
         json: bool,
+        /// Print `export ALIBABA_CLOUD_ACCESS_KEY_ID=…` and `…_SECRET=…` lines for the shell:
+        /// `eval "$(vodup keys create --data DIR --env)"` sets up the current shell for `vodup upload`.
+        #[arg(long, conflicts_with = "json")]
+        env: bool,
     },
     /// List keys (ids and state, never secrets).
     List {
@@ -253,10 +257,16 @@ async fn meta(data: &std::path::Path, create: bool) -> Result<Box<dyn MetaStore>
 /// Runs a keys command.
 pub async fn keys(command: KeysCommand) -> Result<()> {
     match command {
-        KeysCommand::Create { data, description, json } => {
+        KeysCommand::Create { data, description, json, env } => {
             let meta = meta(&data, true).await?;
             let key = create_key(meta.as_ref(), &description, SystemTime::now()).await?;
-            if json {
+            if env {
+                println!(
+                    "export ALIBABA_CLOUD_ACCESS_KEY_ID={}\nexport ALIBABA_CLOUD_ACCESS_KEY_SECRET={}",
+                    shell_quote(&key.id),
+                    shell_quote(key.secret.expose())
+                );
+            } else if json {
                 println!(
                     "{}",
                     serde_json::json!({ "AccessKeyId": key.id, "AccessKeySecret": key.secret.expose() })
@@ -296,6 +306,12 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
     Ok(())
 }
 
+/// `text` as one POSIX shell word: in single quotes, each `'` written as `'\''`. Keys are plain ASCII
+/// today; quoting anyway means `eval` can never run anything but the two assignments.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// Rows as columns two spaces apart, each as wide as its widest cell; the last column is not padded, so
 /// no line ends in spaces.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
@@ -319,4 +335,16 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_survives_eval_of_any_text() {
+        assert_eq!(shell_quote("LTAIabc"), "'LTAIabc'");
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
 }

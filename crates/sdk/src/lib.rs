@@ -8,6 +8,8 @@
 //! - [`oss`]: signed OSS requests with the temporary credentials.
 //! - [`upload`]: the orchestration: plan parts, keep N in flight with bounded memory, checkpoint after
 //!   each acknowledged part, refresh credentials, check CRC-64, report progress.
+//! - [`download`]: a media item's source back, streamed to a file or any writer, its CRC-64 checked
+//!   against the one OSS reports.
 //! - [`batch`]: many files at once, sharing part slots and a rate limit, recorded in a manifest so an
 //!   interrupted batch can be run again without uploading a file twice.
 //! - [`source`]: where bytes come from: local files, URLs (ranged or streamed), any `AsyncRead`, and
@@ -17,6 +19,7 @@
 pub mod batch;
 pub mod client;
 pub mod credentials;
+pub mod download;
 pub mod error;
 pub mod oss;
 mod plain_http;

@@ -1,11 +1,13 @@
 //! A loopback HTTP/1.1 reverse proxy that forwards everything unchanged except, on request, one byte of
 //! an OSS UploadPart body, so tests can prove that a part damaged in flight is caught (Content-MD5,
-//! CRC-64) and re-sent rather than stored.
+//! CRC-64) and re-sent rather than stored; or the `x-oss-hash-crc64ecma` header of GET answers, as OSS
+//! serves an object stored before it computed CRC-64s, so tests can prove a download that cannot be
+//! verified is refused.
 //!
 //! Each client connection gets its own upstream connection, and requests go through in the order they
 //! arrived: method, target, headers (Host included) and body are passed on as they are, and bodies stream
-//! both ways without being buffered, so 64 MiB parts cost no memory. The only change the proxy ever makes
-//! is the one flipped byte; the body keeps its length and its `Content-Length`.
+//! both ways without being buffered, so 64 MiB parts cost no memory. The only changes the proxy ever makes
+//! are the one flipped byte (the body keeps its length and its `Content-Length`) and the removed header.
 //!
 //! It does not speak HTTP/2, TLS or `CONNECT`; the server under test is plain HTTP/1.1 on loopback.
 
@@ -38,6 +40,8 @@ pub enum Corruption {
     OncePart(u32),
     /// Damage every upload of part N: a client can never get it stored.
     EveryPart(u32),
+    /// Damage no request, but remove `x-oss-hash-crc64ecma` from the answer to every GET.
+    NoCrc64OnGet,
 }
 
 /// A running proxy. It stops when dropped or on [`CorruptingProxy::stop`].
@@ -131,7 +135,7 @@ impl Shared {
         }
         let mut state = self.mode.lock().expect("proxy mode");
         match state.mode {
-            Corruption::PassThrough => false,
+            Corruption::PassThrough | Corruption::NoCrc64OnGet => false,
             Corruption::EveryPart(n) => n == part,
             Corruption::OncePart(n) if n == part && !state.spent => {
                 state.spent = true;
@@ -172,6 +176,8 @@ async fn forward(
     upstream: &tokio::sync::Mutex<Option<SendRequest<UpstreamBody>>>,
 ) -> Response<ReplyBody> {
     let corrupt = shared.should_corrupt(&request);
+    let strip_crc64 = request.method() == Method::GET
+        && shared.mode.lock().expect("proxy mode").mode == Corruption::NoCrc64OnGet;
     let (parts, body) = request.into_parts();
     let body = if corrupt {
         let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
@@ -202,7 +208,12 @@ async fn forward(
     *slot = Some(sender);
     drop(slot);
     match reply.await {
-        Ok(response) => response.map(Either::Left),
+        Ok(mut response) => {
+            if strip_crc64 {
+                response.headers_mut().remove("x-oss-hash-crc64ecma");
+            }
+            response.map(Either::Left)
+        }
         Err(e) => bad_gateway(format!("upstream {} failed: {e}\n", shared.target)),
     }
 }

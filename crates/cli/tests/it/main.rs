@@ -1,15 +1,18 @@
 //! The `vodup` binary as users run it, against a real `vodup serve` on loopback: every upload source,
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
-//! every `--json` line against its schema, and a data folder written by an older storage layout (upgrade).
+//! every `--json` line against its schema, a data folder written by an older storage layout (upgrade),
+//! files downloaded back and verified, and the README's quick start run as written.
 
 mod batch;
 mod corruption;
 mod crash;
+mod download;
 mod edges;
 mod kill_points;
 mod json_schema;
 mod memory;
+mod readme;
 mod refresh;
 mod region;
 mod resume;
