@@ -116,8 +116,14 @@ impl BatchProgress for BatchReporter {
                         bars.multi.suspend(|| eprintln!("{}: {message}", short_name(file)));
                     }
                     Event::Retried { .. } => {
+                        // An outage is the service's, not one file's; a damaged part is one file's.
                         if let Some(line) = self.waiting.line(event) {
-                            bars.multi.suspend(|| eprintln!("{}: {line}", short_name(file)));
+                            let file = if is_outage(event) {
+                                String::new()
+                            } else {
+                                format!("{}: ", short_name(file))
+                            };
+                            bars.multi.suspend(|| eprintln!("{file}{line}"));
                         }
                     }
                     _ => {}
