@@ -142,7 +142,7 @@ async fn an_unknown_video_id_is_refused_with_a_hint_and_writes_nothing() {
     assert!(stderr.contains("check the id") && stderr.contains(&server.vod_url), "{stderr}");
     let error = json_line(&output.stdout);
     assert_eq!(error["Event"], "error", "{error}");
-    assert_eq!(error["Kind"], "not_found");
+    assert_eq!(error["ErrorKind"], "not_found");
     assert_eq!(error["Code"], "InvalidVideo.NotFound");
     assert_eq!(error["ExitCode"], 3);
     assert!(error["Hint"].as_str().unwrap().contains("check the id"), "{error}");

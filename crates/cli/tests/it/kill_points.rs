@@ -36,11 +36,7 @@ async fn killed_at(mut command: Command, point: &str) -> Vec<Value> {
 
 /// The media ids the `created` events of a run announced.
 fn created(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["Event"] == "created")
-        .map(result_id)
-        .collect()
+    events.iter().filter(|e| e["Event"] == "created").map(result_id).collect()
 }
 
 /// The id a result line names, whatever the media type.

@@ -155,7 +155,7 @@ async fn a_dead_port_fails_once_retry_for_is_spent_with_a_hint_on_what_to_check(
     assert!(message.contains("attempts in 1 s"), "says it retried, and how long: {message}");
     let retried = outcome.named("retried");
     assert!(!retried.is_empty(), "it was retried");
-    assert!(retried.iter().all(|e| e["cause"] == "connection refused"), "{retried:?}");
+    assert!(retried.iter().all(|e| e["Cause"] == "connection refused"), "{retried:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
