@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 for the tests: `scripts/pg-throwaway.sh up [PORT]` prints a URL
-# (postgres://vodup:vodup@127.0.0.1:PORT/vodup) whose role may create databases (each test makes its own);
+# (postgres://vodup:throwaway-secret@127.0.0.1:PORT/vodup) whose role may create databases (each test makes
+# its own); the password differs from every other part of the URL, so tests can look for it in logs;
 # `scripts/pg-throwaway.sh down` stops it and removes every byte of it.
 #
 # It listens on 127.0.0.1 only, keeps its socket in its own temporary folder (so it never meets a system
 # cluster on 5432), and runs with durability off: it is thrown away. PORT defaults to 54329; when that is
 # taken the next free one of the following 20 is used. Installs postgresql-15 with apt when it is missing
 # (root). initdb refuses to run as root, so as root the server runs as the `postgres` user the package
-# creates; as another user it runs as that user. The recipe and its timings: shared/specs/infra.md §2.
+# creates; as another user it runs as that user. Its folder is remembered in .cache/ of the clone (ignored by
+# git); a second `up` in the same clone replaces the first. The recipe and its timings: shared/specs/infra.md
+# §2 (here the login over TCP needs the password, and the role may create databases).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PGBIN=/usr/lib/postgresql/15/bin
@@ -21,10 +24,8 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 case "${1:?usage: pg-throwaway.sh up [PORT] | down}" in
 up)
-  if [ -s "$STATE" ] && [ -d "$(cat "$STATE")" ]; then
-    echo "pg-throwaway: already up in $(cat "$STATE"); run 'scripts/pg-throwaway.sh down' first" >&2
-    exit 1
-  fi
+  # One throwaway per clone: one left behind by a run that was killed is stopped and removed first.
+  "$0" down
   if [ ! -x "$PGBIN/initdb" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
@@ -44,8 +45,8 @@ up)
     -o "-p $PORT -k $D -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     start >/dev/null
   as_owner "$PGBIN/psql" -h "$D" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
-    -c "CREATE ROLE vodup LOGIN CREATEDB PASSWORD 'vodup'" -c "CREATE DATABASE vodup OWNER vodup"
-  echo "postgres://vodup:vodup@127.0.0.1:$PORT/vodup" ;;
+    -c "CREATE ROLE vodup LOGIN CREATEDB PASSWORD 'throwaway-secret'" -c "CREATE DATABASE vodup OWNER vodup"
+  echo "postgres://vodup:throwaway-secret@127.0.0.1:$PORT/vodup" ;;
 down)
   [ -s "$STATE" ] || exit 0
   D="$(cat "$STATE")"

@@ -68,6 +68,14 @@ pub enum StartError {
         /// The data folder.
         data: String,
     },
+    /// `--meta` names an SQLite file that does not exist, and the command must not create one.
+    #[error(
+        "there is no catalogue at {path}: check --meta, or create one with `vodup keys create` or `vodup serve`"
+    )]
+    NoCatalogueFile {
+        /// The file.
+        path: String,
+    },
     /// The catalogue failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
@@ -120,11 +128,7 @@ pub async fn open_catalogue(location: &MetaLocation, create: bool) -> Result<Arc
         MetaLocation::Sqlite(path) if create => Ok(Arc::new(SqliteMeta::open(path).await?)),
         MetaLocation::Sqlite(path) => {
             if !path.is_file() {
-                return Err(StartError::Config(crate::config::ConfigError(format!(
-                    "--meta {location}: there is no catalogue at {} (check the path, or create one with \
-                     `vodup keys create --meta {location}` or `vodup serve`)",
-                    path.display()
-                ))));
+                return Err(StartError::NoCatalogueFile { path: path.display().to_string() });
             }
             Ok(Arc::new(SqliteMeta::open_existing(path).await?))
         }
@@ -151,8 +155,19 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
     let settings = settings.with_bound_oss(bound_oss);
     crate::fault::announce();
     tracing::info!(data = %settings.data.display(), catalogue = %settings.meta, "opening the catalogue");
-    prepare_data_folder(&settings.data).await?;
-    let meta = open_catalogue(&settings.meta, true).await?;
+    // A database that cannot be used is refused before anything is created on disk; an SQLite file needs
+    // its folder first.
+    let meta = match &settings.meta {
+        MetaLocation::Sqlite(_) => {
+            prepare_data_folder(&settings.data).await?;
+            open_catalogue(&settings.meta, true).await?
+        }
+        MetaLocation::Postgres(_) => {
+            let meta = open_catalogue(&settings.meta, true).await?;
+            prepare_data_folder(&settings.data).await?;
+            meta
+        }
+    };
     tracing::info!("opening storage");
     let local = LocalStore::open(settings.data.join("store")).await.map_err(|error| match error {
         StorageError::InUse { .. } => StartError::InUse { data: settings.data.display().to_string() },
