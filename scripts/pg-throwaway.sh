@@ -22,10 +22,21 @@ as_owner() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Stops the throwaway this clone remembers, if any, and removes its folder.
+stop() {
+  [ -s "$STATE" ] || return 0
+  local dir
+  dir="$(cat "$STATE")"
+  if [ -d "$dir/data" ]; then
+    as_owner "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir" "$STATE"
+}
+
 case "${1:?usage: pg-throwaway.sh up [PORT] | down}" in
 up)
   # One throwaway per clone: one left behind by a run that was killed is stopped and removed first.
-  "$0" down
+  stop
   if [ ! -x "$PGBIN/initdb" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
@@ -48,12 +59,7 @@ up)
     -c "CREATE ROLE vodup LOGIN CREATEDB PASSWORD 'throwaway-secret'" -c "CREATE DATABASE vodup OWNER vodup"
   echo "postgres://vodup:throwaway-secret@127.0.0.1:$PORT/vodup" ;;
 down)
-  [ -s "$STATE" ] || exit 0
-  D="$(cat "$STATE")"
-  if [ -d "$D/data" ]; then
-    as_owner "$PGBIN/pg_ctl" -D "$D/data" -m immediate -w stop >/dev/null || true
-  fi
-  rm -rf "$D" "$STATE" ;;
+  stop ;;
 *)
   echo "usage: pg-throwaway.sh up [PORT] | down" >&2
   exit 2 ;;
