@@ -1,6 +1,6 @@
 //! The embedded metadata backend: every repository trait of [`super`] over one SQLite file, through sqlx,
 //! one file per trait (`credentials`, `media`, `uploads`, `objects`, `blobs`, `events`); this one opens the file and holds
-//! what they share (row decoding, time and number conversions, error mapping).
+//! what they share (transactions, error mapping); rows decode as in `super::rows`, shared with PostgreSQL.
 //!
 //! The file holds AccessKeySecrets, so [`SqliteMeta::open`] creates it with mode 0600 before SQLite touches
 //! it (SQLite gives its `-wal` and `-shm` side files the mode of the database file). An acknowledged write

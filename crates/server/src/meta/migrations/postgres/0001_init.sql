@@ -176,6 +176,10 @@ CREATE TABLE object_blobs (
     PRIMARY KEY (version_id, seq)
 );
 
+-- Forgetting a collected blob checks that no row references it; without these, every such check would
+-- read the whole table.
+CREATE INDEX object_blobs_blob ON object_blobs (blob_id);
+
 -- The parts of open uploads. Closing an upload removes its rows (the listed parts' blobs move to the
 -- object's version, the others become garbage).
 CREATE TABLE parts (
@@ -188,3 +192,5 @@ CREATE TABLE parts (
     uploaded_at BIGINT NOT NULL,
     PRIMARY KEY (upload_id, part_number)
 );
+
+CREATE INDEX parts_blob ON parts (blob_id);
