@@ -3,23 +3,28 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tokio::net::TcpListener;
-use vodup_server::config::Config;
+use vodup_server::config::{Config, ConfigError, check_meta};
 use vodup_server::keys::create_key;
 use vodup_server::meta::MetaStore;
-use vodup_server::serve::{StartError, build_state, open_existing_meta, open_meta, run};
+use vodup_server::serve::{StartError, build_state, open_catalogue, open_existing_meta, open_meta, run};
 
 /// Flags of `vodup serve`. Each overrides the same key of the config file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data folder (catalogue and objects). Required: from this flag, VODUP_DATA, or `data` in the
-    /// [server] section of the --config file.
+    /// Data folder (objects, and the catalogue unless --meta names another). Required: from this flag,
+    /// VODUP_DATA, or `data` in the [server] section of the --config file.
     #[arg(long, env = "VODUP_DATA")]
     data: Option<PathBuf>,
+    /// Where the catalogue lives: sqlite://PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE (shared
+    /// by several nodes) [default: sqlite:// + DATA/meta.sqlite].
+    #[arg(long, env = "VODUP_META", hide_env_values = true)]
+    meta: Option<String>,
     /// VOD RPC listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "VODUP_LISTEN")]
     listen: Option<String>,
@@ -95,6 +100,7 @@ impl ServeArgs {
             s.data = self.data;
         }
         for (slot, value) in [
+            (&mut s.meta, self.meta),
             (&mut s.listen, self.listen),
             (&mut s.oss_listen, self.oss_listen),
             (&mut s.public_oss_endpoint, self.public_oss_endpoint),
@@ -156,7 +162,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let control = bind(settings.listen, "VOD API", "--listen", "VODUP_LISTEN").await?;
     let data = bind(settings.oss_listen, "OSS data plane", "--oss-listen", "VODUP_OSS_LISTEN").await?;
     let (vod_addr, oss_addr) = (control.local_addr()?, data.local_addr()?);
-    let state = build_state(settings, oss_addr).await?;
+    let state = build_state(settings, oss_addr).await.map_err(start_error)?;
     // Signal handlers go in before the ready line: a SIGTERM sent right after it must stop us gracefully,
     // not hit the default action.
     let shutdown = shutdown_signal()?;
@@ -174,6 +180,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     );
     run(control, data, state, shutdown).await?;
     Ok(())
+}
+
+/// A start error as the CLI reports it: an unusable setting (a catalogue that cannot be reached, a stored
+/// bucket name that is invalid) stays a `ConfigError`, so it exits with the usage code.
+fn start_error(error: StartError) -> anyhow::Error {
+    match error {
+        StartError::Config(error) => error.into(),
+        error => error.into(),
+    }
 }
 
 /// Binds one plane's port; a failure names the address and the flag and variable that change it, since
@@ -203,14 +218,26 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
     })
 }
 
+/// Where `vodup keys` finds the catalogue: `--meta URL` (VODUP_META), or the data folder's `meta.sqlite`.
+#[derive(Debug, Args)]
+pub struct CatalogueArgs {
+    /// The server's data folder; its catalogue is DATA/meta.sqlite. Not needed with --meta.
+    #[arg(long, env = "VODUP_DATA")]
+    data: Option<PathBuf>,
+    /// The server's catalogue: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE, as given to
+    /// `vodup serve --meta`. Wins over --data.
+    #[arg(long, env = "VODUP_META", hide_env_values = true)]
+    meta: Option<String>,
+}
+
 /// `vodup keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a long-lived AccessKey; works at once, also while the server runs.
     Create {
-        /// The server's data folder.
-        #[arg(long, env = "VODUP_DATA")]
-        data: PathBuf,
+        /// Where the catalogue is.
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
         /// A note to remember what the key is for.
         #[arg(long, default_value = "")]
         description: String,
@@ -224,32 +251,49 @@ pub enum KeysCommand {
     },
     /// List keys (ids and state, never secrets).
     List {
-        /// The server's data folder.
-        #[arg(long, env = "VODUP_DATA")]
-        data: PathBuf,
+        /// Where the catalogue is.
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
         /// JSON lines output.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key: its VOD calls fail at once, its upload credentials within seconds.
     Revoke {
-        /// The server's data folder.
-        #[arg(long, env = "VODUP_DATA")]
-        data: PathBuf,
+        /// Where the catalogue is.
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
         /// The AccessKeyId.
         access_key_id: String,
     },
 }
 
-/// Opens the catalogue in `data`; only `create` makes the folder and the catalogue when they are missing,
-/// so a mistyped `--data` for `list` or `revoke` is an error, not a new empty folder.
-async fn meta(data: &std::path::Path, create: bool) -> Result<Box<dyn MetaStore>> {
-    let opened = if create { open_meta(data).await } else { open_existing_meta(data).await };
-    match opened {
-        Ok(meta) => Ok(Box::new(meta)),
-        Err(error @ StartError::NoCatalogue { .. }) => Err(error.into()),
-        Err(error) => {
-            Err(anyhow::Error::new(error).context(format!("cannot open the catalogue in {}", data.display())))
+impl CatalogueArgs {
+    /// Opens the catalogue; only `create` makes the data folder or the SQLite file when they are missing,
+    /// so a mistyped `--data` or path for `list` or `revoke` is an error, not a new empty catalogue. Returns
+    /// it with how to name it in messages (a PostgreSQL URL without its password).
+    async fn open(&self, create: bool) -> Result<(Arc<dyn MetaStore>, String)> {
+        if let Some(url) = &self.meta {
+            let location = check_meta(url)?;
+            let meta = open_catalogue(&location, create).await.map_err(start_error)?;
+            return Ok((meta, location.to_string()));
+        }
+        let Some(data) = &self.data else {
+            return Err(ConfigError(
+                "no catalogue: give --data DIR (the catalogue is DIR/meta.sqlite) or --meta URL, or set VODUP_DATA \
+                 or VODUP_META"
+                    .into(),
+            )
+            .into());
+        };
+        let opened = if create { open_meta(data).await } else { open_existing_meta(data).await };
+        match opened {
+            Ok(meta) => Ok((Arc::new(meta), data.display().to_string())),
+            Err(error @ StartError::NoCatalogue { .. }) => Err(error.into()),
+            Err(error) => {
+                Err(anyhow::Error::new(error)
+                    .context(format!("cannot open the catalogue in {}", data.display())))
+            }
         }
     }
 }
@@ -257,8 +301,8 @@ async fn meta(data: &std::path::Path, create: bool) -> Result<Box<dyn MetaStore>
 /// Runs a keys command.
 pub async fn keys(command: KeysCommand) -> Result<()> {
     match command {
-        KeysCommand::Create { data, description, json, env } => {
-            let meta = meta(&data, true).await?;
+        KeysCommand::Create { catalogue, description, json, env } => {
+            let (meta, _) = catalogue.open(true).await?;
             let key = create_key(meta.as_ref(), &description, SystemTime::now()).await?;
             if env {
                 println!(
@@ -275,8 +319,8 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
                 println!("AccessKeyId:     {}\nAccessKeySecret: {}", key.id, key.secret.expose());
             }
         }
-        KeysCommand::List { data, json } => {
-            let meta = meta(&data, false).await?;
+        KeysCommand::List { catalogue, json } => {
+            let (meta, _) = catalogue.open(false).await?;
             let mut rows = vec![["ACCESS KEY ID", "CREATED", "STATE", "DESCRIPTION"].map(str::to_owned)];
             for key in meta.list_keys().await? {
                 let created = vodup_proto::timestamp::iso8601(key.created_at);
@@ -295,10 +339,10 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
                 print!("{}", table(&rows));
             }
         }
-        KeysCommand::Revoke { data, access_key_id } => {
-            let meta = meta(&data, false).await?;
+        KeysCommand::Revoke { catalogue, access_key_id } => {
+            let (meta, name) = catalogue.open(false).await?;
             if !meta.revoke_key(&access_key_id, SystemTime::now()).await? {
-                anyhow::bail!("no active key {access_key_id} in {}", data.display());
+                anyhow::bail!("no active key {access_key_id} in {name}");
             }
             eprintln!("revoked {access_key_id}");
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::meta::MetaLocation;
+
 /// The TOML file, section by section. Every field is optional; [`Config::validate`] fills defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,8 +99,13 @@ pub struct EventsSection {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
-    /// Data folder: the SQLite catalogue and the stored objects (`--data`, `VODUP_DATA`).
+    /// Data folder: the stored objects, and the SQLite catalogue unless `meta` names another
+    /// (`--data`, `VODUP_DATA`).
     pub data: Option<PathBuf>,
+    /// Where the catalogue lives (`--meta`, `VODUP_META`): `sqlite://PATH`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for a PostgreSQL database that several nodes can share;
+    /// default `sqlite://` + the data folder's `meta.sqlite`.
+    pub meta: Option<String>,
     /// VOD RPC listen address (`--listen`, `VODUP_LISTEN`), default `127.0.0.1:8080`.
     pub listen: Option<String>,
     /// OSS listen address (`--oss-listen`, `VODUP_OSS_LISTEN`), default `127.0.0.1:9000`.
@@ -157,6 +164,8 @@ pub const DEFAULT_MAX_V1_PRESIGN_LIFETIME_SECS: u64 = 30 * 86_400;
 pub struct Settings {
     /// Data folder.
     pub data: PathBuf,
+    /// Where the catalogue lives.
+    pub meta: MetaLocation,
     /// VOD RPC listen address.
     pub listen: SocketAddr,
     /// OSS listen address.
@@ -259,6 +268,10 @@ impl Config {
                     .into(),
             )
         })?;
+        let meta = match &s.meta {
+            Some(url) => check_meta(url)?,
+            None => MetaLocation::Sqlite(data.join("meta.sqlite")),
+        };
         let parse_addr =
             |name: &str, value: Option<&String>, default: &str| -> Result<SocketAddr, ConfigError> {
                 let text = value.map_or(default, String::as_str);
@@ -322,6 +335,7 @@ impl Config {
             events,
             sweep,
             data,
+            meta,
             listen,
             oss_listen,
             public_oss_endpoint,
@@ -442,6 +456,20 @@ fn check_endpoint(url: &str) -> Result<String, ConfigError> {
     Ok(trimmed.to_owned())
 }
 
+/// Parses a `--meta` URL. It names the setting in all three of its spellings, and never repeats the value
+/// (a PostgreSQL URL carries a password).
+pub fn check_meta(url: &str) -> Result<MetaLocation, ConfigError> {
+    let what = "--meta (VODUP_META, [server] meta)";
+    let location = MetaLocation::parse(url).map_err(|e| ConfigError(format!("{what}: {e}")))?;
+    if matches!(location, MetaLocation::Postgres(_)) && !cfg!(feature = "postgres") {
+        return Err(ConfigError(format!(
+            "{what} names a PostgreSQL database, but this vodup was built without PostgreSQL support (cargo \
+             feature `postgres` of vodup-cli): rebuild with it, or use sqlite://PATH"
+        )));
+    }
+    Ok(location)
+}
+
 /// OSS bucket names: 3-63 characters of `a-z 0-9 -`, not starting or ending with `-`.
 pub fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
     let ok = (3..=63).contains(&bucket.len())
@@ -473,6 +501,20 @@ mod tests {
         assert_eq!(settings.region, "cn-shanghai");
         assert_eq!(settings.credential_lifetime, Duration::from_secs(3600));
         assert_eq!(settings.max_v1_presign_lifetime, Duration::from_secs(2_592_000));
+    }
+
+    #[test]
+    fn the_catalogue_defaults_to_the_data_folder_and_meta_chooses_another() {
+        let settings = with_data().validate().unwrap();
+        assert_eq!(settings.meta, MetaLocation::Sqlite("/tmp/vodup/meta.sqlite".into()));
+        let config =
+            Config::from_toml("[server]\ndata = \"/d\"\nmeta = \"sqlite:///elsewhere/c.db\"\n").unwrap();
+        assert_eq!(config.validate().unwrap().meta, MetaLocation::Sqlite("/elsewhere/c.db".into()));
+        let mut config = with_data();
+        config.server.meta = Some("mysql://root:hunter2@db/vodup".into());
+        let error = config.validate().unwrap_err().0;
+        assert!(error.contains("--meta (VODUP_META, [server] meta)"), "{error}");
+        assert!(!error.contains("hunter2"), "the error repeats the password: {error}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::credentials::{KeyCache, RevocationSet};
 use crate::data;
 use crate::data::error::OssApiError;
 use crate::listener::{self, Limits, Plane, Refusal};
-use crate::meta::{MetaError, MetaStore, SqliteMeta};
+use crate::meta::{MetaError, MetaLocation, MetaStore, SqliteMeta};
 use crate::metrics::Metrics;
 use crate::presign::Presigner;
 use crate::rate_limit::ProgressLimiter;
@@ -68,6 +68,14 @@ pub enum StartError {
         /// The data folder.
         data: String,
     },
+    /// `--meta` names an SQLite file that does not exist, and the command must not create one.
+    #[error(
+        "there is no catalogue at {path}: check --meta, or create one with `vodup keys create` or `vodup serve`"
+    )]
+    NoCatalogueFile {
+        /// The file.
+        path: String,
+    },
     /// The catalogue failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
@@ -89,15 +97,16 @@ pub fn meta_path(data: &Path) -> std::path::PathBuf {
 
 /// Creates the data folder readable only by the service's user, and opens the catalogue in it.
 pub async fn open_meta(data: &Path) -> Result<SqliteMeta, StartError> {
+    prepare_data_folder(data).await?;
+    Ok(SqliteMeta::open(&meta_path(data)).await?)
+}
+
+/// Creates the data folder (if absent) readable only by the service's user.
+async fn prepare_data_folder(data: &Path) -> Result<(), StartError> {
     let folder_error = |source| StartError::DataFolder { path: data.display().to_string(), source };
     tokio::fs::create_dir_all(data).await.map_err(folder_error)?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tokio::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
-            .await
-            .map_err(folder_error)?;
-    }
-    Ok(SqliteMeta::open(&meta_path(data)).await?)
+    use std::os::unix::fs::PermissionsExt as _;
+    tokio::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).await.map_err(folder_error)
 }
 
 /// Opens the catalogue of a data folder that already has one and creates nothing, no folder and no file:
@@ -110,13 +119,55 @@ pub async fn open_existing_meta(data: &Path) -> Result<SqliteMeta, StartError> {
     Ok(SqliteMeta::open_existing(&path).await?)
 }
 
+/// Opens the catalogue `location` names and brings its schema up to date. An SQLite file is created
+/// only when `create` (its folder must exist); a PostgreSQL database must exist, and its tables are created
+/// on first use. A database that cannot be reached, refuses the login or does not exist is a
+/// [`StartError::Config`] that names `--meta` and what to fix.
+pub async fn open_catalogue(location: &MetaLocation, create: bool) -> Result<Arc<dyn MetaStore>, StartError> {
+    match location {
+        MetaLocation::Sqlite(path) if create => Ok(Arc::new(SqliteMeta::open(path).await?)),
+        MetaLocation::Sqlite(path) => {
+            if !path.is_file() {
+                return Err(StartError::NoCatalogueFile { path: path.display().to_string() });
+            }
+            Ok(Arc::new(SqliteMeta::open_existing(path).await?))
+        }
+        #[cfg(feature = "postgres")]
+        MetaLocation::Postgres(url) => match crate::meta::PostgresMeta::connect(url).await {
+            Ok(meta) => Ok(Arc::new(meta)),
+            Err(crate::meta::postgres::ConnectError::Setting(problem)) => {
+                Err(StartError::Config(crate::config::ConfigError(format!(
+                    "cannot use the catalogue {url} (--meta, VODUP_META or [server] meta): {problem}"
+                ))))
+            }
+            Err(crate::meta::postgres::ConnectError::Meta(error)) => Err(error.into()),
+        },
+        #[cfg(not(feature = "postgres"))]
+        MetaLocation::Postgres(_) => Err(StartError::Config(crate::config::ConfigError(
+            "--meta names a PostgreSQL database, but this vodup was built without PostgreSQL support".into(),
+        ))),
+    }
+}
+
 /// Opens everything and builds the shared state. `bound_oss` is the data plane's bound address (it
 /// fills the public endpoint when none is configured).
 pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<AppState, StartError> {
     let settings = settings.with_bound_oss(bound_oss);
     crate::fault::announce();
-    tracing::info!(data = %settings.data.display(), "opening the catalogue");
-    let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&settings.data).await?);
+    tracing::info!(data = %settings.data.display(), catalogue = %settings.meta, "opening the catalogue");
+    // A database that cannot be used is refused before anything is created on disk; an SQLite file needs
+    // its folder first.
+    let meta = match &settings.meta {
+        MetaLocation::Sqlite(_) => {
+            prepare_data_folder(&settings.data).await?;
+            open_catalogue(&settings.meta, true).await?
+        }
+        MetaLocation::Postgres(_) => {
+            let meta = open_catalogue(&settings.meta, true).await?;
+            prepare_data_folder(&settings.data).await?;
+            meta
+        }
+    };
     tracing::info!("opening storage");
     let local = LocalStore::open(settings.data.join("store")).await.map_err(|error| match error {
         StorageError::InUse { .. } => StartError::InUse { data: settings.data.display().to_string() },

@@ -13,6 +13,8 @@
 //!   of a process's descriptors and memory ([`edge`]);
 //! - [`Tmpfs`]: a small tmpfs to fill, for a real full disk ([`disk`]);
 //! - [`s3::test_s3`]: a fresh prefix in the test S3 bucket, when one is configured ([`s3`]);
+//! - [`TestDatabase`]: a fresh PostgreSQL database per test on the server `VODUP_TEST_POSTGRES_URL`
+//!   names, and [`Backend`] to run a test on SQLite or on it ([`postgres`]);
 //! - [`Tmux`]: a real terminal of a given size whose screen a test reads back ([`tmux`]);
 //! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
 //! - the skip rule.
@@ -26,6 +28,7 @@ pub mod disk;
 pub mod edge;
 pub mod fixtures;
 pub mod origin;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
@@ -38,6 +41,7 @@ pub use api::{Api, OssCall, OssCredential, VodReply};
 pub use disk::Tmpfs;
 pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
 pub use origin::{OriginOptions, OriginServer};
+pub use postgres::{Backend, POSTGRES_URL, TestDatabase};
 pub use process::{ServeOptions, ServeProcess};
 pub use proxy::{CorruptingProxy, Corruption};
 pub use rss::{PeakRss, current_vm_hwm};

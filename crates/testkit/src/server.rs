@@ -15,6 +15,7 @@ use vodup_server::serve::{build_state, run};
 use vodup_server::state::AppState;
 
 use crate::api::Api;
+use crate::postgres::{Backend, TestDatabase};
 
 /// A running server.
 #[derive(Debug)]
@@ -28,12 +29,36 @@ pub struct TestServer {
     config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The PostgreSQL database of the catalogue, when the server runs on one; dropped last.
+    database: Option<TestDatabase>,
 }
 
 impl TestServer {
     /// Starts a server with default settings.
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server with default settings whose catalogue is on `backend`: SQLite in its data folder, or
+    /// a fresh PostgreSQL database. `None` when the backend is absent and the test skips (the skip rule).
+    pub async fn start_on(backend: Backend) -> Option<Self> {
+        Self::start_on_with(backend, |_| {}).await
+    }
+
+    /// [`TestServer::start_on`] after `tweak` adjusts the configuration.
+    pub async fn start_on_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create().await?),
+        };
+        let meta = database.as_ref().map(|database| database.url().to_owned());
+        let mut server = Self::start_with(|config| {
+            config.server.meta = meta;
+            tweak(config);
+        })
+        .await;
+        server.database = database;
+        Some(server)
     }
 
     /// Starts a server after `tweak` adjusts its configuration (for example
@@ -103,7 +128,7 @@ impl TestServer {
             key.id,
             key.secret,
         );
-        let server = Self { api, state, dir, config, shutdown: Some(tx), task: Some(task) };
+        let server = Self { api, state, dir, config, shutdown: Some(tx), task: Some(task), database: None };
         (server, front)
     }
 
@@ -111,7 +136,7 @@ impl TestServer {
     /// ports: what the new one knows is what the old one wrote to disk. The test key stays valid.
     pub async fn restart(self) -> Self {
         // No Drop impl: dropping the shutdown sender also stops the server, so the fields can move out.
-        let TestServer { state, api, dir, config, shutdown, task } = self;
+        let TestServer { state, api, dir, config, shutdown, task, database } = self;
         if let Some(tx) = shutdown {
             let _ = tx.send(());
         }
@@ -126,7 +151,7 @@ impl TestServer {
         let (vod_addr, oss_addr) = (control.local_addr().unwrap(), data.local_addr().unwrap());
         let (state, tx, task) = serve(control, data, settings, oss_addr).await;
         let api = api.at(format!("http://{vod_addr}"), format!("http://{oss_addr}"));
-        Self { api, state, dir, config, shutdown: Some(tx), task: Some(task) }
+        Self { api, state, dir, config, shutdown: Some(tx), task: Some(task), database }
     }
 
     /// Stops the server and waits for it.

@@ -2,9 +2,11 @@
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
 //! every `--json` line against its schema, a data folder written by an older storage layout (upgrade),
-//! files downloaded back and verified, and the README's quick start run as written.
+//! files downloaded back and verified, the README's quick start run as written, and the catalogue on
+//! PostgreSQL (`--meta`).
 
 mod batch;
+mod catalogue;
 mod corruption;
 mod crash;
 mod download;

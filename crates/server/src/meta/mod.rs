@@ -7,19 +7,27 @@
 //! The catalogue is the only source of truth for objects: blob storage holds immutable bytes under ids
 //! and never decides what a key means.
 //!
-//! One backend struct implements all of them ([`MetaStore`]); SQLite is the embedded default, PostgreSQL
-//! comes later and must pass the same [`conformance`] suite. Times are stored as Unix milliseconds.
+//! One backend struct implements all of them ([`MetaStore`]): [`SqliteMeta`], the embedded default, and
+//! `PostgresMeta` (cargo feature `postgres`), shared by any number of nodes; both pass the same
+//! [`conformance`] suite. [`location`] parses the `--meta` URL that chooses between them. Times are stored as Unix milliseconds.
 //! A commit and its status change happen in one transaction, together with the revocation checks of
 //! vod-api.md §12.2 (issuing key active, media present and `Uploading`), so no object can become a
 //! `Normal` media after its key was revoked or its media deleted.
 
 pub mod conformance;
+pub mod location;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::time::SystemTime;
 
+pub use location::{MetaLocation, PostgresUrl};
 pub use model::*;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresMeta;
 pub use sqlite::SqliteMeta;
 
 /// Why a metadata operation failed. Callers branch on the predicates.

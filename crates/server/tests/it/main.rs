@@ -12,6 +12,7 @@ mod drain;
 mod events;
 mod fuzz;
 mod meta;
+mod meta_postgres;
 mod observability;
 mod races;
 mod storage;

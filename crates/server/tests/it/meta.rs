@@ -18,6 +18,48 @@ async fn open_temp() -> (TempDir, SqliteMeta) {
     (dir, meta)
 }
 
+/// Calls `$each!` with the name of every check of the conformance suite, so each backend's tests list
+/// them all (`meta_postgres.rs` uses it too).
+macro_rules! every_check {
+    ($each:ident) => {
+        $each!(
+            run_all,
+            events_commit_with_their_status_change,
+            stale_uploads_and_media_are_found_by_age,
+            keys_round_trip,
+            key_revocation,
+            settings_are_created_once,
+            nonces_are_single_use_while_live,
+            revocations_list_revoked_keys_and_recent_deletions,
+            media_round_trip,
+            media_ids_and_reference_ids_are_unique,
+            media_by_reference,
+            update_media_changes_only_given_fields,
+            delete_media_hides_media_and_aborts_uploads,
+            list_videos_filters,
+            list_videos_orders_and_pages,
+            record_progress_only_for_uploading_videos,
+            uploads_round_trip,
+            list_open_uploads_orders_filters_and_pages,
+            create_upload_checks_the_guard,
+            put_and_get_object_round_trip,
+            put_replaces_the_version_and_releases_the_old_blob,
+            put_object_checks_the_guard,
+            parts_are_recorded_replaced_and_released,
+            complete_publishes_the_listed_parts,
+            complete_refusals_change_nothing,
+            complete_and_abort_exclude_each_other,
+            delete_object_releases_or_refuses,
+            delete_media_releases_objects_and_parts,
+            commits_publish_the_media_key_only,
+            claim_garbage_respects_cutoff_and_limit,
+            claim_orphans_tombstones_unknown_blobs,
+            import_legacy_is_idempotent,
+        );
+    };
+}
+pub(crate) use every_check;
+
 macro_rules! conformance_tests {
     ($($check:ident),* $(,)?) => {$(
         #[tokio::test]
@@ -28,40 +70,7 @@ macro_rules! conformance_tests {
     )*};
 }
 
-conformance_tests!(
-    run_all,
-    events_commit_with_their_status_change,
-    stale_uploads_and_media_are_found_by_age,
-    keys_round_trip,
-    key_revocation,
-    settings_are_created_once,
-    nonces_are_single_use_while_live,
-    revocations_list_revoked_keys_and_recent_deletions,
-    media_round_trip,
-    media_ids_and_reference_ids_are_unique,
-    media_by_reference,
-    update_media_changes_only_given_fields,
-    delete_media_hides_media_and_aborts_uploads,
-    list_videos_filters,
-    list_videos_orders_and_pages,
-    record_progress_only_for_uploading_videos,
-    uploads_round_trip,
-    list_open_uploads_orders_filters_and_pages,
-    create_upload_checks_the_guard,
-    put_and_get_object_round_trip,
-    put_replaces_the_version_and_releases_the_old_blob,
-    put_object_checks_the_guard,
-    parts_are_recorded_replaced_and_released,
-    complete_publishes_the_listed_parts,
-    complete_refusals_change_nothing,
-    complete_and_abort_exclude_each_other,
-    delete_object_releases_or_refuses,
-    delete_media_releases_objects_and_parts,
-    commits_publish_the_media_key_only,
-    claim_garbage_respects_cutoff_and_limit,
-    claim_orphans_tombstones_unknown_blobs,
-    import_legacy_is_idempotent,
-);
+every_check!(conformance_tests);
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat the database file").permissions().mode() & 0o777

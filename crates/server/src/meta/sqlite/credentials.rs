@@ -124,13 +124,3 @@ impl CredentialRepo for SqliteMeta {
         Ok(Revocations { revoked_keys, deleted_media })
     }
 }
-
-fn key_from_row(row: &SqliteRow) -> MetaResult<AccessKeyRecord> {
-    Ok(AccessKeyRecord {
-        id: column(row, "id")?,
-        secret: Secret::new(column::<String>(row, "secret")?),
-        description: column(row, "description")?,
-        created_at: time(column(row, "created_at")?),
-        revoked_at: column::<Option<i64>>(row, "revoked_at")?.map(time),
-    })
-}

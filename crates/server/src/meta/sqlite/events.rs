@@ -14,19 +14,7 @@ impl EventRepo for SqliteMeta {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| failed("reading due events", e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(OutboxEvent {
-                    id: row.get("id"),
-                    media_id: row.get("media_id"),
-                    event_type: row.get("event_type"),
-                    payload: row.get("payload"),
-                    callback_url: row.get("callback_url"),
-                    created_at: time(row.get("created_at")),
-                    attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()> {
@@ -64,8 +52,8 @@ impl EventRepo for SqliteMeta {
             .map_err(|e| failed("counting events", e))?;
         let mut counts = EventCounts::default();
         for row in &rows {
-            let n = u64::try_from(row.get::<i64, _>("n")).unwrap_or(0);
-            match row.get::<String, _>("state").as_str() {
+            let n = u64::try_from(column::<i64>(row, "n")?).unwrap_or(0);
+            match column::<String>(row, "state")?.as_str() {
                 "pending" => counts.pending = n,
                 "delivered" => counts.delivered = n,
                 _ => counts.given_up = n,

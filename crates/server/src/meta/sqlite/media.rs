@@ -44,13 +44,14 @@ impl MediaRepo for SqliteMeta {
         .map_err(|e| {
             if !is_unique_violation(&e) {
                 failed(format!("creating media {}", media.id), e)
-            } else if names_column(&e, "reference_id") {
+            } else if is_primary_key_violation(&e) {
+                MetaError::Conflict(format!("media {} already exists", media.id))
+            } else {
+                // The other unique index of media: the live ReferenceId.
                 MetaError::Conflict(format!(
                     "ReferenceId {} is already used by another media item",
                     media.reference_id
                 ))
-            } else {
-                MetaError::Conflict(format!("media {} already exists", media.id))
             }
         })?;
         Ok(())
@@ -246,61 +247,4 @@ fn push_video_filter(builder: &mut QueryBuilder<Sqlite>, query: &VideoQuery) {
         }
         builder.push(")");
     }
-}
-
-pub(super) fn media_from_row(row: &SqliteRow) -> MetaResult<Media> {
-    let id: String = column(row, "id")?;
-    let kind: String = column(row, "kind")?;
-    let kind = MediaKind::parse(&kind).ok_or_else(|| corrupt(&format!("media {id}"), "kind", &kind))?;
-    let status: String = column(row, "status")?;
-    let status =
-        MediaStatus::parse(&status).ok_or_else(|| corrupt(&format!("media {id}"), "status", &status))?;
-    let progress = match column::<Option<i64>>(row, "progress_reported_at")? {
-        None => None,
-        Some(reported_at) => Some(ProgressReport {
-            client_ip: column::<Option<String>>(row, "progress_client_ip")?.unwrap_or_default(),
-            source: column::<Option<String>>(row, "progress_source")?.unwrap_or_default(),
-            device_model: column::<Option<String>>(row, "progress_device_model")?.unwrap_or_default(),
-            file_size: optional_u64(row, "progress_file_size")?,
-            done_bytes: optional_u64(row, "progress_done_bytes")?,
-            done_parts: optional_u64(row, "progress_done_parts")?,
-            part_size: optional_u64(row, "progress_part_size")?,
-            reported_at: time(reported_at),
-        }),
-    };
-    Ok(Media {
-        new: NewMedia {
-            kind,
-            title: column(row, "title")?,
-            description: column(row, "description")?,
-            file_name: column(row, "file_name")?,
-            file_ext: column(row, "file_ext")?,
-            declared_size: optional_u64(row, "declared_size")?,
-            cover_url: column(row, "cover_url")?,
-            cate_id: column(row, "cate_id")?,
-            cate_ids: column(row, "cate_ids")?,
-            tags: column(row, "tags")?,
-            template_group_id: column(row, "template_group_id")?,
-            workflow_id: column(row, "workflow_id")?,
-            storage_location: column(row, "storage_location")?,
-            app_id: column(row, "app_id")?,
-            user_data: column(row, "user_data")?,
-            reference_id: column(row, "reference_id")?,
-            image_type: column(row, "image_type")?,
-            business_type: column(row, "business_type")?,
-            bucket: column(row, "bucket")?,
-            object_key: column(row, "object_key")?,
-            object_prefix: column(row, "object_prefix")?,
-            issuing_key_id: column(row, "issuing_key_id")?,
-            created_at: time(column(row, "created_at")?),
-            id,
-        },
-        status,
-        size: optional_u64(row, "size")?,
-        etag: column(row, "etag")?,
-        crc64: optional_u64(row, "crc64")?,
-        modified_at: time(column(row, "modified_at")?),
-        completed_at: column::<Option<i64>>(row, "completed_at")?.map(time),
-        progress,
-    })
 }

@@ -1,6 +1,6 @@
 //! The embedded metadata backend: every repository trait of [`super`] over one SQLite file, through sqlx,
 //! one file per trait (`credentials`, `media`, `uploads`, `objects`, `blobs`, `events`); this one opens the file and holds
-//! what they share (row decoding, time and number conversions, error mapping).
+//! what they share (transactions, error mapping); rows decode as in `super::rows`, shared with PostgreSQL.
 //!
 //! The file holds AccessKeySecrets, so [`SqliteMeta::open`] creates it with mode 0600 before SQLite touches
 //! it (SQLite gives its `-wal` and `-shm` side files the mode of the database file). An acknowledged write
@@ -15,15 +15,13 @@
 use std::fs::{OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::{Decode, QueryBuilder, Row, Sqlite, SqlitePool, Type};
-use vodup_proto::Secret;
-
 mod blobs;
 mod credentials;
 mod events;
@@ -31,10 +29,14 @@ mod media;
 mod objects;
 mod uploads;
 
+use super::rows::{
+    Columns, decoded, event_from_row, impl_columns, key_from_row, media_from_row, millis, part_from_row,
+    saturating_i64, u64_to_db, upload_from_row, user_meta_json, version_from_row,
+};
 use super::{
-    AccessKeyRecord, CredentialRepo, DeletedMedia, EventBuilder, EventCounts, EventRepo, Media, MediaKind,
-    MediaRepo, MediaStatus, MediaUpdate, MetaError, MetaResult, NewMedia, NewUpload, OutboxEvent,
-    ProgressReport, Revocations, Upload, UploadQuery, UploadRepo, UploadState, VideoQuery, WriteGuard,
+    AccessKeyRecord, CredentialRepo, DeletedMedia, EventBuilder, EventCounts, EventRepo, Media, MediaRepo,
+    MediaStatus, MediaUpdate, MetaError, MetaResult, NewMedia, NewUpload, OutboxEvent, ProgressReport,
+    Revocations, Upload, UploadQuery, UploadRepo, UploadState, VideoQuery, WriteGuard,
 };
 
 /// How long a statement waits for another connection or process to release the write lock.
@@ -103,51 +105,29 @@ fn create_private_file(path: &Path) -> MetaResult<()> {
     file.set_permissions(Permissions::from_mode(0o600)).map_err(|e| failed(context(), e))
 }
 
+impl_columns!(SqliteRow);
+
 /// Reads one column, saying which one failed.
 fn column<'r, T>(row: &'r SqliteRow, name: &str) -> MetaResult<T>
 where
     T: Decode<'r, Sqlite> + Type<Sqlite>,
 {
-    row.try_get(name).map_err(|e| failed(format!("reading column {name} of the metadata database"), e))
-}
-
-fn optional_u64(row: &SqliteRow, name: &str) -> MetaResult<Option<u64>> {
-    Ok(column::<Option<i64>>(row, name)?.map(i64::cast_unsigned))
-}
-
-/// SQLite integers are signed 64-bit, so a u64 is stored bit for bit: values of 2^63 and above (half of
-/// all CRC-64s) read back negative in raw SQL but round-trip exactly here. They are never compared in SQL.
-fn u64_to_db(value: u64) -> i64 {
-    value.cast_signed()
-}
-
-/// Pages and offsets beyond what SQLite can count mean "all of them".
-fn saturating_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// Unix milliseconds, negative before 1970; sub-millisecond precision is dropped.
-fn millis(at: SystemTime) -> i64 {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
-}
-
-/// Inverse of [`millis`].
-fn time(ms: i64) -> SystemTime {
-    let magnitude = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 { UNIX_EPOCH + magnitude } else { UNIX_EPOCH - magnitude }
+    decoded(row.try_get(name), name)
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(sqlx::error::DatabaseError::is_unique_violation)
 }
 
-/// Whether a constraint error names `column`. SQLite reports unique failures as
-/// "UNIQUE constraint failed: media.reference_id", which tells the id apart from the ReferenceId.
-fn names_column(error: &sqlx::Error, column: &str) -> bool {
-    error.as_database_error().is_some_and(|e| e.message().contains(column))
+/// SQLITE_CONSTRAINT_PRIMARYKEY, the extended result code of a duplicate primary key (a UNIQUE index
+/// reports SQLITE_CONSTRAINT_UNIQUE, 2067). Media have one of each (the id, the live ReferenceId), so the
+/// code tells them apart without reading the message.
+const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
+
+/// Whether a unique violation is of the table's primary key rather than of another unique index.
+fn is_primary_key_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref()
+        == Some(SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 fn failed(
@@ -170,9 +150,4 @@ fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
         Some(sqlx::Error::Io(io)) => crate::storage::is_out_of_space(io),
         _ => false,
     }
-}
-
-/// A stored value this version cannot read (written by a newer version, or edited by hand).
-fn corrupt(record: &str, column: &str, value: &str) -> MetaError {
-    failed(format!("reading {record}"), format!("column {column} holds unknown value {value:?}"))
 }

@@ -7,13 +7,11 @@
 use vodup_proto::crc64;
 use vodup_proto::oss::part::{etags_match, md5_of_etag, multipart_etag};
 
-use super::media::media_from_row;
 use super::*;
 use crate::meta::{
     Committed, CompleteCommit, CompleteOutcome, ImportCounts, LegacyImport, NewBlob, ObjectMeta, ObjectRepo,
     ObjectType, ObjectVersion, Piece, PutCommit, StoredPart,
 };
-use crate::storage::Digests;
 
 #[async_trait::async_trait]
 impl ObjectRepo for SqliteMeta {
@@ -45,7 +43,7 @@ impl ObjectRepo for SqliteMeta {
             for row in &rows {
                 list.push(Piece {
                     blob_id: column(row, "blob_id")?,
-                    size: optional_u64(row, "size")?.unwrap_or(0),
+                    size: row.opt_u64("size")?.unwrap_or(0),
                 });
             }
         }
@@ -189,7 +187,7 @@ impl ObjectRepo for SqliteMeta {
         let state: String = column(&row, "state")?;
         if state != UploadState::Open.as_str() {
             let etag: Option<String> = column(&row, "result_etag")?;
-            let crc64 = optional_u64(&row, "result_crc64")?;
+            let crc64 = row.opt_u64("result_crc64")?;
             let (Some(etag), Some(crc64)) = (etag, crc64) else { return Err(not_found()) };
             let same = match &complete.listed {
                 None => true,
@@ -368,26 +366,7 @@ async fn parts_of(conn: &mut SqliteConnection, upload_id: &str) -> MetaResult<Ve
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| failed(format!("reading the parts of upload {upload_id}"), e))?;
-    rows.iter()
-        .map(|row| {
-            let md5: Vec<u8> = column(row, "md5")?;
-            let md5 = <[u8; 16]>::try_from(md5.as_slice())
-                .map_err(|_| corrupt(&format!("a part of upload {upload_id}"), "md5", &hex::encode(&md5)))?;
-            let number: i64 = column(row, "part_number")?;
-            Ok(StoredPart {
-                part_number: u32::try_from(number).map_err(|_| {
-                    corrupt(&format!("a part of upload {upload_id}"), "part_number", &number.to_string())
-                })?,
-                blob_id: column(row, "blob_id")?,
-                digests: Digests {
-                    md5,
-                    crc64: optional_u64(row, "crc64")?.unwrap_or(0),
-                    len: optional_u64(row, "size")?.unwrap_or(0),
-                },
-                uploaded_at: time(column(row, "uploaded_at")?),
-            })
-        })
-        .collect()
+    rows.iter().map(|row| part_from_row(row, upload_id)).collect()
 }
 
 /// The version id `bucket`/`key` names, if any.
@@ -432,7 +411,7 @@ async fn replace_version(
     let (bucket, key) = (&version.bucket, &version.key);
     release_version(conn, bucket, key, at).await?;
     let context = || format!("recording object {bucket}/{key}");
-    let user_meta = serde_json::to_string(&version.meta.user_meta).map_err(|e| failed(context(), e))?;
+    let user_meta = user_meta_json(version)?;
     sqlx::query(
         "INSERT INTO objects (bucket, object_key, version_id, size, etag, crc64, content_md5, object_type, \
          content_type, user_meta, last_modified, upload_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -602,36 +581,4 @@ pub(super) async fn check_guard(conn: &mut SqliteConnection, guard: &WriteGuard)
         return Err(MetaError::Refused(format!("media {media_id} is {status}, no longer Uploading")));
     }
     Ok(())
-}
-
-fn version_from_row(row: &SqliteRow) -> MetaResult<ObjectVersion> {
-    let key: String = column(row, "object_key")?;
-    let record = || format!("object {key}");
-    let object_type: String = column(row, "object_type")?;
-    let object_type =
-        ObjectType::parse(&object_type).ok_or_else(|| corrupt(&record(), "object_type", &object_type))?;
-    let user_meta: String = column(row, "user_meta")?;
-    let user_meta =
-        serde_json::from_str(&user_meta).map_err(|_| corrupt(&record(), "user_meta", &user_meta))?;
-    let content_md5: Option<Vec<u8>> = column(row, "content_md5")?;
-    let content_md5 = match content_md5 {
-        None => None,
-        Some(md5) => Some(
-            <[u8; 16]>::try_from(md5.as_slice())
-                .map_err(|_| corrupt(&record(), "content_md5", &hex::encode(&md5)))?,
-        ),
-    };
-    Ok(ObjectVersion {
-        bucket: column(row, "bucket")?,
-        version_id: column(row, "version_id")?,
-        size: optional_u64(row, "size")?.unwrap_or(0),
-        etag: column(row, "etag")?,
-        crc64: optional_u64(row, "crc64")?.unwrap_or(0),
-        content_md5,
-        object_type,
-        meta: ObjectMeta { content_type: column(row, "content_type")?, user_meta },
-        last_modified: time(column(row, "last_modified")?),
-        upload_id: column(row, "upload_id")?,
-        key,
-    })
 }

@@ -117,21 +117,3 @@ impl UploadRepo for SqliteMeta {
         .map_err(|e| failed("failing stale media", e))
     }
 }
-
-fn upload_from_row(row: &SqliteRow) -> MetaResult<Upload> {
-    let upload_id: String = column(row, "upload_id")?;
-    let state: String = column(row, "state")?;
-    let state =
-        UploadState::parse(&state).ok_or_else(|| corrupt(&format!("upload {upload_id}"), "state", &state))?;
-    Ok(Upload {
-        new: NewUpload {
-            bucket: column(row, "bucket")?,
-            key: column(row, "object_key")?,
-            media_id: column(row, "media_id")?,
-            content_type: column(row, "content_type")?,
-            initiated_at: time(column(row, "initiated_at")?),
-            upload_id,
-        },
-        state,
-    })
-}

@@ -1,0 +1,258 @@
+//! PostgreSQL: media records, their listing and their upload progress ([`MediaRepo`]).
+
+use super::objects;
+use super::*;
+
+#[async_trait::async_trait]
+impl MediaRepo for PostgresMeta {
+    async fn create_media(&self, media: &NewMedia) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO media (id, kind, title, description, file_name, file_ext, declared_size, cover_url, \
+             cate_id, cate_ids, tags, template_group_id, workflow_id, storage_location, app_id, user_data, \
+             reference_id, image_type, business_type, bucket, object_key, object_prefix, issuing_key_id, \
+             created_at, status, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22, $23, $24, $25, $26)",
+        )
+        .bind(&media.id)
+        .bind(media.kind.as_str())
+        .bind(&media.title)
+        .bind(&media.description)
+        .bind(&media.file_name)
+        .bind(&media.file_ext)
+        .bind(media.declared_size.map(u64_to_db))
+        .bind(&media.cover_url)
+        .bind(media.cate_id)
+        .bind(&media.cate_ids)
+        .bind(&media.tags)
+        .bind(&media.template_group_id)
+        .bind(&media.workflow_id)
+        .bind(&media.storage_location)
+        .bind(&media.app_id)
+        .bind(&media.user_data)
+        .bind(&media.reference_id)
+        .bind(&media.image_type)
+        .bind(&media.business_type)
+        .bind(&media.bucket)
+        .bind(&media.object_key)
+        .bind(&media.object_prefix)
+        .bind(&media.issuing_key_id)
+        .bind(millis(media.created_at))
+        .bind(MediaStatus::Uploading.as_str())
+        .bind(millis(media.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if violates(&e, "media_reference_id") {
+                MetaError::Conflict(format!(
+                    "ReferenceId {} is already used by another media item",
+                    media.reference_id
+                ))
+            } else if is_unique_violation(&e) {
+                MetaError::Conflict(format!("media {} already exists", media.id))
+            } else {
+                failed(format!("creating media {}", media.id), e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_media(&self, media_id: &str) -> MetaResult<Option<Media>> {
+        sqlx::query("SELECT * FROM media WHERE id = $1 AND deleted_at IS NULL")
+            .bind(media_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(format!("reading media {media_id}"), e))?
+            .map(|row| media_from_row(&row))
+            .transpose()
+    }
+
+    async fn get_media_by_reference(&self, reference_id: &str) -> MetaResult<Option<Media>> {
+        // Empty means "no ReferenceId", which many media share; it names none of them.
+        if reference_id.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query("SELECT * FROM media WHERE reference_id = $1 AND deleted_at IS NULL")
+            .bind(reference_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(format!("reading media with ReferenceId {reference_id}"), e))?
+            .map(|row| media_from_row(&row))
+            .transpose()
+    }
+
+    async fn update_media(&self, media_id: &str, update: &MediaUpdate, at: SystemTime) -> MetaResult<()> {
+        // A NULL bind keeps the column: `None` means "leave unchanged".
+        let done = sqlx::query(
+            "UPDATE media SET title = COALESCE($1, title), description = COALESCE($2, description), \
+             tags = COALESCE($3, tags), cover_url = COALESCE($4, cover_url), cate_id = COALESCE($5, cate_id), \
+             reference_id = COALESCE($6, reference_id), user_data = COALESCE($7, user_data), modified_at = $8 \
+             WHERE id = $9 AND deleted_at IS NULL",
+        )
+        .bind(&update.title)
+        .bind(&update.description)
+        .bind(&update.tags)
+        .bind(&update.cover_url)
+        .bind(update.cate_id)
+        .bind(&update.reference_id)
+        .bind(&update.user_data)
+        .bind(millis(at))
+        .bind(media_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                let reference = update.reference_id.as_deref().unwrap_or_default();
+                MetaError::Conflict(format!("ReferenceId {reference} is already used by another media item"))
+            } else {
+                failed(format!("updating media {media_id}"), e)
+            }
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(MetaError::NotFound(format!("media {media_id}")));
+        }
+        Ok(())
+    }
+
+    async fn delete_media(&self, media_ids: &[String], at: SystemTime) -> MetaResult<DeletedMedia> {
+        in_transaction!(self, "delete media", |tx| {
+            let mut result = DeletedMedia::default();
+            for media_id in media_ids {
+                let context = || format!("deleting media {media_id}");
+                // The key first (a media's bucket and key never change), so that its lock comes before the
+                // media row's, in the order every commit takes them.
+                let key: Option<(String, String)> = sqlx::query_as(
+                    "SELECT bucket, object_key FROM media WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(media_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| failed(context(), e))?;
+                let Some((bucket, object_key)) = key else { continue };
+                lock_key(tx, &bucket, &object_key).await?;
+                // `deleted_at IS NULL` also makes a repeated id in `media_ids` count once. The update waits
+                // for commits holding the row FOR SHARE (their guard), then no new one can pass.
+                let prefix: Option<Option<String>> = sqlx::query_scalar(
+                    "UPDATE media SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL RETURNING object_prefix",
+                )
+                .bind(millis(at))
+                .bind(media_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| failed(context(), e))?;
+                let Some(prefix) = prefix else { continue };
+                result.deleted.push(media_id.clone());
+                // The media's object, and for a playlist every segment under its prefix, go with it.
+                objects::release_version(tx, &bucket, &object_key, at).await?;
+                if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+                    let keys: Vec<String> = sqlx::query_scalar(
+                        "SELECT object_key FROM objects WHERE bucket = $1 AND object_key >= $2 \
+                         AND left(object_key, length($2)) = $2",
+                    )
+                    .bind(&bucket)
+                    .bind(&prefix)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| failed(context(), e))?;
+                    for key in keys {
+                        objects::release_version(tx, &bucket, &key, at).await?;
+                    }
+                }
+                let aborted: Vec<String> = sqlx::query_scalar(
+                    "UPDATE uploads SET state = 'aborted', closed_at = $1 WHERE media_id = $2 AND state = 'open' \
+                     RETURNING upload_id",
+                )
+                .bind(millis(at))
+                .bind(media_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| failed(format!("aborting the uploads of deleted media {media_id}"), e))?;
+                for upload_id in aborted {
+                    objects::release_parts(tx, &upload_id, at).await?;
+                }
+            }
+            Ok(result)
+        })
+    }
+
+    async fn list_videos(&self, query: &VideoQuery) -> MetaResult<(u64, Vec<Media>)> {
+        // One snapshot, so the total and the page agree.
+        let mut tx = self.begin_read("list videos").await?;
+
+        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM media");
+        push_video_filter(&mut count, query);
+        let total: i64 =
+            count.build_query_scalar().fetch_one(&mut *tx).await.map_err(|e| failed("counting videos", e))?;
+
+        let mut page = QueryBuilder::<Postgres>::new("SELECT * FROM media");
+        push_video_filter(&mut page, query);
+        // The id tie-break keeps pages stable when several videos share a creation instant.
+        page.push(if query.ascending {
+            " ORDER BY created_at ASC, id ASC"
+        } else {
+            " ORDER BY created_at DESC, id DESC"
+        });
+        page.push(" LIMIT ").push_bind(saturating_i64(query.limit));
+        page.push(" OFFSET ").push_bind(saturating_i64(query.offset));
+        let rows = page.build().fetch_all(&mut *tx).await.map_err(|e| failed("listing videos", e))?;
+        tx.commit().await.map_err(|e| failed("listing videos", e))?;
+
+        let videos = rows.iter().map(media_from_row).collect::<MetaResult<Vec<_>>>()?;
+        Ok((total.cast_unsigned(), videos))
+    }
+
+    async fn record_progress(&self, media_id: &str, report: &ProgressReport) -> MetaResult<bool> {
+        let done = sqlx::query(
+            "UPDATE media SET progress_client_ip = $1, progress_source = $2, progress_device_model = $3, \
+             progress_file_size = $4, progress_done_bytes = $5, progress_done_parts = $6, \
+             progress_part_size = $7, progress_reported_at = $8 \
+             WHERE id = $9 AND kind = 'video' AND status = 'Uploading' AND deleted_at IS NULL",
+        )
+        .bind(&report.client_ip)
+        .bind(&report.source)
+        .bind(&report.device_model)
+        .bind(report.file_size.map(u64_to_db))
+        .bind(report.done_bytes.map(u64_to_db))
+        .bind(report.done_parts.map(u64_to_db))
+        .bind(report.part_size.map(u64_to_db))
+        .bind(millis(report.reported_at))
+        .bind(media_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(format!("recording upload progress of media {media_id}"), e))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Appends the WHERE clause of GetVideoList: live videos matching every given filter.
+fn push_video_filter(builder: &mut QueryBuilder<Postgres>, query: &VideoQuery) {
+    builder.push(" WHERE kind = 'video' AND deleted_at IS NULL");
+    if let Some(cate_id) = query.cate_id {
+        builder.push(" AND cate_id = ").push_bind(cate_id);
+    }
+    if !query.statuses.is_empty() {
+        builder.push(" AND status IN (");
+        let mut list = builder.separated(", ");
+        for status in &query.statuses {
+            list.push_bind(status.as_str());
+        }
+        builder.push(")");
+    }
+    if let Some(start) = query.start {
+        builder.push(" AND created_at >= ").push_bind(millis(start));
+    }
+    if let Some(end) = query.end {
+        builder.push(" AND created_at < ").push_bind(millis(end));
+    }
+    if let Some(location) = &query.storage_location {
+        builder.push(" AND storage_location = ").push_bind(location.clone());
+    }
+    if !query.reference_ids.is_empty() {
+        builder.push(" AND reference_id IN (");
+        let mut list = builder.separated(", ");
+        for reference_id in &query.reference_ids {
+            list.push_bind(reference_id.clone());
+        }
+        builder.push(")");
+    }
+}
