@@ -361,3 +361,43 @@ fn temporary_file(folder: &Path, name: &str) -> std::io::Result<tempfile::NamedT
     }
     builder.tempfile_in(folder)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temporary_file_sits_beside_the_target_and_goes_away_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = temporary_file(dir.path(), "movie.mp4").unwrap();
+        let path = temp.path().to_owned();
+        assert_eq!(path.parent(), Some(dir.path()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".movie.mp4.") && name.ends_with(".vodup-part"), "{name}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // The mode a plain new file gets under this umask, not tempfile's owner-only 0600.
+            let plain = dir.path().join("plain");
+            std::fs::File::create(&plain).unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), mode(&plain));
+        }
+        drop(temp);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn refusals_of_the_object_url_map_to_kinds_and_retries() {
+        let answer = |status: u16| {
+            let response = http::Response::builder().status(status).body(Vec::<u8>::new()).unwrap();
+            status_error(&reqwest::Response::from(response))
+        };
+        assert_eq!(answer(404).kind(), ErrorKind::NotFound);
+        assert_eq!(answer(403).kind(), ErrorKind::PermissionDenied);
+        assert!(!answer(403).is_retryable());
+        assert!(answer(503).is_retryable());
+        assert!(answer(429).is_retryable());
+        assert!(!answer(400).is_retryable());
+    }
+}
