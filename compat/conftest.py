@@ -29,10 +29,22 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_ALL = os.environ.get("VODUP_REQUIRE_ALL") == "1"
+# The backend matrix, test-only (never the server's own VODUP_META / VODUP_STORAGE, which take URLs):
+# `local` (default) runs one server on SQLite + its data folder; `remote` runs two nodes on a fresh
+# PostgreSQL database (VODUP_TEST_POSTGRES_URL) and a fresh prefix of the Garage bucket
+# (VODUP_TEST_GARAGE_*), behind the testkit's per-request round-robin balancer (VODUP_ROUND_ROBIN_BIN,
+# else target/debug/round_robin), one for the OSS ports and one for the VOD ports, so every client really
+# alternates between the nodes.
+BACKEND = os.environ.get("VODUP_TEST_BACKEND", "local")
+if BACKEND not in ("local", "remote"):
+    raise SystemExit(f"VODUP_TEST_BACKEND must be local or remote, not {BACKEND!r}")
+REMOTE_NODES = 2
+# Tests that only several nodes can run; not even collected on the local backend (a skip would fail CI).
+collect_ignore = [] if BACKEND == "remote" else ["test_nodes.py"]
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 # Settings the fixture passes as flags; an ambient VODUP_* copy of them must not leak into the server.
-# Other VODUP_* variables (VODUP_LOG, and the backend matrix VODUP_META / VODUP_STORAGE) pass through.
+# Other VODUP_* variables (VODUP_LOG, say) pass through.
 _FLAG_ENV = (
     "VODUP_DATA",
     "VODUP_LISTEN",
@@ -42,6 +54,10 @@ _FLAG_ENV = (
     "VODUP_BUCKET",
     "VODUP_CREDENTIAL_LIFETIME",
     "VODUP_CONFIG",
+    "VODUP_META",
+    "VODUP_STORAGE",
+    "VODUP_S3_ENDPOINT",
+    "VODUP_S3_REGION",
 )
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "", None}
 
@@ -134,6 +150,14 @@ class VodupServer:
     process: subprocess.Popen
     stderr_path: Path
     ready_line: dict = field(default_factory=dict)
+    # Where `vodup keys` finds the catalogue: `--data DIR`, or `--meta URL` for the remote backend.
+    catalogue_args: list = field(default_factory=list)
+    # The remote backend's other nodes and balancers, beside `process` (the first node).
+    nodes: list = field(default_factory=list)
+    balancers: list = field(default_factory=list)
+    # Each node's own VOD address (its /metrics), past the balancer.
+    node_vods: list = field(default_factory=list)
+    cleanup: list = field(default_factory=list)
 
     @property
     def vod_url(self) -> str:
@@ -145,17 +169,38 @@ class VodupServer:
         return decode_b64_json(value)
 
     def stderr(self) -> str:
-        """The server's log so far (stderr)."""
-        return self.stderr_path.read_text(errors="replace")
+        """The server's log so far (stderr): every node's, on the remote backend."""
+        logs = [self.stderr_path, *(node.stderr_path for node in self.nodes)]
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')}" if len(logs) > 1 else path.read_text(errors="replace")
+            for path in logs
+        )
+
+    def processes(self) -> list:
+        """Every process this server is made of: the nodes, then the balancers."""
+        return [self.process, *(node.process for node in self.nodes), *self.balancers]
+
+    def node_requests(self, plane: str, action: str) -> list[int]:
+        """How many `action` requests each node answered (its /metrics), past the balancer."""
+        import re
+
+        import requests
+
+        counts = []
+        for vod in self.node_vods:
+            text = requests.get(f"http://{vod}/metrics", timeout=10).text
+            pattern = rf'^vodup_requests_total{{plane="{plane}",action="{action}",code="[^"]*"}} (\d+)$'
+            counts.append(sum(int(n) for n in re.findall(pattern, text, re.MULTILINE)))
+        return counts
 
     def create_key(self) -> tuple[str, str]:
         """A second long-lived AccessKey, created while the server runs."""
-        return create_key(self.binary, self.data_dir)
+        return create_key(self.binary, self.catalogue_args)
 
     def revoke_key(self, access_key_id: str) -> None:
         """`vodup keys revoke`, while the server runs."""
         result = subprocess.run(
-            [str(self.binary), "keys", "revoke", "--data", str(self.data_dir), access_key_id],
+            [str(self.binary), "keys", "revoke", *self.catalogue_args, access_key_id],
             capture_output=True,
             text=True,
             timeout=30,
@@ -272,9 +317,9 @@ class VodupServer:
         return response.content
 
 
-def create_key(binary: Path, data_dir: Path) -> tuple[str, str]:
+def create_key(binary: Path, catalogue_args: list) -> tuple[str, str]:
     result = subprocess.run(
-        [str(binary), "keys", "create", "--data", str(data_dir), "--json"],
+        [str(binary), "keys", "create", *catalogue_args, "--json"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -290,20 +335,11 @@ def _server_env() -> dict:
     return env
 
 
-def _start(tmp: Path, extra_args: list[str]) -> VodupServer:
-    binary = vodup_bin()
-    data_dir = tmp / "data"
-    data_dir.mkdir(parents=True)
-    ak, secret = create_key(binary, data_dir)
-    stderr_path = tmp / "server.stderr.log"
+def _launch(command: list, stderr_path: Path, env: dict) -> tuple[subprocess.Popen, dict]:
+    """Starts a process that prints one JSON ready line on stdout, and returns it with that line."""
     with open(stderr_path, "wb") as stderr_file:
-        listen = ["--listen", "127.0.0.1:0", "--oss-listen", "127.0.0.1:0"]
         process = subprocess.Popen(
-            [str(binary), "serve", "--data", str(data_dir), *listen, *extra_args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            env=_server_env(),
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file, env=env
         )
     lines: queue.Queue = queue.Queue()
 
@@ -323,13 +359,35 @@ def _start(tmp: Path, extra_args: list[str]) -> VodupServer:
             ready = json.loads(line)
         except ValueError:
             ready = None
-    if not ready or ready.get("event") != "listening":
+    if not ready:
         _stop(process)
         pytest.fail(
-            f"vodup serve did not print its ready line within {READY_TIMEOUT_S} s"
+            f"{command[0]} {command[1]} did not print its ready line within {READY_TIMEOUT_S} s"
             f" (got {line!r}, exit {process.returncode}); stderr:\n{stderr_path.read_text(errors='replace')}",
             pytrace=False,
         )
+    return process, ready
+
+
+def _serve(binary: Path, args: list, stderr_path: Path, env: dict) -> tuple[subprocess.Popen, dict]:
+    listen = ["--listen", "127.0.0.1:0", "--oss-listen", "127.0.0.1:0"]
+    process, ready = _launch([str(binary), "serve", *listen, *args], stderr_path, env)
+    if ready.get("event") != "listening":
+        _stop(process)
+        pytest.fail(f"vodup serve printed {ready!r}, not its ready line", pytrace=False)
+    return process, ready
+
+
+def _start(tmp: Path, extra_args: list[str]) -> VodupServer:
+    if BACKEND == "remote":
+        return _start_remote(tmp, extra_args)
+    binary = vodup_bin()
+    data_dir = tmp / "data"
+    data_dir.mkdir(parents=True)
+    catalogue = ["--data", str(data_dir)]
+    ak, secret = create_key(binary, catalogue)
+    stderr_path = tmp / "server.stderr.log"
+    process, ready = _serve(binary, [*catalogue, *extra_args], stderr_path, _server_env())
     return VodupServer(
         binary=binary,
         data_dir=data_dir,
@@ -344,6 +402,114 @@ def _start(tmp: Path, extra_args: list[str]) -> VodupServer:
         process=process,
         stderr_path=stderr_path,
         ready_line=ready,
+        catalogue_args=catalogue,
+        node_vods=[ready["vod"]],
+    )
+
+
+def _round_robin_bin() -> Path:
+    configured = os.environ.get("VODUP_ROUND_ROBIN_BIN")
+    path = Path(configured) if configured else vodup_bin().parent / "round_robin"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        absent(f"the round-robin balancer is not built at {path} (cargo build -p vodup-testkit --bin round_robin)")
+    return path
+
+
+def _remote_settings() -> tuple[str, dict]:
+    """The PostgreSQL admin URL and the Garage variables, or the missing component."""
+    admin = os.environ.get("VODUP_TEST_POSTGRES_URL")
+    if not admin:
+        absent("VODUP_TEST_BACKEND=remote needs VODUP_TEST_POSTGRES_URL (scripts/pg-throwaway.sh up)")
+    garage = {
+        name: os.environ.get(f"VODUP_TEST_GARAGE_{name}")
+        for name in ("ENDPOINT", "REGION", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
+    }
+    missing = [name for name, value in garage.items() if not value]
+    if missing:
+        absent(f"VODUP_TEST_BACKEND=remote needs VODUP_TEST_GARAGE_{missing[0]} (scripts/garage-throwaway.sh up)")
+    if not shutil.which("psql"):
+        absent("psql is not installed (it creates the remote backend's fresh database)")
+    return admin, garage
+
+
+def _start_remote(tmp: Path, extra_args: list[str]) -> VodupServer:
+    """Two nodes on a fresh database and a fresh bucket prefix, behind two round-robin balancers."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    admin, garage = _remote_settings()
+    binary = vodup_bin()
+    balancer_bin = _round_robin_bin()
+    tmp.mkdir(parents=True)
+    suffix = os.urandom(6).hex()
+    database = f"vodup_compat_{suffix}"
+    created = subprocess.run(
+        ["psql", admin, "-v", "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{database}"'],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, f"creating the test database failed: {created.stderr}"
+    cleanup = [
+        lambda: subprocess.run(
+            ["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
+            capture_output=True, timeout=60,
+        )
+    ]
+    meta = urlunsplit(urlsplit(admin)._replace(path=f"/{database}"))
+    catalogue = ["--meta", meta]
+    storage = [
+        "--storage", f"s3://{garage['BUCKET']}/compat-{suffix}",
+        "--s3-endpoint", garage["ENDPOINT"],
+        "--s3-region", garage["REGION"],
+        "--s3-path-style",
+    ]
+    env = _server_env()
+    env["AWS_ACCESS_KEY_ID"] = garage["ACCESS_KEY_ID"]
+    env["AWS_SECRET_ACCESS_KEY"] = garage["SECRET_ACCESS_KEY"]
+    ak, secret = create_key(binary, catalogue)
+
+    balancers, addresses = [], []
+    for plane in ("oss", "vod"):
+        process, ready = _launch(
+            [str(balancer_bin), "127.0.0.1:0"], tmp / f"balancer-{plane}.log", _server_env()
+        )
+        balancers.append(process)
+        addresses.append(ready["listening"])
+    oss_balancer, vod_balancer = addresses
+    nodes = []
+    for n in range(REMOTE_NODES):
+        args = [*catalogue, *storage, "--public-oss-endpoint", f"http://{oss_balancer}", *extra_args]
+        nodes.append(_serve(binary, args, tmp / f"node{n}.stderr.log", env))
+    for balancer, field_name in zip(balancers, ("oss", "vod")):
+        balancer.stdin.write((" ".join(ready[field_name] for _, ready in nodes) + "\n").encode())
+        balancer.stdin.flush()
+    first_process, first = nodes[0]
+    assert all(ready["bucket"] == first["bucket"] for _, ready in nodes), "the nodes disagree on the bucket"
+    others = [
+        VodupServer(
+            binary=binary, data_dir=tmp, tmp=tmp, vod=ready["vod"], oss=ready["oss"],
+            oss_endpoint=ready["oss_endpoint"], bucket=ready["bucket"], region=ready["region"], ak=ak,
+            secret=secret, process=process, stderr_path=tmp / f"node{n + 1}.stderr.log", ready_line=ready,
+        )
+        for n, (process, ready) in enumerate(nodes[1:])
+    ]
+    return VodupServer(
+        binary=binary,
+        data_dir=tmp,
+        tmp=tmp,
+        vod=vod_balancer,
+        oss=oss_balancer,
+        oss_endpoint=f"http://{oss_balancer}",
+        bucket=first["bucket"],
+        region=first["region"],
+        ak=ak,
+        secret=secret,
+        process=first_process,
+        stderr_path=tmp / "node0.stderr.log",
+        ready_line=first,
+        catalogue_args=catalogue,
+        nodes=others,
+        balancers=balancers,
+        node_vods=[ready["vod"] for _, ready in nodes],
+        cleanup=cleanup,
     )
 
 
@@ -375,17 +541,21 @@ def start_vodup(request, tmp_path):
     yield start
     problems = []
     for server in servers:
-        died_early = server.process.poll()
-        how = _stop(server.process)
-        code = server.process.returncode
-        if died_early is not None:
-            problems.append(f"vodup serve exited on its own during the test (exit {died_early})")
-        elif how == "killed":
-            problems.append(f"vodup serve ignored SIGTERM for {STOP_TIMEOUT_S} s and was killed")
-        elif code != 0:
-            problems.append(f"vodup serve exited {code} after SIGTERM (expected a clean 0)")
+        for process in server.processes():
+            died_early = process.poll()
+            how = _stop(process)
+            code = process.returncode
+            name = " ".join(str(arg) for arg in process.args[:2])
+            if died_early is not None:
+                problems.append(f"{name} exited on its own during the test (exit {died_early})")
+            elif how == "killed":
+                problems.append(f"{name} ignored SIGTERM for {STOP_TIMEOUT_S} s and was killed")
+            elif code != 0:
+                problems.append(f"{name} exited {code} after SIGTERM (expected a clean 0)")
         if problems:
             problems.append("stderr:\n" + server.stderr()[-8000:])
+        for clean in server.cleanup:
+            clean()
     assert not problems, "\n".join(problems)
 
 

@@ -12,12 +12,18 @@
 //!
 //! A crash between any two steps is safe: a claimed blob still in storage is found again by the walk and
 //! deleted then; nothing live is ever claimed. Tombstones are forgotten a day after the grace period.
+//!
+//! With several nodes on one catalogue and one bucket, one node collects at a time, under the
+//! `collector` lease ([`crate::lease`]), so the walk over storage is not repeated by every node; the claims
+//! themselves are safe to race (each blob is claimed once), which is what makes a lease lost mid-round
+//! harmless.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::fault::{self, FaultPoint};
+use crate::lease::Lease;
 use crate::state::AppState;
 
 /// Blobs claimed, or listed from storage, per step.
@@ -36,15 +42,26 @@ pub struct Collected {
     pub failed: u64,
 }
 
+/// The lease this node collects under.
+pub fn lease(state: &AppState) -> Lease {
+    Lease::every("collector", state.settings.sweep.collect_interval)
+}
+
 /// Runs rounds until `stop` turns true.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let interval = state.settings.sweep.collect_interval;
+    let lease = lease(&state);
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        match collect(&state, &stop).await {
+        let state = &state;
+        let Some(round) = lease.run(state, &stop, |stop| async move { collect(state, &stop).await }).await
+        else {
+            continue;
+        };
+        match round {
             Ok(done) if done != Collected::default() => {
                 tracing::info!(
                     garbage = done.garbage,

@@ -93,6 +93,11 @@ pub struct EventsSection {
     pub max_backoff_secs: Option<u64>,
     /// How often the outbox is polled, in milliseconds, default 1000.
     pub poll_interval_ms: Option<u64>,
+    /// How long a node's claim on the events it is delivering keeps the other nodes off them, in seconds,
+    /// default 60: the events a node claimed and could not deliver before it died are sent by another
+    /// node this long after the claim. Shorter than a delivery's 10 s timeout risks sending an event twice
+    /// (receivers deduplicate on `X-VOD-Event-Id`), never losing one.
+    pub claim_secs: Option<u64>,
 }
 
 /// `[server]`.
@@ -245,6 +250,8 @@ pub struct EventDelivery {
     pub max_backoff: Duration,
     /// Outbox poll interval.
     pub poll_interval: Duration,
+    /// How long a claim on events lasts.
+    pub claim: Duration,
 }
 
 /// A configuration that cannot work, said plainly.
@@ -426,6 +433,7 @@ impl EventsSection {
             horizon: Duration::from_secs(self.horizon_secs.unwrap_or(86_400).max(1)),
             max_backoff: Duration::from_secs(self.max_backoff_secs.unwrap_or(300).max(1)),
             poll_interval: Duration::from_millis(self.poll_interval_ms.unwrap_or(1000).clamp(10, 60_000)),
+            claim: Duration::from_secs(self.claim_secs.unwrap_or(60).max(1)),
         })
     }
 }

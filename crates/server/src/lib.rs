@@ -9,6 +9,7 @@
 //! * [`meta`]: the catalogue, the only source of truth for objects, keys and uploads, behind repository
 //!   traits (SQLite); every commit is one of its transactions.
 //! * [`collector`]: removes blobs nothing references, after a grace period; the only blob deleter.
+//! * [`lease`]: background work one node does at a time when several share a catalogue.
 //! * [`sts`]: the per-upload temporary credentials, verifiable without a database lookup.
 //! * [`upgrade`]: migrates a data folder written before the catalogue owned objects, once, at startup.
 //! * [`serve`]: startup and `run(listeners, state, shutdown)`.
@@ -26,6 +27,7 @@ pub mod events;
 pub mod fault;
 pub mod health;
 pub mod keys;
+pub mod lease;
 pub mod listener;
 pub mod meta;
 pub mod metrics;

@@ -212,6 +212,7 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         metrics: Metrics::default(),
         body_budget: crate::buffered_body::BodyBudget::new(settings.buffered_body_budget),
         readiness: Default::default(),
+        node: crate::lease::node_name(),
         clock: SystemTime::now,
         settings,
     }));
@@ -273,6 +274,9 @@ pub async fn run(
     let _ = events.await;
     let _ = sweeper.await;
     let _ = collector.await;
+    // Another node may take the background work over now rather than when the leases expire.
+    crate::sweeper::lease(&state).release(&state).await;
+    crate::collector::lease(&state).release(&state).await;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ pub struct Inner {
     pub body_budget: crate::buffered_body::BodyBudget,
     /// The last readiness probe (`/readyz`).
     pub readiness: crate::health::Readiness,
+    /// This process's name among the nodes sharing the catalogue ([`crate::lease::node_name`]).
+    pub node: String,
     /// Source of time, replaceable in tests.
     pub clock: fn() -> SystemTime,
 }

@@ -5,25 +5,36 @@
 //! Safe while uploads continue: aborting is one catalogue transaction, so a CompleteMultipartUpload racing
 //! with the sweep either commits first (then the abort finds nothing open) or finds the upload closed and
 //! gets `NoSuchUpload`. The parts' blobs go to the collector (`crate::collector`).
+//!
+//! With several nodes on one catalogue, one node sweeps at a time, under the `sweeper` lease
+//! ([`crate::lease`]); if it dies, another takes over once the lease expires.
 
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use crate::lease::Lease;
 use crate::state::AppState;
 
 /// Uploads handled per round.
 const BATCH: u32 = 100;
 
+/// The lease this node sweeps under.
+pub fn lease(state: &AppState) -> Lease {
+    Lease::every("sweeper", state.settings.sweep.interval)
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let interval = state.settings.sweep.interval;
+    let lease = lease(&state);
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        sweep(&state, &stop).await;
+        let state = &state;
+        lease.run(state, &stop, |stop| async move { sweep(state, &stop).await }).await;
     }
 }
 

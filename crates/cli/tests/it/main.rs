@@ -3,7 +3,7 @@
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
 //! every `--json` line against its schema, a data folder written by an older storage layout (upgrade),
 //! files downloaded back and verified, the README's quick start run as written, and the catalogue on
-//! PostgreSQL (`--meta`).
+//! PostgreSQL (`--meta`), and two nodes on PostgreSQL + Garage behind a balancer, one of them killed.
 
 mod batch;
 mod catalogue;
@@ -14,6 +14,7 @@ mod edges;
 mod json_schema;
 mod kill_points;
 mod memory;
+mod nodes;
 mod readme;
 mod refresh;
 mod region;

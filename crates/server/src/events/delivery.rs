@@ -3,9 +3,14 @@
 //! horizon (default 24 hours; Alibaba gives up after 3 tries), then gives it up. Events live in the
 //! catalogue, so a restart resumes delivery where it stopped; an event whose delivery was in flight
 //! when the process died is sent again (receivers deduplicate on `X-VOD-Event-Id`).
+//!
+//! Every node delivers: each claims a few due events at a time (`EventRepo::claim_due_events`) under a
+//! claim (`[events] claim_secs`, default 60 s, long enough for a batch's deliveries), so no two nodes send
+//! one event at once, and the events of a node that dies come due again when its claim ends.
 
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt as _;
 use rand::RngExt as _;
 use tokio::sync::watch;
 use vodup_proto::timestamp::unix_seconds;
@@ -14,9 +19,12 @@ use super::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 use crate::meta::model::OutboxEvent;
 use crate::state::AppState;
 
-/// Events taken per round.
-const BATCH: u32 = 32;
-/// How long a delivery may take.
+/// Events claimed per round.
+const BATCH: u32 = 16;
+/// Deliveries of a batch in flight at once.
+const PARALLEL: usize = 8;
+/// How long a delivery may take. A batch's deliveries take at most `BATCH / PARALLEL` of these, well
+/// within the default claim.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until `stop` turns true.
@@ -35,7 +43,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     };
     let poll = state.settings.events.poll_interval;
     loop {
-        let due = match state.meta.due_events(state.now(), BATCH).await {
+        let now = state.now();
+        let due = match state.meta.claim_due_events(now, now + state.settings.events.claim, BATCH).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the event outbox");
@@ -43,12 +52,18 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         };
         let full = due.len() as u32 == BATCH;
-        for event in &due {
-            if *stop.borrow() {
-                return;
+        // Events claimed but not sent because the server stops come due again when their claim ends.
+        let (state, client) = (&state, &client);
+        let mut deliveries = futures_util::stream::iter(due)
+            .map(|event| async move { deliver(state, client, &event).await })
+            .buffer_unordered(PARALLEL);
+        loop {
+            tokio::select! {
+                next = deliveries.next() => if next.is_none() { break },
+                _ = stop.wait_for(|stop| *stop) => return,
             }
-            deliver(&state, &client, event).await;
         }
+        drop(deliveries);
         let pause = if full { Duration::ZERO } else { poll };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}

@@ -2,7 +2,8 @@
 //! (pict-rs `*Repo`): [`CredentialRepo`] (AccessKeys and the server secret), [`MediaRepo`] (videos,
 //! images, attached media and their lifecycle), [`UploadRepo`] (multipart uploads), [`ObjectRepo`] (what
 //! each key names, the parts of open uploads, and every commit), [`BlobRepo`] (what the collector may
-//! remove) and [`EventRepo`] (the outbox of upload-complete events).
+//! remove), [`EventRepo`] (the outbox of upload-complete events) and [`LeaseRepo`] (work one node does at a
+//! time).
 //!
 //! The catalogue is the only source of truth for objects: blob storage holds immutable bytes under ids
 //! and never decides what a key means.
@@ -250,11 +251,21 @@ pub trait BlobRepo: Send + Sync {
 /// Builds the outbox event of a media that just turned `Normal`, or `None` when it has nowhere to go.
 pub type EventBuilder<'a> = dyn Fn(&Media) -> Option<NewEvent> + Send + Sync + 'a;
 
-/// The outbox of upload-complete events.
+/// The outbox of upload-complete events, shared by every node: a node claims the events it delivers.
 #[async_trait::async_trait]
 pub trait EventRepo: Send + Sync {
-    /// Pending events whose next attempt is due at `now`, oldest first, at most `limit`.
-    async fn due_events(&self, now: SystemTime, limit: u32) -> MetaResult<Vec<OutboxEvent>>;
+    /// Claims up to `limit` pending events due at `now`, oldest first: their next attempt moves to
+    /// `lease_until`, so no other node (nor this one) takes them before then. The claimer then records the
+    /// outcome ([`event_delivered`](Self::event_delivered), [`event_failed`](Self::event_failed),
+    /// [`event_given_up`](Self::event_given_up)); a claimer that dies records nothing, and the events come
+    /// due again when the lease ends (delivery is at least once). Two claims racing never return the same
+    /// event before its lease ends.
+    async fn claim_due_events(
+        &self,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: u32,
+    ) -> MetaResult<Vec<OutboxEvent>>;
     /// Marks an event delivered.
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()>;
     /// Records a failed attempt and when to try again.
@@ -271,13 +282,39 @@ pub trait EventRepo: Send + Sync {
     async fn event_counts(&self) -> MetaResult<EventCounts>;
 }
 
+/// Named leases on work that one node does at a time (a sweep, a collector round), for any number of nodes
+/// on one catalogue. A lease is held until it expires; its holder renews it while it works. A node that
+/// dies stops renewing, and another takes the lease over once it has expired, so the work is neither done
+/// twice at once nor lost.
+#[async_trait::async_trait]
+pub trait LeaseRepo: Send + Sync {
+    /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or already
+    /// `holder`'s (a renewal); `false` if another holder has it. Two racing takers never both succeed.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> MetaResult<bool>;
+    /// Gives the lease up if `holder` has it (a node stopping cleanly), so another node need not wait.
+    async fn release_lease(&self, name: &str, holder: &str) -> MetaResult<()>;
+}
+
 /// Everything the service stores about itself and its media.
 pub trait MetaStore:
-    CredentialRepo + MediaRepo + UploadRepo + ObjectRepo + BlobRepo + EventRepo + std::fmt::Debug
+    CredentialRepo + MediaRepo + UploadRepo + ObjectRepo + BlobRepo + EventRepo + LeaseRepo + std::fmt::Debug
 {
 }
 
 impl<T> MetaStore for T where
-    T: CredentialRepo + MediaRepo + UploadRepo + ObjectRepo + BlobRepo + EventRepo + std::fmt::Debug
+    T: CredentialRepo
+        + MediaRepo
+        + UploadRepo
+        + ObjectRepo
+        + BlobRepo
+        + EventRepo
+        + LeaseRepo
+        + std::fmt::Debug
 {
 }

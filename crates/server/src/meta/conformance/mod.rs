@@ -17,7 +17,11 @@ pub use objects::{
     parts_are_recorded_replaced_and_released, put_and_get_object_round_trip, put_object_checks_the_guard,
     put_replaces_the_version_and_releases_the_old_blob,
 };
-pub use outbox::{events_commit_with_their_status_change, stale_uploads_and_media_are_found_by_age};
+pub use outbox::{
+    events_commit_with_their_status_change, leases_have_one_holder_until_they_expire,
+    racing_claims_take_each_event_once, racing_takers_get_one_lease,
+    stale_uploads_and_media_are_found_by_age,
+};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +54,9 @@ pub async fn run_all(meta: &dyn MetaStore) {
     // Global queries last: they may touch other scopes' records, which are done by now.
     events_commit_with_their_status_change(meta).await;
     stale_uploads_and_media_are_found_by_age(meta).await;
+    leases_have_one_holder_until_they_expire(meta).await;
+    racing_claims_take_each_event_once(meta).await;
+    racing_takers_get_one_lease(meta).await;
     // Objects and blobs: the collector's claims are global too.
     put_and_get_object_round_trip(meta).await;
     put_replaces_the_version_and_releases_the_old_blob(meta).await;

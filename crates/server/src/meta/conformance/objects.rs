@@ -646,7 +646,10 @@ pub async fn commits_publish_the_media_key_only(meta: &dyn MetaStore) {
         .expect("put a segment");
     assert_eq!(done.media, None, "a segment publishes no media");
     assert_eq!(meta.get_media(&playlist.id).await.expect("get media"), Some(fresh(&playlist)));
-    assert!(ours(meta.due_events(at(FAR), 1000).await.expect("due events")).is_empty(), "and queues nothing");
+    assert!(
+        ours(meta.claim_due_events(at(FAR), at(FAR), 1000).await.expect("claim due events")).is_empty(),
+        "and queues nothing"
+    );
 
     let manifest = blob(0x82, 1_u64 << 63);
     let done = meta
@@ -701,7 +704,7 @@ pub async fn commits_publish_the_media_key_only(meta: &dyn MetaStore) {
     let overwritten = done.media.expect("an overwrite publishes its media again");
     assert_eq!((overwritten.size, overwritten.etag), (Some(30), Some(replacement.digests.etag())));
 
-    let events = ours(meta.due_events(at(FAR), 1000).await.expect("due events"));
+    let events = ours(meta.claim_due_events(at(FAR), at(FAR), 1000).await.expect("claim due events"));
     let mut seen: Vec<(String, SystemTime)> =
         events.iter().map(|e| (e.media_id.clone(), e.created_at)).collect();
     seen.sort();

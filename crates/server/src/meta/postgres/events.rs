@@ -1,21 +1,34 @@
-//! PostgreSQL: the event outbox ([`EventRepo`]). Due events are read, not claimed: with one node that is
-//! all delivery needs; sharing the outbox between nodes (claims with leases) is a later step.
+//! PostgreSQL: the event outbox ([`EventRepo`]), shared by every node through claims with leases.
 
 use super::*;
 
 #[async_trait::async_trait]
 impl EventRepo for PostgresMeta {
-    async fn due_events(&self, now: SystemTime, limit: u32) -> MetaResult<Vec<OutboxEvent>> {
+    async fn claim_due_events(
+        &self,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: u32,
+    ) -> MetaResult<Vec<OutboxEvent>> {
+        // Rows another node is claiming at this moment are passed over (SKIP LOCKED); the outer condition
+        // is checked again on the locked row, so an event claimed meanwhile is not taken twice.
         let rows = sqlx::query(
-            "SELECT id, media_id, event_type, payload, callback_url, created_at, attempts FROM events \
-             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+            "UPDATE events SET next_attempt_at = $1 WHERE id IN \
+             (SELECT id FROM events WHERE state = 'pending' AND next_attempt_at <= $2 \
+              ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             AND state = 'pending' AND next_attempt_at <= $2 \
+             RETURNING id, media_id, event_type, payload, callback_url, created_at, attempts",
         )
+        .bind(millis(lease_until))
         .bind(millis(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| failed("reading due events", e))?;
-        rows.iter().map(event_from_row).collect()
+        .map_err(|e| failed("claiming due events", e))?;
+        let mut events = rows.iter().map(event_from_row).collect::<MetaResult<Vec<_>>>()?;
+        // RETURNING comes in no promised order.
+        events.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(events)
     }
 
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()> {

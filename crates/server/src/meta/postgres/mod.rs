@@ -35,6 +35,7 @@ use sqlx::{Connection as _, Decode, PgPool, Postgres, QueryBuilder, Row, Type};
 mod blobs;
 mod credentials;
 mod events;
+mod leases;
 mod media;
 mod objects;
 mod uploads;

@@ -1,20 +1,32 @@
-//! SQLite: the event outbox ([`EventRepo`]).
+//! SQLite: the event outbox ([`EventRepo`]), claimed with leases as on PostgreSQL.
 
 use super::*;
 
 #[async_trait::async_trait]
 impl EventRepo for SqliteMeta {
-    async fn due_events(&self, now: SystemTime, limit: u32) -> MetaResult<Vec<OutboxEvent>> {
+    async fn claim_due_events(
+        &self,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: u32,
+    ) -> MetaResult<Vec<OutboxEvent>> {
+        // One statement, and SQLite has one writer: two claims cannot take the same row.
         let rows = sqlx::query(
-            "SELECT id, media_id, event_type, payload, callback_url, created_at, attempts FROM events \
-             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            "UPDATE events SET next_attempt_at = ? WHERE id IN \
+             (SELECT id FROM events WHERE state = 'pending' AND next_attempt_at <= ? \
+              ORDER BY next_attempt_at, id LIMIT ?) \
+             RETURNING id, media_id, event_type, payload, callback_url, created_at, attempts",
         )
+        .bind(millis(lease_until))
         .bind(millis(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| failed("reading due events", e))?;
-        rows.iter().map(event_from_row).collect()
+        .map_err(|e| failed("claiming due events", e))?;
+        let mut events = rows.iter().map(event_from_row).collect::<MetaResult<Vec<_>>>()?;
+        // RETURNING comes in no promised order.
+        events.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(events)
     }
 
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()> {

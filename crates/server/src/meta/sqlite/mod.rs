@@ -25,6 +25,7 @@ use sqlx::{Decode, QueryBuilder, Row, Sqlite, SqlitePool, Type};
 mod blobs;
 mod credentials;
 mod events;
+mod leases;
 mod media;
 mod objects;
 mod uploads;
