@@ -2,8 +2,8 @@
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
 //! every `--json` line against its schema, a data folder written by an older storage layout (upgrade),
-//! files downloaded back and verified, the README's quick start run as written, and the catalogue on
-//! PostgreSQL (`--meta`).
+//! files downloaded back and verified, the README's quick start run as written, the catalogue on
+//! PostgreSQL (`--meta`), and the blobs in an S3 bucket (`--storage`).
 
 mod batch;
 mod catalogue;
@@ -22,6 +22,7 @@ mod retry;
 mod serve;
 mod serve_edges;
 mod sources;
+mod storage;
 mod support;
 mod terminal;
 mod upgrade;

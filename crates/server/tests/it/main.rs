@@ -10,6 +10,7 @@ mod connections;
 mod disk_full;
 mod drain;
 mod events;
+mod garage_nodes;
 mod fuzz;
 mod meta;
 mod meta_postgres;
