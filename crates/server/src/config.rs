@@ -592,7 +592,8 @@ pub fn check_meta(url: &str) -> Result<MetaLocation, ConfigError> {
 
 /// Parses a `--storage` URL, naming the setting in all three of its spellings.
 pub fn check_storage(url: &str) -> Result<StorageLocation, ConfigError> {
-    StorageLocation::parse(url).map_err(|e| ConfigError(format!("--storage (VODUP_STORAGE, [server] storage): {e}")))
+    StorageLocation::parse(url)
+        .map_err(|e| ConfigError(format!("--storage (VODUP_STORAGE, [server] storage): {e}")))
 }
 
 /// An S3 endpoint: `http(s)://HOST[:PORT]`, no path, no query.
@@ -673,7 +674,13 @@ mod tests {
         let settings = config.validate().unwrap();
         let Storage::S3(s3) = &settings.storage else { panic!("an S3 store: {:?}", settings.storage) };
         assert_eq!(
-            (s3.bucket.as_str(), s3.prefix.as_str(), s3.endpoint.as_deref(), s3.region.as_str(), s3.path_style),
+            (
+                s3.bucket.as_str(),
+                s3.prefix.as_str(),
+                s3.endpoint.as_deref(),
+                s3.region.as_str(),
+                s3.path_style
+            ),
             ("media", "vodup", Some("http://127.0.0.1:3900"), "garage", true)
         );
         assert_eq!((s3.access_key_id.as_str(), s3.secret_access_key.expose()), ("GKid", "hunter2"));

@@ -268,9 +268,12 @@ pub async fn open_s3_store(s3: &S3Settings) -> Result<S3Store, StartError> {
             "nothing answers at the S3 endpoint {endpoint}: check --s3-endpoint (VODUP_S3_ENDPOINT, [s3] \
              endpoint) and that the store is running"
         ),
+        // SeaweedFS answers a PUT into a missing bucket with 500 InternalError, so a 5xx may be either.
         Problem::Unavailable => format!(
-            "the S3 store at {endpoint} answers but cannot serve{code}: check the store's health (a Garage \
-             cluster needs a quorum of its nodes), then start again"
+            "the S3 store at {endpoint} answers a test write into bucket {} with a server error{code}: check \
+             that the bucket exists (--storage, VODUP_STORAGE, [server] storage) and that the store is healthy \
+             (a Garage cluster needs a quorum of its nodes), then start again",
+            s3.bucket
         ),
         Problem::NoSuchBucket => format!(
             "the bucket {} does not exist at {endpoint}{code}: create it, or fix the bucket in --storage \
@@ -289,8 +292,11 @@ pub async fn open_s3_store(s3: &S3Settings) -> Result<S3Store, StartError> {
             s3.bucket, s3.region
         ),
     };
-    Err(StartError::Config(ConfigError(format!("cannot use the storage {}: {why}; the store said: {}", 
-        crate::config::Storage::S3(s3.clone()), failure.error))))
+    Err(StartError::Config(ConfigError(format!(
+        "cannot use the storage {}: {why}; the store said: {}",
+        crate::config::Storage::S3(s3.clone()),
+        failure.error
+    ))))
 }
 
 /// No credential lives longer than this, so deletions older than it no longer matter.

@@ -42,8 +42,8 @@ pub mod tmux;
 
 pub use api::{Api, OssCall, OssCredential, VodReply};
 pub use disk::Tmpfs;
-pub use garage::GarageCluster;
 pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
+pub use garage::GarageCluster;
 pub use origin::{OriginOptions, OriginServer};
 pub use postgres::{Backend, POSTGRES_URL, TestDatabase};
 pub use process::{ServeOptions, ServeProcess};

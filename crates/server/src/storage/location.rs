@@ -39,7 +39,9 @@ impl StorageLocation {
                 && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
             if !(3..=63).contains(&bucket.len())
                 || !edges_ok
-                || !bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                || !bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
             {
                 return Err(format!(
                     "{bucket:?} is not an S3 bucket name (3-63 characters of a-z, 0-9, `-` and `.`); write \
@@ -47,7 +49,9 @@ impl StorageLocation {
                 ));
             }
             let prefix = prefix.trim_matches('/');
-            if !prefix.is_empty() && prefix.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+            if !prefix.is_empty()
+                && prefix.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+            {
                 return Err(format!(
                     "the key prefix {prefix:?} has an empty, `.` or `..` segment; write s3://BUCKET/some/prefix"
                 ));

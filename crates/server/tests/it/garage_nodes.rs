@@ -23,11 +23,14 @@ async fn one_dead_node_still_takes_writes_and_serves_reads() {
     cluster.kill(3);
     let started = Instant::now();
     let small = conformance::pattern(100_000, 2);
-    let new = store.write(conformance::body_of(&small, 65_536), &LIMITS).await.expect("write with 2 of 3 nodes");
+    let new =
+        store.write(conformance::body_of(&small, 65_536), &LIMITS).await.expect("write with 2 of 3 nodes");
     // Longer than a chunk: a multipart upload, completed with a node down.
     let large = conformance::pattern(2 * s3::CHUNK + 99, 3);
-    let multipart =
-        store.write(conformance::body_of(&large, 1 << 20), &LIMITS).await.expect("multipart with 2 of 3 nodes");
+    let multipart = store
+        .write(conformance::body_of(&large, 1 << 20), &LIMITS)
+        .await
+        .expect("multipart with 2 of 3 nodes");
     eprintln!("two writes with node 3 dead took {:?}", started.elapsed());
     assert_eq!(multipart.digests, Digests::of(&large));
     assert_eq!(conformance::read_all(&store, &old.id, 0..before.len() as u64).await, before);
