@@ -35,7 +35,21 @@ kill)
   exit 0 ;;
 start)
   garage="$(cat "$dir/garage.path")"
-  start "${3:?NODE}"
+  n="${3:?NODE}"
+  start "$n"
+  # The others retry a lost peer only every so often (tens of seconds); reconnecting at once from another
+  # live node brings the cluster back to quorum in about a second.
+  for _ in $(seq 1 50); do
+    id="$("$garage" -c "$dir/n$n/garage.toml" node id -q 2>/dev/null)" && break
+    sleep 0.1
+  done
+  for peer in 1 2 3; do
+    [ "$peer" != "$n" ] && [ -f "$dir/n$peer/pid" ] || continue
+    for _ in $(seq 1 50); do
+      "$garage" -c "$dir/n$peer/garage.toml" node connect "$id" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
   exit 0 ;;
 up) ;;
 *) echo "usage: $0 up DIR [PORT_BASE] | down DIR | kill DIR NODE | start DIR NODE" >&2; exit 2 ;;
