@@ -98,12 +98,19 @@ g key create vodup-test >"$dir/key.txt"
 g bucket create vodup-test >/dev/null
 g bucket allow --read --write --owner vodup-test --key vodup-test >/dev/null
 s3="$((base + 10))"
-# Ready when node 1's S3 API answers for the bucket (403 without a signature; a 5xx until the layout
-# has reached every node).
-for _ in $(seq 1 100); do
-  code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$s3/vodup-test" || true)"
-  [ "$code" = 403 ] && break
-  sleep 0.1
+# Ready when every node runs and its S3 API answers for the bucket (403 without a signature; a 5xx until
+# the layout has reached it). A node that could not bind its ports has exited: fail, so that the caller
+# tries other ports rather than testing a cluster that is already short of a node.
+for i in 1 2 3; do
+  for _ in $(seq 1 100); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((base + 10 * i))/vodup-test" || true)"
+    [ "$code" = 403 ] && break
+    sleep 0.1
+  done
+  if ! kill -0 "$(cat "$dir/n$i/pid")" 2>/dev/null || [ "$code" != 403 ]; then
+    echo "Garage node $i is not serving (S3 answered ${code:-nothing}); see $dir/n$i/server.log" >&2
+    exit 1
+  fi
 done
 cat >"$dir/env" <<ENV
 VODUP_TEST_GARAGE_ENDPOINT=http://127.0.0.1:$s3

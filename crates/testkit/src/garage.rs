@@ -51,8 +51,10 @@ impl GarageCluster {
         let mut last_error = String::new();
         for _ in 0..4 {
             let dir = tempfile::tempdir().expect("temp dir");
-            // 34 ports from the base up; 40000-59900 keeps clear of the shared SeaweedFS and Garage.
-            let base = 40_000 + 100 * (rand::random::<u32>() % 200);
+            // 34 ports from the base up, in 11000-24933: below Linux's ephemeral range (32768 up, where
+            // any test's outgoing connection may hold a port) and clear of the shared SeaweedFS (28000 up)
+            // and Garage (27000 up).
+            let base = 11_000 + 100 * (rand::random::<u32>() % 140);
             let cluster = dir.path().join("garage");
             let out = Command::new(script())
                 .arg("up")
