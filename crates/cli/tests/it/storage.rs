@@ -14,8 +14,9 @@ use vodup_testkit::{ServeOptions, ServeProcess, write_random_file};
 
 use crate::support::{assert_uploaded, file_crc, run_ok, upload};
 
-/// `vodup serve` with none of the caller's `VODUP_*` or `AWS_*` variables, on loopback ports.
-fn serve_command(data: &Path) -> Command {
+/// `vodup serve` with none of the caller's `VODUP_*` or `AWS_*` variables, on loopback ports, with
+/// `--data` when given.
+fn serve_command(data: Option<&Path>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vodup"));
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
@@ -23,7 +24,10 @@ fn serve_command(data: &Path) -> Command {
             command.env_remove(name);
         }
     }
-    command.args(["serve", "--listen", "127.0.0.1:0", "--oss-listen", "127.0.0.1:0", "--data"]).arg(data);
+    command.args(["serve", "--listen", "127.0.0.1:0", "--oss-listen", "127.0.0.1:0"]);
+    if let Some(data) = data {
+        command.arg("--data").arg(data);
+    }
     command
 }
 
@@ -76,7 +80,7 @@ fn refused(s3: &S3Settings, change: impl FnOnce(&mut Vec<String>, &mut Vec<(Stri
     let data = dir.path().join("data");
     let (mut args, mut env) = s3_flags(s3);
     change(&mut args, &mut env);
-    let out: Output = serve_command(&data).args(&args).envs(env).output().expect("run vodup serve");
+    let out: Output = serve_command(Some(&data)).args(&args).envs(env).output().expect("run vodup serve");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "an unusable bucket is a usage error: {stderr}");
     assert!(!data.exists(), "the data folder was created for a refused start");
@@ -115,8 +119,42 @@ fn serve_refuses_an_unusable_bucket_with_exit_2_naming_what_to_fix() {
 }
 
 #[test]
+fn serve_needs_no_data_folder_when_catalogue_and_storage_are_named() {
+    use std::io::BufRead as _;
+    let Some(s3) = test_s3() else { return vodup_testkit::skip(MISSING) };
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = dir.path().join("catalogue.sqlite");
+    let (args, env) = s3_flags(&s3);
+    let mut command = serve_command(None);
+    let mut child = command
+        .arg("--meta")
+        .arg(format!("sqlite://{}", catalogue.display()))
+        .args(&args)
+        .envs(env)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vodup serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        line.contains("\"listening\""),
+        "no ready line: {line:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        made.iter().all(|name| name.to_string_lossy().starts_with("catalogue.sqlite")),
+        "files beside the catalogue: {made:?}"
+    );
+}
+
+#[test]
 fn serve_help_says_where_each_storage_setting_comes_from() {
-    let out = serve_command(Path::new("/nonexistent")).arg("--help").output().unwrap();
+    let out = serve_command(None).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for expected in [
         "--storage",
