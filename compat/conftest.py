@@ -170,7 +170,7 @@ class VodupServer:
 
     def stderr(self) -> str:
         """The server's log so far (stderr): every node's, on the remote backend."""
-        logs = [self.stderr_path, *(node.stderr_path for node in self.nodes)]
+        logs = [path for path in (self.stderr_path, *(n.stderr_path for n in self.nodes)) if path.exists()]
         return "\n".join(
             f"--- {path.name}\n{path.read_text(errors='replace')}" if len(logs) > 1 else path.read_text(errors="replace")
             for path in logs
@@ -432,6 +432,23 @@ def _remote_settings() -> tuple[str, dict]:
     return admin, garage
 
 
+def _wait_healthy(address: str) -> None:
+    """Waits until `/healthz` answers 200 through a balancer (it has read its upstreams)."""
+    import urllib.request
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the balancer at {address} never reached a node", pytrace=False)
+        time.sleep(0.02)
+
+
 def _start_remote(tmp: Path, extra_args: list[str]) -> VodupServer:
     """Two nodes on a fresh database and a fresh bucket prefix, behind two round-robin balancers."""
     from urllib.parse import urlsplit, urlunsplit
@@ -478,9 +495,10 @@ def _start_remote(tmp: Path, extra_args: list[str]) -> VodupServer:
     for n in range(REMOTE_NODES):
         args = [*catalogue, *storage, "--public-oss-endpoint", f"http://{oss_balancer}", *extra_args]
         nodes.append(_serve(binary, args, tmp / f"node{n}.stderr.log", env))
-    for balancer, field_name in zip(balancers, ("oss", "vod")):
+    for balancer, address, field_name in zip(balancers, addresses, ("oss", "vod")):
         balancer.stdin.write((" ".join(ready[field_name] for _, ready in nodes) + "\n").encode())
         balancer.stdin.flush()
+        _wait_healthy(address)
     first_process, first = nodes[0]
     assert all(ready["bucket"] == first["bucket"] for _, ready in nodes), "the nodes disagree on the bucket"
     others = [

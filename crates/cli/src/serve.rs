@@ -16,11 +16,35 @@ use vodup_server::serve::{StartError, build_state, open_catalogue, open_existing
 
 /// Flags of `vodup serve`. Each overrides the same key of the config file.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Every setting comes, in order of precedence, from its flag, its VODUP_* environment variable, or the --config \
+file ([server] unless said otherwise), else its default.
+
+S3 keys for --storage s3://… are never flags: they come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+else from access_key_id and secret_access_key in the [s3] section of the --config file.")]
 pub struct ServeArgs {
-    /// Data folder (objects, and the catalogue unless --meta names another). Required: from this flag,
-    /// VODUP_DATA, or `data` in the [server] section of the --config file.
+    /// Data folder (objects unless --storage names another place, and the catalogue unless --meta
+    /// does). Required unless both --meta and --storage are given: from this flag, VODUP_DATA, or `data`
+    /// in the [server] section of the --config file.
     #[arg(long, env = "VODUP_DATA")]
     data: Option<PathBuf>,
+    /// Where the blobs live: file://PATH, or s3://BUCKET[/PREFIX] in an S3-compatible store (Garage,
+    /// SeaweedFS, Ceph, MinIO, AWS) shared by several nodes [default: file:// + DATA/store] ([server]
+    /// storage).
+    #[arg(long, env = "VODUP_STORAGE")]
+    storage: Option<String>,
+    /// URL of the S3-compatible store, as http://127.0.0.1:3900 [default: AWS] ([s3] endpoint).
+    #[arg(long, env = "VODUP_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Region S3 requests are signed for (Garage: its s3_region, `garage` by default) [default:
+    /// us-east-1] ([s3] region).
+    #[arg(long, env = "VODUP_S3_REGION")]
+    s3_region: Option<String>,
+    /// Path-style S3 requests (ENDPOINT/BUCKET/KEY), which most self-hosted stores need [default: on with
+    /// --s3-endpoint, off without] ([s3] path_style).
+    #[arg(long, env = "VODUP_S3_PATH_STYLE", num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL")]
+    s3_path_style: Option<bool>,
     /// Where the catalogue lives: sqlite://PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE (shared
     /// by several nodes) [default: sqlite:// + DATA/meta.sqlite].
     #[arg(long, env = "VODUP_META", hide_env_values = true)]
@@ -80,7 +104,7 @@ pub struct ServeArgs {
     /// by OSS [default: 2592000, 30 days, the longest AuthTimeout the service issues].
     #[arg(long, env = "VODUP_MAX_V1_PRESIGN_LIFETIME")]
     max_v1_presign_lifetime: Option<u64>,
-    /// TOML config file with [server], [control], [data], [events], [sweeper] and [http] sections.
+    /// TOML config file with [server], [control], [data], [events], [sweeper], [http] and [s3] sections.
     #[arg(long, env = "VODUP_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -101,6 +125,7 @@ impl ServeArgs {
         }
         for (slot, value) in [
             (&mut s.meta, self.meta),
+            (&mut s.storage, self.storage),
             (&mut s.listen, self.listen),
             (&mut s.oss_listen, self.oss_listen),
             (&mut s.public_oss_endpoint, self.public_oss_endpoint),
@@ -110,6 +135,22 @@ impl ServeArgs {
             if value.is_some() {
                 *slot = value;
             }
+        }
+        let s3 = &mut config.s3;
+        for (slot, value) in [(&mut s3.endpoint, self.s3_endpoint), (&mut s3.region, self.s3_region)] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        if self.s3_path_style.is_some() {
+            s3.path_style = self.s3_path_style;
+        }
+        // The standard variables of every S3 client, over the file; never a flag (ps would show it).
+        if let Some(id) = std::env::var("AWS_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty()) {
+            s3.access_key_id = Some(id);
+        }
+        if let Some(secret) = std::env::var("AWS_SECRET_ACCESS_KEY").ok().filter(|v| !v.is_empty()) {
+            s3.secret_access_key = Some(secret.into());
         }
         if self.credential_lifetime.is_some() {
             config.control.credential_lifetime_secs = self.credential_lifetime;

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vodup_proto::Secret;
 
 use crate::meta::MetaLocation;
+use crate::storage::{S3Settings, StorageLocation};
 
 /// The TOML file, section by section. Every field is optional; [`Config::validate`] fills defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +33,29 @@ pub struct Config {
     /// `[http]`: connection limits of both listeners.
     #[serde(default)]
     pub http: HttpSection,
+    /// `[s3]`: how to reach the store of `storage = "s3://…"`.
+    #[serde(default)]
+    pub s3: S3Section,
+}
+
+/// `[s3]`: the S3-compatible store that `--storage s3://BUCKET[/PREFIX]` names a bucket of. The keys
+/// come from here or from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (the CLI puts those here), never
+/// from a flag, where `ps` would show them; `Debug` shows the secret as `******`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Section {
+    /// The store's URL, `http(s)://HOST[:PORT]` (`--s3-endpoint`, `VODUP_S3_ENDPOINT`); none for AWS.
+    pub endpoint: Option<String>,
+    /// The region requests are signed for (`--s3-region`, `VODUP_S3_REGION`), default `us-east-1`;
+    /// Garage wants its `s3_region` (`garage` unless configured).
+    pub region: Option<String>,
+    /// Path-style requests, `ENDPOINT/BUCKET/KEY` (`--s3-path-style`, `VODUP_S3_PATH_STYLE`); default on
+    /// with an endpoint (self-hosted stores), off without (AWS's virtual-hosted style).
+    pub path_style: Option<bool>,
+    /// The access key id (`AWS_ACCESS_KEY_ID` wins over this).
+    pub access_key_id: Option<String>,
+    /// The secret access key (`AWS_SECRET_ACCESS_KEY` wins over this).
+    pub secret_access_key: Option<Secret>,
 }
 
 /// `[http]`: applies to each listener (VOD and OSS) separately.
@@ -104,9 +129,13 @@ pub struct EventsSection {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
-    /// Data folder: the stored objects, and the SQLite catalogue unless `meta` names another
-    /// (`--data`, `VODUP_DATA`).
+    /// Data folder: the stored objects unless `storage` names another place, and the SQLite catalogue
+    /// unless `meta` names another (`--data`, `VODUP_DATA`). Not needed when both do.
     pub data: Option<PathBuf>,
+    /// Where the blobs live (`--storage`, `VODUP_STORAGE`): `file://PATH`, or `s3://BUCKET[/PREFIX]` for
+    /// a bucket of an S3-compatible store (see `[s3]`) that several nodes can share; default `file://` +
+    /// the data folder's `store`.
+    pub storage: Option<String>,
     /// Where the catalogue lives (`--meta`, `VODUP_META`): `sqlite://PATH`, or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for a PostgreSQL database that several nodes can share;
     /// default `sqlite://` + the data folder's `meta.sqlite`.
@@ -167,10 +196,13 @@ pub const DEFAULT_MAX_V1_PRESIGN_LIFETIME_SECS: u64 = 30 * 86_400;
 /// Validated settings, with every default applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Data folder.
-    pub data: PathBuf,
+    /// Data folder; `None` when both the catalogue and the storage are elsewhere (then nothing is
+    /// written on this machine's disk).
+    pub data: Option<PathBuf>,
     /// Where the catalogue lives.
     pub meta: MetaLocation,
+    /// Where the blobs live.
+    pub storage: Storage,
     /// VOD RPC listen address.
     pub listen: SocketAddr,
     /// OSS listen address.
@@ -206,6 +238,31 @@ pub struct Settings {
     pub sweep: Sweep,
     /// Connection limits.
     pub http: Http,
+}
+
+/// The validated blob store location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A folder on this machine.
+    Local(PathBuf),
+    /// A bucket of an S3-compatible store.
+    S3(S3Settings),
+}
+
+impl std::fmt::Display for Storage {
+    /// The location as `--storage` names it, with the endpoint of an S3 store; never a key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "file://{}", path.display()),
+            Self::S3(s3) => {
+                write!(f, "s3://{}", s3.bucket)?;
+                if !s3.prefix.is_empty() {
+                    write!(f, "/{}", s3.prefix)?;
+                }
+                write!(f, " at {}", s3.endpoint.as_deref().unwrap_or("AWS"))
+            }
+        }
+    }
 }
 
 /// Validated `[http]`. The caps left `None` are derived from the descriptor limit when the service
@@ -268,17 +325,25 @@ impl Config {
     /// Applies defaults and checks combinations.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let s = &self.server;
-        let data = s.data.clone().ok_or_else(|| {
-            ConfigError(
-                "no data folder: give --data DIR, set VODUP_DATA, or set `data` in the [server] section of the \
-                 config file (--config)"
-                    .into(),
-            )
-        })?;
-        let meta = match &s.meta {
-            Some(url) => check_meta(url)?,
-            None => MetaLocation::Sqlite(data.join("meta.sqlite")),
+        let data = s.data.clone();
+        let no_data = |what: &str| {
+            ConfigError(format!(
+                "no data folder for {what}: give --data DIR, set VODUP_DATA, or set `data` in the [server] \
+                 section of the config file (--config); or name both the catalogue (--meta) and the storage \
+                 (--storage) elsewhere"
+            ))
         };
+        let meta = match (&s.meta, &data) {
+            (Some(url), _) => check_meta(url)?,
+            (None, Some(data)) => MetaLocation::Sqlite(data.join("meta.sqlite")),
+            (None, None) => return Err(no_data("the catalogue")),
+        };
+        let storage = match (&s.storage, &data) {
+            (Some(url), _) => check_storage(url)?,
+            (None, Some(data)) => StorageLocation::File(data.join("store")),
+            (None, None) => return Err(no_data("the storage")),
+        };
+        let storage = self.s3.validate(storage)?;
         let parse_addr =
             |name: &str, value: Option<&String>, default: &str| -> Result<SocketAddr, ConfigError> {
                 let text = value.map_or(default, String::as_str);
@@ -343,6 +408,7 @@ impl Config {
             sweep,
             data,
             meta,
+            storage,
             listen,
             oss_listen,
             public_oss_endpoint,
@@ -363,6 +429,60 @@ impl Config {
             ready_min_free: self.data.ready_min_free_mib.unwrap_or(64).saturating_mul(1024 * 1024),
             max_v1_presign_lifetime: Duration::from_secs(max_v1_presign_lifetime),
         })
+    }
+}
+
+impl S3Section {
+    /// The storage settings: `location` as is for a folder, completed with this section for a bucket.
+    fn validate(&self, location: StorageLocation) -> Result<Storage, ConfigError> {
+        let (bucket, prefix) = match location {
+            StorageLocation::File(path) => {
+                for (set, flag) in [
+                    (self.endpoint.is_some(), "--s3-endpoint (VODUP_S3_ENDPOINT, [s3] endpoint)"),
+                    (self.region.is_some(), "--s3-region (VODUP_S3_REGION, [s3] region)"),
+                    (self.path_style.is_some(), "--s3-path-style (VODUP_S3_PATH_STYLE, [s3] path_style)"),
+                ] {
+                    if set {
+                        return Err(ConfigError(format!(
+                            "{flag} is set, but the storage is the folder {}: give --storage s3://BUCKET to \
+                             store blobs in a bucket, or remove the setting",
+                            path.display()
+                        )));
+                    }
+                }
+                return Ok(Storage::Local(path));
+            }
+            StorageLocation::S3 { bucket, prefix } => (bucket, prefix),
+        };
+        let endpoint = match &self.endpoint {
+            Some(url) => Some(check_s3_endpoint(url)?),
+            None => None,
+        };
+        let region = self.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(ConfigError(format!(
+                "--s3-region (VODUP_S3_REGION, [s3] region) {region:?} is not a region name like us-east-1 or garage"
+            )));
+        }
+        let keys = (
+            self.access_key_id.clone().filter(|id| !id.is_empty()),
+            self.secret_access_key.clone().filter(|secret| !secret.is_empty()),
+        );
+        let (Some(access_key_id), Some(secret_access_key)) = keys else {
+            return Err(ConfigError(format!(
+                "--storage s3://{bucket} needs the bucket's keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                 in the environment, or access_key_id and secret_access_key in the [s3] section of the config file"
+            )));
+        };
+        Ok(Storage::S3(S3Settings {
+            bucket,
+            prefix,
+            path_style: self.path_style.unwrap_or(endpoint.is_some()),
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+        }))
     }
 }
 
@@ -478,6 +598,26 @@ pub fn check_meta(url: &str) -> Result<MetaLocation, ConfigError> {
     Ok(location)
 }
 
+/// Parses a `--storage` URL, naming the setting in all three of its spellings.
+pub fn check_storage(url: &str) -> Result<StorageLocation, ConfigError> {
+    StorageLocation::parse(url)
+        .map_err(|e| ConfigError(format!("--storage (VODUP_STORAGE, [server] storage): {e}")))
+}
+
+/// An S3 endpoint: `http(s)://HOST[:PORT]`, no path, no query.
+fn check_s3_endpoint(url: &str) -> Result<String, ConfigError> {
+    let what = "--s3-endpoint (VODUP_S3_ENDPOINT, [s3] endpoint)";
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@']) => Ok(trimmed.to_owned()),
+        _ => Err(ConfigError(format!(
+            "{what} {url:?} is not a URL like http://127.0.0.1:3900 or https://s3.example.com (scheme, host, \
+             optional port, no path)"
+        ))),
+    }
+}
+
 /// OSS bucket names: 3-63 characters of `a-z 0-9 -`, not starting or ending with `-`.
 pub fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
     let ok = (3..=63).contains(&bucket.len())
@@ -515,6 +655,7 @@ mod tests {
     fn the_catalogue_defaults_to_the_data_folder_and_meta_chooses_another() {
         let settings = with_data().validate().unwrap();
         assert_eq!(settings.meta, MetaLocation::Sqlite("/tmp/vodup/meta.sqlite".into()));
+        assert_eq!(settings.data.as_deref(), Some(std::path::Path::new("/tmp/vodup")));
         let config =
             Config::from_toml("[server]\ndata = \"/d\"\nmeta = \"sqlite:///elsewhere/c.db\"\n").unwrap();
         assert_eq!(config.validate().unwrap().meta, MetaLocation::Sqlite("/elsewhere/c.db".into()));
@@ -523,6 +664,83 @@ mod tests {
         let error = config.validate().unwrap_err().0;
         assert!(error.contains("--meta (VODUP_META, [server] meta)"), "{error}");
         assert!(!error.contains("hunter2"), "the error repeats the password: {error}");
+    }
+
+    #[test]
+    fn storage_defaults_to_the_data_folder_and_storage_chooses_a_folder_or_a_bucket() {
+        let settings = with_data().validate().unwrap();
+        assert_eq!(settings.storage, Storage::Local("/tmp/vodup/store".into()));
+        let mut config = with_data();
+        config.server.storage = Some("file:///elsewhere/blobs".into());
+        assert_eq!(config.validate().unwrap().storage, Storage::Local("/elsewhere/blobs".into()));
+        let config = Config::from_toml(
+            "[server]\ndata = \"/d\"\nstorage = \"s3://media/vodup\"\n[s3]\nendpoint = \"http://127.0.0.1:3900/\"\n\
+             region = \"garage\"\naccess_key_id = \"GKid\"\nsecret_access_key = \"hunter2\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"), "Debug shows the secret: {config:?}");
+        let settings = config.validate().unwrap();
+        let Storage::S3(s3) = &settings.storage else { panic!("an S3 store: {:?}", settings.storage) };
+        assert_eq!(
+            (
+                s3.bucket.as_str(),
+                s3.prefix.as_str(),
+                s3.endpoint.as_deref(),
+                s3.region.as_str(),
+                s3.path_style
+            ),
+            ("media", "vodup", Some("http://127.0.0.1:3900"), "garage", true)
+        );
+        assert_eq!((s3.access_key_id.as_str(), s3.secret_access_key.expose()), ("GKid", "hunter2"));
+        assert!(!format!("{settings:?}").contains("hunter2"), "Debug shows the secret");
+        assert_eq!(settings.storage.to_string(), "s3://media/vodup at http://127.0.0.1:3900");
+    }
+
+    #[test]
+    fn s3_storage_needs_keys_and_a_plain_endpoint() {
+        let mut config = with_data();
+        config.server.storage = Some("s3://media".into());
+        let error = config.validate().unwrap_err().0;
+        assert!(error.contains("AWS_ACCESS_KEY_ID") && error.contains("[s3]"), "{error}");
+        config.s3.access_key_id = Some("id".into());
+        config.s3.secret_access_key = Some("secret".into());
+        let Storage::S3(s3) = config.validate().unwrap().storage else { panic!("an S3 store") };
+        assert_eq!((s3.region.as_str(), s3.path_style, s3.endpoint), ("us-east-1", false, None));
+        for bad in ["127.0.0.1:3900", "http://h/path", "ftp://h"] {
+            config.s3.endpoint = Some(bad.into());
+            let error = config.validate().unwrap_err().0;
+            assert!(error.contains("--s3-endpoint"), "{bad}: {error}");
+        }
+        config.server.storage = Some("s3://Bad_Bucket".into());
+        assert!(config.validate().unwrap_err().0.contains("--storage (VODUP_STORAGE, [server] storage)"));
+    }
+
+    #[test]
+    fn s3_settings_without_an_s3_store_are_refused() {
+        let mut config = with_data();
+        config.s3.endpoint = Some("http://127.0.0.1:3900".into());
+        let error = config.validate().unwrap_err().0;
+        assert!(error.contains("--s3-endpoint") && error.contains("--storage s3://"), "{error}");
+        // Keys alone are no mistake: AWS_* may be set for other tools.
+        let mut config = with_data();
+        config.s3.access_key_id = Some("id".into());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn no_data_folder_is_needed_when_catalogue_and_storage_are_elsewhere() {
+        let mut config = Config::default();
+        config.server.storage = Some("s3://media".into());
+        config.s3.access_key_id = Some("id".into());
+        config.s3.secret_access_key = Some("secret".into());
+        let error = config.validate().unwrap_err().0;
+        assert!(error.contains("--data") && error.contains("catalogue"), "{error}");
+        config.server.meta = Some("sqlite:///var/lib/vodup/meta.sqlite".into());
+        let settings = config.validate().unwrap();
+        assert_eq!(settings.data, None);
+        let mut config = Config::default();
+        config.server.meta = Some("sqlite:///m.sqlite".into());
+        assert!(config.validate().unwrap_err().0.contains("no data folder for the storage"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Starting and running the service: open the catalogue and storage in the data folder, load or create
-//! the bucket name and the server secret, then serve the control plane and the data plane until the
+//! Starting and running the service: open the catalogue and the storage (in the data folder, or where
+//! `--meta` and `--storage` name), proving each usable before anything is served, load or create the
+//! bucket name and the server secret, then serve the control plane and the data plane until the
 //! shutdown signal, with a background task refreshing the revocation set.
 //!
 //! `run(listeners, state, shutdown)` is the whole server (mini-redis); the binary and the tests only
@@ -18,7 +19,7 @@ use vodup_proto::Secret;
 use vodup_proto::oss::OssErrorCode;
 use vodup_proto::vod::VodErrorCode;
 
-use crate::config::{Http, Settings, check_bucket};
+use crate::config::{ConfigError, Http, Settings, Storage, check_bucket};
 use crate::control;
 use crate::control::error::ApiError;
 use crate::credentials::{KeyCache, RevocationSet};
@@ -32,7 +33,8 @@ use crate::rate_limit::ProgressLimiter;
 use crate::request_id::new_request_id;
 use crate::site::Site;
 use crate::state::{AppState, Inner};
-use crate::storage::{BlobStore, LocalStore, StorageError};
+use crate::storage::s3::Problem;
+use crate::storage::{BlobStore, LocalStore, S3Settings, S3Store, StorageError};
 use crate::sts::StsAuthority;
 
 /// How long in-flight requests get to finish after the shutdown signal.
@@ -50,14 +52,14 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// Another process (a running `vodup serve`) holds the data folder.
+    /// Another process (a running `vodup serve`) holds the store's folder.
     #[error(
-        "the data folder {data} is in use by another running vodup serve: stop that process, or give this \
-         one another --data"
+        "the store {store} is in use by another running vodup serve: stop that process, or give this one \
+         another --data or --storage"
     )]
     InUse {
-        /// The data folder.
-        data: String,
+        /// The store's folder.
+        store: String,
     },
     /// The data folder has no catalogue, and the command must not create one.
     #[error(
@@ -154,26 +156,44 @@ pub async fn open_catalogue(location: &MetaLocation, create: bool) -> Result<Arc
 pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<AppState, StartError> {
     let settings = settings.with_bound_oss(bound_oss);
     crate::fault::announce();
-    tracing::info!(data = %settings.data.display(), catalogue = %settings.meta, "opening the catalogue");
-    // A database that cannot be used is refused before anything is created on disk; an SQLite file needs
-    // its folder first.
+    tracing::info!(
+        data = settings.data.as_ref().map(|d| d.display().to_string()),
+        catalogue = %settings.meta,
+        storage = %settings.storage,
+        "starting"
+    );
+    // A bucket that cannot be used is refused before anything is created on disk (it is probed first), a
+    // database too; an SQLite file needs its folder first. Without a data folder (catalogue and storage
+    // both elsewhere) nothing is created on this machine.
+    let s3 = match &settings.storage {
+        Storage::S3(s3) => {
+            tracing::info!(storage = %settings.storage, "checking the bucket");
+            Some(open_s3_store(s3).await?)
+        }
+        Storage::Local(_) => None,
+    };
     let meta = match &settings.meta {
         MetaLocation::Sqlite(_) => {
-            prepare_data_folder(&settings.data).await?;
+            if let Some(data) = &settings.data {
+                prepare_data_folder(data).await?;
+            }
             open_catalogue(&settings.meta, true).await?
         }
         MetaLocation::Postgres(_) => {
             let meta = open_catalogue(&settings.meta, true).await?;
-            prepare_data_folder(&settings.data).await?;
+            if let Some(data) = &settings.data {
+                prepare_data_folder(data).await?;
+            }
             meta
         }
     };
-    tracing::info!("opening storage");
-    let local = LocalStore::open(settings.data.join("store")).await.map_err(|error| match error {
-        StorageError::InUse { .. } => StartError::InUse { data: settings.data.display().to_string() },
-        error => error.into(),
-    })?;
-    local.health_check().await?;
+    let local = match &settings.storage {
+        Storage::Local(path) => {
+            tracing::info!(storage = %settings.storage, "opening storage");
+            Some(open_local_store(path).await?)
+        }
+        Storage::S3(_) => None,
+    };
 
     let generated_bucket = format!("outin-{}", hex::encode(rand::random::<[u8; 16]>()));
     let bucket = match &settings.bucket {
@@ -191,8 +211,15 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         region: settings.region.clone(),
     };
     tracing::info!(bucket = site.bucket, endpoint = site.endpoint, region = site.region, "site");
-    crate::upgrade::run(meta.as_ref(), &local, &site.bucket, SystemTime::now()).await?;
-    let storage: Arc<dyn BlobStore> = Arc::new(local);
+    // Only a folder can hold the layout from before catalogue commits; a bucket never did.
+    let storage: Arc<dyn BlobStore> = match (local, s3) {
+        (Some(local), _) => {
+            crate::upgrade::run(meta.as_ref(), &local, &site.bucket, SystemTime::now()).await?;
+            Arc::new(local)
+        }
+        (None, Some(s3)) => Arc::new(s3),
+        (None, None) => unreachable!("one store is always opened"),
+    };
     let revocations = RevocationSet::new(settings.revocation_refresh);
     revocations.refresh(meta.as_ref(), SystemTime::now(), revocation_horizon(&settings)).await?;
     let state = AppState(Arc::new(Inner {
@@ -217,6 +244,60 @@ pub async fn build_state(settings: Settings, bound_oss: SocketAddr) -> Result<Ap
         settings,
     }));
     Ok(state)
+}
+
+/// Opens and locks the blob folder and proves it writable.
+async fn open_local_store(path: &Path) -> Result<LocalStore, StartError> {
+    let local = LocalStore::open(path.to_owned()).await.map_err(|error| match error {
+        StorageError::InUse { .. } => StartError::InUse { store: path.display().to_string() },
+        error => error.into(),
+    })?;
+    local.health_check().await?;
+    Ok(local)
+}
+
+/// Opens the bucket and proves it usable (a probe object written and deleted). A bucket that cannot be
+/// used is a [`StartError::Config`] naming the setting to fix: the endpoint when nothing answers, the
+/// bucket when it does not exist, the keys when they are refused.
+pub async fn open_s3_store(s3: &S3Settings) -> Result<S3Store, StartError> {
+    let store = S3Store::new(s3.clone())?;
+    let Err(failure) = store.probe().await else { return Ok(store) };
+    let endpoint = s3.endpoint.as_deref().unwrap_or("AWS S3");
+    let code = failure.service_code.as_deref().map_or_else(String::new, |code| format!(" ({code})"));
+    let why = match failure.problem {
+        Problem::Unreachable => format!(
+            "nothing answers at the S3 endpoint {endpoint}: check --s3-endpoint (VODUP_S3_ENDPOINT, [s3] \
+             endpoint) and that the store is running"
+        ),
+        // SeaweedFS answers a PUT into a missing bucket with 500 InternalError, so a 5xx may be either.
+        Problem::Unavailable => format!(
+            "the S3 store at {endpoint} answers a test write into bucket {} with a server error{code}: check \
+             that the bucket exists (--storage, VODUP_STORAGE, [server] storage) and that the store is healthy \
+             (a Garage cluster needs a quorum of its nodes), then start again",
+            s3.bucket
+        ),
+        Problem::NoSuchBucket => format!(
+            "the bucket {} does not exist at {endpoint}{code}: create it, or fix the bucket in --storage \
+             (VODUP_STORAGE, [server] storage)",
+            s3.bucket
+        ),
+        Problem::Denied => format!(
+            "the S3 store at {endpoint} refused the keys{code}: check AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (or [s3] access_key_id and secret_access_key), and that the key may \
+             read, write and delete in bucket {}",
+            s3.bucket
+        ),
+        Problem::Other => format!(
+            "the S3 store at {endpoint} refused a test write to bucket {}{code}: check --storage, \
+             --s3-endpoint, --s3-region (it is {}) and --s3-path-style",
+            s3.bucket, s3.region
+        ),
+    };
+    Err(StartError::Config(ConfigError(format!(
+        "cannot use the storage {}: {why}; the store said: {}",
+        crate::config::Storage::S3(s3.clone()),
+        failure.error
+    ))))
 }
 
 /// No credential lives longer than this, so deletions older than it no longer matter.

@@ -13,6 +13,8 @@
 //!   of a process's descriptors and memory ([`edge`]);
 //! - [`Tmpfs`]: a small tmpfs to fill, for a real full disk ([`disk`]);
 //! - [`s3::test_s3`]: a fresh prefix in the test S3 bucket, when one is configured ([`s3`]);
+//! - [`garage::test_garage`]: the same on the shared Garage cluster, and [`GarageCluster`], a private
+//!   one whose nodes a test may kill ([`garage`]);
 //! - [`TestDatabase`]: a fresh PostgreSQL database per test on the server `VODUP_TEST_POSTGRES_URL`
 //!   names, and [`Backend`] to run a test on SQLite or on it ([`postgres`]);
 //! - [`Tmux`]: a real terminal of a given size whose screen a test reads back ([`tmux`]);
@@ -27,6 +29,7 @@ pub mod api;
 pub mod disk;
 pub mod edge;
 pub mod fixtures;
+pub mod garage;
 pub mod origin;
 pub mod postgres;
 pub mod process;
@@ -41,6 +44,7 @@ pub mod tmux;
 pub use api::{Api, OssCall, OssCredential, VodReply};
 pub use disk::Tmpfs;
 pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
+pub use garage::GarageCluster;
 pub use origin::{OriginOptions, OriginServer};
 pub use postgres::{Backend, POSTGRES_URL, TestDatabase};
 pub use process::{ServeOptions, ServeProcess};

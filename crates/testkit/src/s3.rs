@@ -15,7 +15,7 @@ pub fn test_s3() -> Option<S3Settings> {
         region: var("REGION").unwrap_or_else(|| "us-east-1".to_owned()),
         path_style: true,
         access_key_id: var("ACCESS_KEY_ID")?,
-        secret_access_key: var("SECRET_ACCESS_KEY")?,
+        secret_access_key: var("SECRET_ACCESS_KEY")?.into(),
     })
 }
 

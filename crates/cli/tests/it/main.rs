@@ -2,8 +2,9 @@
 //! resume after SIGKILL, the server killed at its fault points, credential refresh, corruption on the wire,
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
 //! every `--json` line against its schema, a data folder written by an older storage layout (upgrade),
-//! files downloaded back and verified, the README's quick start run as written, and the catalogue on
-//! PostgreSQL (`--meta`), and two nodes on PostgreSQL + Garage behind a balancer, one of them killed.
+//! files downloaded back and verified, the README's quick start run as written, the catalogue on
+//! PostgreSQL (`--meta`), the blobs in an S3 bucket (`--storage`), and two nodes on PostgreSQL + Garage
+//! behind a balancer, one of them killed.
 
 mod batch;
 mod catalogue;
@@ -23,6 +24,7 @@ mod retry;
 mod serve;
 mod serve_edges;
 mod sources;
+mod storage;
 mod support;
 mod terminal;
 mod upgrade;

@@ -44,10 +44,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start(count: usize) -> Option<Self> {
-        let Some(s3) = garage() else {
-            skip(
-                "no Garage: VODUP_TEST_GARAGE_* are unset (scripts/test starts one with scripts/garage-throwaway.sh)",
-            );
+        let Some(s3) = vodup_testkit::garage::test_garage() else {
+            skip(vodup_testkit::garage::GARAGE_MISSING);
             return None;
         };
         let database = TestDatabase::create().await?;
@@ -97,7 +95,7 @@ impl Cluster {
             options.args = args.clone();
             options.env = vec![
                 ("AWS_ACCESS_KEY_ID".into(), s3.access_key_id.clone()),
-                ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.clone()),
+                ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.expose().to_owned()),
             ];
             nodes.push(ServeProcess::start(&options, &key, &[]));
         }
@@ -132,24 +130,6 @@ impl Cluster {
             .await
             .expect("read references")
     }
-}
-
-/// TEMPORARY until the testkit names the Garage test store.
-fn garage() -> Option<S3Settings> {
-    let var = |name: &str| std::env::var(format!("VODUP_TEST_GARAGE_{name}")).ok().filter(|v| !v.is_empty());
-    Some(S3Settings {
-        bucket: var("BUCKET")?,
-        prefix: format!(
-            "t-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-        ),
-        endpoint: var("ENDPOINT"),
-        region: var("REGION").unwrap_or_else(|| "garage".to_owned()),
-        path_style: true,
-        access_key_id: var("ACCESS_KEY_ID")?,
-        secret_access_key: var("SECRET_ACCESS_KEY")?,
-    })
 }
 
 /// `vodup keys create --meta URL --json`: a key in the shared catalogue.

@@ -62,10 +62,18 @@ impl ApiError {
         }
     }
 
-    /// Maps a storage error: a full store is said so; anything else is internal on this plane.
+    /// Maps a storage error: a full store is said so, an unavailable one is a retryable 503; anything
+    /// else is internal on this plane.
     pub fn from_storage(request_id: &str, error: &StorageError) -> Self {
         if error.is_full() {
             return Self::storage_full(request_id, error);
+        }
+        if error.is_unavailable() {
+            tracing::warn!(request_id, error = %error, "storage unavailable");
+            return Self::new(
+                VodErrorCode::ServiceUnavailable,
+                "The service's storage cannot be reached for now; nothing was changed. Retry later.",
+            );
         }
         Self::internal(request_id, error)
     }

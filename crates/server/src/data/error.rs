@@ -69,6 +69,13 @@ impl OssApiError {
         Self::new(OssErrorCode::InsufficientStorage)
     }
 
+    /// The storage backend cannot serve for now (an object store without quorum): logged, answered
+    /// 503 `ServiceUnavailable`, which clients retry.
+    pub fn unavailable(request_id: &str, what: &dyn std::error::Error) -> Self {
+        tracing::warn!(request_id, error = %what, "storage unavailable");
+        Self::new(OssErrorCode::ServiceUnavailable)
+    }
+
     /// Maps a storage failure; `not_found` is what a missing thing means for this operation.
     pub fn from_storage(request_id: &str, error: &StorageError, not_found: impl FnOnce() -> Self) -> Self {
         match error {
@@ -82,6 +89,7 @@ impl OssApiError {
             StorageError::Body(_) => Self::new(OssErrorCode::IncompleteBody),
             StorageError::InvalidRange { .. } => Self::new(OssErrorCode::InvalidRange),
             StorageError::Full { .. } => Self::storage_full(request_id, error),
+            StorageError::Unavailable { .. } => Self::unavailable(request_id, error),
             StorageError::Backend { .. } | StorageError::InUse { .. } => Self::internal(request_id, error),
         }
     }

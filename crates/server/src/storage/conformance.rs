@@ -19,24 +19,49 @@ use futures_util::StreamExt as _;
 
 use super::{BlobStore, ByteStream, Digests, StorageError, StoredBlob, WriteLimits};
 
+/// The list of checks, written once: calls `$callback!(ARGS; check, check, …)` with every check's name
+/// (not [`run_all`]). A backend's test module passes a macro that makes one test per check, so a new check
+/// runs on every backend without touching their lists:
+///
+/// ```ignore
+/// macro_rules! conformance_tests {
+///     ($($check:ident),*) => {$( #[tokio::test] async fn $check() { conformance::$check(&store()).await } )*};
+/// }
+/// conformance_tests!(run_all);
+/// vodup_server::storage_conformance_checks!(conformance_tests!());
+/// ```
+#[macro_export]
+macro_rules! storage_conformance_checks {
+    ($callback:ident ! ( $($args:tt)* )) => {
+        $callback!(
+            $($args)*
+            health_check_passes,
+            write_read_round_trip,
+            hello_world_has_the_oss_digests,
+            every_write_gets_a_fresh_id,
+            content_md5_mismatch_keeps_nothing,
+            oversized_body_keeps_nothing,
+            short_body_is_incomplete_and_keeps_nothing,
+            failed_body_keeps_nothing,
+            ranges_read_exactly,
+            empty_blobs,
+            delete_is_idempotent,
+            missing_blobs_are_not_found,
+            hostile_ids_are_not_found,
+            listing_pages_in_id_order,
+            large_blobs_stream_back_exactly,
+            concurrent_writes_are_independent
+        );
+    };
+}
+
+macro_rules! run_each {
+    ($store:ident; $($check:ident),*) => {$( $check($store).await; )*};
+}
+
 /// Runs every check, in order, on one store.
 pub async fn run_all(store: &dyn BlobStore) {
-    health_check_passes(store).await;
-    write_read_round_trip(store).await;
-    hello_world_has_the_oss_digests(store).await;
-    every_write_gets_a_fresh_id(store).await;
-    content_md5_mismatch_keeps_nothing(store).await;
-    oversized_body_keeps_nothing(store).await;
-    short_body_is_incomplete_and_keeps_nothing(store).await;
-    failed_body_keeps_nothing(store).await;
-    ranges_read_exactly(store).await;
-    empty_blobs(store).await;
-    delete_is_idempotent(store).await;
-    missing_blobs_are_not_found(store).await;
-    hostile_ids_are_not_found(store).await;
-    listing_pages_in_id_order(store).await;
-    large_blobs_stream_back_exactly(store).await;
-    concurrent_writes_are_independent(store).await;
+    storage_conformance_checks!(run_each!(store;));
 }
 
 /// A body of `len` deterministic bytes (varied, so offsets matter).

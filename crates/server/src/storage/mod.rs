@@ -16,6 +16,7 @@ pub mod checked;
 pub mod conformance;
 pub mod digests;
 pub mod local;
+pub mod location;
 pub mod pieces;
 pub mod s3;
 
@@ -30,6 +31,7 @@ use futures_util::Stream;
 
 pub use digests::Digests;
 pub use local::LocalStore;
+pub use location::StorageLocation;
 pub use s3::{S3Settings, S3Store};
 
 /// A stream of body bytes. Errors are I/O errors of the source (a client that went away).
@@ -120,6 +122,17 @@ pub enum StorageError {
         /// The store's folder.
         root: String,
     },
+    /// The backend cannot serve for now (an object store that does not answer, or answers 5xx, like a
+    /// Garage cluster without quorum): nothing was stored, and the same request may succeed later, so
+    /// clients are told to retry (503 `ServiceUnavailable`).
+    #[error("storage is unavailable while {context}: {source}")]
+    Unavailable {
+        /// What the backend was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// The backend itself failed (disk, network to the object store).
     #[error("storage backend failed while {context}: {source}")]
     Backend {
@@ -140,6 +153,11 @@ impl StorageError {
     /// The storage has no room left.
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full { .. })
+    }
+
+    /// The backend cannot serve for now; the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 
     /// A backend failure; a full disk or an exceeded quota becomes [`StorageError::Full`].

@@ -26,6 +26,7 @@ use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig,
     WriteMultipart,
 };
+use vodup_proto::Secret;
 
 use super::checked::CheckedBody;
 use super::{
@@ -53,8 +54,8 @@ pub struct S3Settings {
     pub path_style: bool,
     /// The access key id.
     pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: String,
+    /// The secret access key: only for signing, never shown.
+    pub secret_access_key: Secret,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -85,7 +86,7 @@ impl S3Store {
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
             .with_access_key_id(&settings.access_key_id)
-            .with_secret_access_key(&settings.secret_access_key)
+            .with_secret_access_key(settings.secret_access_key.expose())
             .with_virtual_hosted_style_request(!settings.path_style)
             .with_client_options(
                 ClientOptions::new()
@@ -119,8 +120,35 @@ impl S3Store {
         self.key(&format!("blobs/{}/{id}", &id[..2]))
     }
 
+    /// A failed request as a [`StorageError`]: one the store may soon answer again (no connection, a
+    /// timeout, a 5xx such as Garage's "Could not reach quorum") is [`StorageError::Unavailable`], which
+    /// clients are told to retry; anything else is a backend failure.
     fn fail(&self, doing: String, error: object_store::Error) -> StorageError {
-        StorageError::backend(format!("{doing} in bucket {}", self.settings.bucket), io::Error::other(error))
+        let context = format!("{doing} in bucket {}", self.settings.bucket);
+        match Problem::of(&error) {
+            Problem::Unreachable | Problem::Unavailable => {
+                StorageError::Unavailable { context, source: io::Error::other(error) }
+            }
+            Problem::NoSuchBucket | Problem::Denied | Problem::Other => {
+                StorageError::backend(context, io::Error::other(error))
+            }
+        }
+    }
+
+    /// Proves the bucket exists and the keys may write and delete in it (a PUT and a DELETE of a small
+    /// probe object), and says what is wrong when they cannot, for startup to name the setting to fix.
+    pub async fn probe(&self) -> Result<(), ProbeFailure> {
+        let probe = self.key(&format!("health/{}", new_blob_id()));
+        let failed = |doing: &str, error: object_store::Error| ProbeFailure {
+            problem: Problem::of(&error),
+            service_code: service_code(&error),
+            error: self.fail(doing.to_owned(), error),
+        };
+        self.store
+            .put(&probe, PutPayload::from_static(b"ok"))
+            .await
+            .map_err(|e| failed("writing a probe object", e))?;
+        self.store.delete(&probe).await.map_err(|e| failed("deleting a probe object", e))
     }
 
     /// Streams `body` into the object `key`, checking it as it passes; the object exists only if the
@@ -183,6 +211,75 @@ impl S3Store {
             }
         }
     }
+}
+
+/// Why [`S3Store::probe`] failed.
+#[derive(Debug)]
+pub struct ProbeFailure {
+    /// What kind of failure it is.
+    pub problem: Problem,
+    /// The S3 error code the store answered (`InvalidAccessKeyId`, `NoSuchBucket`…), if any.
+    pub service_code: Option<String>,
+    /// The failure itself, with the store's answer.
+    pub error: StorageError,
+}
+
+/// What an S3 failure means for whoever configured the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// No HTTP answer: connection refused, unknown host, timeout. The endpoint is wrong or down.
+    Unreachable,
+    /// The store answered 5xx: it is there but cannot serve now (Garage without quorum, say).
+    Unavailable,
+    /// 404 to a PUT: the bucket does not exist.
+    NoSuchBucket,
+    /// 401 or 403: the access key is unknown, the secret wrong, or the key may not write the bucket.
+    Denied,
+    /// Anything else (a 400 for a wrong region, say).
+    Other,
+}
+
+impl Problem {
+    /// Classifies an `object_store` error. Its HTTP status survives only as the error variant (404, 401,
+    /// 403) or in the message of a generic one, and a failure to connect only as an `HttpError` in the
+    /// source chain, so those are where this looks.
+    fn of(error: &object_store::Error) -> Self {
+        use std::error::Error as _;
+        match error {
+            object_store::Error::NotFound { .. } => return Self::NoSuchBucket,
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+                return Self::Denied;
+            }
+            _ => {}
+        }
+        let mut source = error.source();
+        while let Some(inner) = source {
+            if let Some(http) = inner.downcast_ref::<object_store::client::HttpError>() {
+                use object_store::client::HttpErrorKind as Kind;
+                if matches!(http.kind(), Kind::Connect | Kind::Timeout | Kind::Request | Kind::Interrupted) {
+                    return Self::Unreachable;
+                }
+            }
+            source = inner.source();
+        }
+        // object_store words a status it has no variant for as "…status code: 503 Service Unavailable…".
+        let text = error.to_string();
+        if text.contains("status code: 5") || text.contains("<Code>ServiceUnavailable</Code>") {
+            Self::Unavailable
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// The `<Code>` of the S3 error body the store answered, when the message carries it.
+fn service_code(error: &object_store::Error) -> Option<String> {
+    let text = error.to_string();
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    let code = &text[start..start + len];
+    (!code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
+        .then(|| code.to_owned())
 }
 
 fn to_system_time(meta: &object_store::ObjectMeta) -> SystemTime {
@@ -248,11 +345,6 @@ impl BlobStore for S3Store {
     }
 
     async fn health_check(&self) -> Result<(), StorageError> {
-        let probe = self.key(&format!("health/{}", new_blob_id()));
-        self.store
-            .put(&probe, PutPayload::from_static(b"ok"))
-            .await
-            .map_err(|e| self.fail("writing a probe object".to_owned(), e))?;
-        self.store.delete(&probe).await.map_err(|e| self.fail("deleting a probe object".to_owned(), e))
+        self.probe().await.map_err(|failure| failure.error)
     }
 }

@@ -31,25 +31,8 @@ macro_rules! conformance_tests {
     )*};
 }
 
-conformance_tests!(
-    run_all,
-    health_check_passes,
-    write_read_round_trip,
-    hello_world_has_the_oss_digests,
-    every_write_gets_a_fresh_id,
-    content_md5_mismatch_keeps_nothing,
-    oversized_body_keeps_nothing,
-    short_body_is_incomplete_and_keeps_nothing,
-    failed_body_keeps_nothing,
-    ranges_read_exactly,
-    empty_blobs,
-    delete_is_idempotent,
-    missing_blobs_are_not_found,
-    hostile_ids_are_not_found,
-    listing_pages_in_id_order,
-    large_blobs_stream_back_exactly,
-    concurrent_writes_are_independent,
-);
+conformance_tests!(run_all);
+vodup_server::storage_conformance_checks!(conformance_tests!());
 
 const LIMITS: WriteLimits = WriteLimits { max_size: 1 << 30, expected_md5: None, expected_len: None };
 

@@ -54,4 +54,6 @@ async fn main() {
         }
     }
     println!("{}", serde_json::json!({ "served": balancer.served() }));
+    // Exit now: tokio's stdin reads on a blocking thread that a runtime shutdown would wait for.
+    std::process::exit(0)
 }
