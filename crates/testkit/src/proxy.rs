@@ -72,7 +72,7 @@ struct ModeState {
 type UpstreamBody = Either<Incoming, FlipBody>;
 
 /// The body sent back: upstream's, or the proxy's own 502 when upstream cannot be reached.
-type ReplyBody = Either<Incoming, Full<Bytes>>;
+pub(crate) type ReplyBody = Either<Incoming, Full<Bytes>>;
 
 impl CorruptingProxy {
     /// Starts a proxy on `127.0.0.1:0` in front of `target` (a plain-HTTP server).
@@ -218,9 +218,15 @@ async fn forward(
     }
 }
 
-async fn connect(
+/// An HTTP/1.1 connection to `target`, ready for a request (both proxies of the testkit use it).
+pub(crate) async fn connect<B>(
     target: SocketAddr,
-) -> Result<SendRequest<UpstreamBody>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<SendRequest<B>, Box<dyn std::error::Error + Send + Sync>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(target).await?;
     stream.set_nodelay(true)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -229,7 +235,8 @@ async fn connect(
     Ok(sender)
 }
 
-fn bad_gateway(text: String) -> Response<ReplyBody> {
+/// The proxy's own answer when upstream cannot be reached or fails mid-request.
+pub(crate) fn bad_gateway(text: String) -> Response<ReplyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
     *response.status_mut() = StatusCode::BAD_GATEWAY;
     response

@@ -17,9 +17,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{Either, Full};
+use http::{Request, Response};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
@@ -27,6 +26,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::proxy::{ReplyBody, bad_gateway, connect};
 
 /// A running balancer. It stops when dropped or on [`RoundRobin::stop`].
 #[derive(Debug)]
@@ -46,8 +47,6 @@ struct Shared {
     /// Requests each upstream was sent.
     served: SyncMutex<HashMap<SocketAddr, u64>>,
 }
-
-type ReplyBody = Either<Incoming, Full<Bytes>>;
 
 impl RoundRobin {
     /// Starts a balancer on `listen` (`127.0.0.1:0` for any port) in front of `upstreams` (plain HTTP; may
@@ -161,21 +160,4 @@ async fn forward(request: Request<Incoming>, shared: &Shared, upstream: &Kept) -
         };
     }
     bad_gateway(format!("no upstream accepts connections: [{}]\n", refused.join("; ")))
-}
-
-async fn connect(
-    target: SocketAddr,
-) -> Result<SendRequest<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
-    let stream = TcpStream::connect(target).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    sender.ready().await?;
-    Ok(sender)
-}
-
-fn bad_gateway(text: String) -> Response<ReplyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
-    *response.status_mut() = StatusCode::BAD_GATEWAY;
-    response
 }

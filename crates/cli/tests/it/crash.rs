@@ -41,9 +41,10 @@ impl Crash {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let callback = format!("http://{}/events", listener.local_addr().unwrap());
         let inbox = receive(listener);
-        // A collector round every 200 ms, removing what has been unreferenced for a second.
+        // A collector round every 200 ms, removing what has been unreferenced for a second; an event claimed
+        // by a killed server comes due again a second after its claim (default a minute).
         let config = dir.path().join("vodup.toml");
-        std::fs::write(&config, "[sweeper]\ncollect_interval_ms = 200\n").unwrap();
+        std::fs::write(&config, "[sweeper]\ncollect_interval_ms = 200\n[events]\nclaim_secs = 1\n").unwrap();
         let mut options = ServeOptions::new(env!("CARGO_BIN_EXE_vodup"), dir.path().join("data"));
         options.args = vec![
             "--callback-url".into(),
