@@ -23,7 +23,7 @@ use super::{BlobStore, ByteStream, Digests, StorageError, StoredBlob, WriteLimit
 /// (not [`run_all`]). A backend's test module passes a macro that makes one test per check, so a new check
 /// runs on every backend without touching their lists:
 ///
-/// ```ignore
+/// ```text
 /// macro_rules! conformance_tests {
 ///     ($($check:ident),*) => {$( #[tokio::test] async fn $check() { conformance::$check(&store()).await } )*};
 /// }
