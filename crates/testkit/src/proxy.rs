@@ -84,7 +84,10 @@ impl CorruptingProxy {
             mode: Mutex::new(ModeState { mode, spent: false }),
             corrupted: Arc::new(AtomicU64::new(0)),
         });
-        let task = tokio::spawn(accept(listener, shared.clone()));
+        let task = tokio::spawn(accept_each(listener, {
+            let shared = shared.clone();
+            move |stream| serve(stream, shared.clone())
+        }));
         Self { addr, shared, task }
     }
 
@@ -146,8 +149,13 @@ impl Shared {
     }
 }
 
-/// Accepts connections; aborting this task drops the `JoinSet` and with it every connection.
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections and serves each on its own task (both proxies of the testkit); aborting the task
+/// running this drops the `JoinSet` and with it every connection.
+pub(crate) async fn accept_each<F, Fut>(listener: TcpListener, mut serve: F)
+where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -155,7 +163,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
-        connections.spawn(serve(stream, shared.clone()));
+        connections.spawn(serve(stream));
         while connections.try_join_next().is_some() {}
     }
 }

@@ -25,9 +25,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-use crate::proxy::{ReplyBody, bad_gateway, connect};
+use crate::proxy::{ReplyBody, accept_each, bad_gateway, connect};
 
 /// A running balancer. It stops when dropped or on [`RoundRobin::stop`].
 #[derive(Debug)]
@@ -59,7 +59,10 @@ impl RoundRobin {
             next: AtomicUsize::new(0),
             served: SyncMutex::default(),
         });
-        let task = tokio::spawn(accept(listener, shared.clone()));
+        let task = tokio::spawn(accept_each(listener, {
+            let shared = shared.clone();
+            move |stream| serve(stream, shared.clone())
+        }));
         Ok(Self { addr, shared, task })
     }
 
@@ -98,24 +101,12 @@ impl Drop for RoundRobin {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        connections.spawn(serve(stream, shared.clone()));
-        while connections.try_join_next().is_some() {}
-    }
-}
-
 /// The upstream connections of one client connection, at most one per node, kept alive between requests.
 type Kept = Mutex<HashMap<SocketAddr, SendRequest<Incoming>>>;
 
 /// One client connection.
 async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
     let upstream: Arc<Kept> = Arc::default();
     let service = service_fn(move |request| {
         let (shared, upstream) = (shared.clone(), upstream.clone());
