@@ -13,6 +13,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, String, String), u64>>,
     /// Request body bytes stored by the data plane.
     pub bytes_received: AtomicU64,
+    /// Request bodies being written to storage now (PutObject and UploadPart between their checks and
+    /// their commit): what a node is ingesting, and when a write that was let in has begun.
+    pub blob_writes_in_flight: AtomicU64,
     /// Parts stored.
     pub parts_uploaded: AtomicU64,
     /// Objects published (PutObject and Complete).
@@ -30,6 +33,16 @@ pub struct Metrics {
     pub vod_connections: Arc<ConnectionMetrics>,
     /// The OSS listener's connections.
     pub oss_connections: Arc<ConnectionMetrics>,
+}
+
+/// One unit of a gauge, given back when dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One listener's connections (crate::listener): what its caps and timeouts did.
@@ -64,6 +77,12 @@ impl Metrics {
             .expect("metrics lock")
             .entry((plane, action.to_owned(), code.to_owned()))
             .or_default() += 1;
+    }
+
+    /// Counts a blob write as in flight until the returned guard is dropped (its end, or the request's).
+    pub fn blob_write_started(&self) -> InFlight<'_> {
+        Self::add(&self.blob_writes_in_flight, 1);
+        InFlight(&self.blob_writes_in_flight)
     }
 
     /// Adds to a counter.
@@ -119,6 +138,12 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP vodup_blob_writes_in_flight Request bodies being written to storage now.\n\
+             # TYPE vodup_blob_writes_in_flight gauge\nvodup_blob_writes_in_flight {}",
+            self.blob_writes_in_flight.load(Ordering::Relaxed)
+        );
         render_connections(&mut out, [("vod", &self.vod_connections), ("oss", &self.oss_connections)]);
         out
     }

@@ -287,6 +287,7 @@ impl Api {
     ///   `CompleteMultipartUpload`…) and code (`OK` or the error code), for example
     ///   `vodup_requests_total{plane="oss",action="UploadPart",code="InvalidDigest"}`;
     /// - `vodup_bytes_received_total`: body bytes stored by PutObject and UploadPart;
+    /// - `vodup_blob_writes_in_flight`: bodies being written to storage now (a gauge);
     /// - `vodup_parts_uploaded_total`: multipart parts stored;
     /// - `vodup_objects_completed_total`: objects published by PutObject or CompleteMultipartUpload;
     /// - `vodup_uploads_initiated_total`: multipart uploads initiated;

@@ -16,7 +16,9 @@
 //! - [`garage::test_garage`]: the same on the shared Garage cluster, and [`GarageCluster`], a private
 //!   one whose nodes a test may kill ([`garage`]);
 //! - [`TestDatabase`]: a fresh PostgreSQL database per test on the server `VODUP_TEST_POSTGRES_URL`
-//!   names, and [`Backend`] to run a test on SQLite or on it ([`postgres`]);
+//!   names ([`postgres`]);
+//! - [`Backend`]: the two deployments a server test runs on, SQLite + disk or PostgreSQL + Garage
+//!   ([`backend`]);
 //! - [`Tmux`]: a real terminal of a given size whose screen a test reads back ([`tmux`]);
 //! - [`fixtures`]: deterministic pseudo-random files and small real media made with ffmpeg;
 //! - the skip rule.
@@ -26,6 +28,7 @@
 //! everything.
 
 pub mod api;
+pub mod backend;
 pub mod disk;
 pub mod edge;
 pub mod fixtures;
@@ -42,11 +45,12 @@ pub mod server;
 pub mod tmux;
 
 pub use api::{Api, OssCall, OssCredential, VodReply};
+pub use backend::Backend;
 pub use disk::Tmpfs;
 pub use fixtures::{have_ffmpeg, make_hls, make_png, make_srt, random_bytes, write_random_file};
 pub use garage::GarageCluster;
 pub use origin::{OriginOptions, OriginServer};
-pub use postgres::{Backend, POSTGRES_URL, TestDatabase};
+pub use postgres::{POSTGRES_URL, TestDatabase};
 pub use process::{ServeOptions, ServeProcess};
 pub use proxy::{CorruptingProxy, Corruption};
 pub use round_robin::RoundRobin;

@@ -15,15 +15,6 @@ use sqlx::{Connection, Executor};
 /// The test-only variable naming a PostgreSQL server whose role may `CREATE DATABASE`.
 pub const POSTGRES_URL: &str = "VODUP_TEST_POSTGRES_URL";
 
-/// Which catalogue backend a test runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The embedded SQLite file in the server's data folder: always available.
-    Sqlite,
-    /// A fresh database on the server `VODUP_TEST_POSTGRES_URL` names.
-    Postgres,
-}
-
 /// A database created for one test, dropped (with any connection still open to it) when this is dropped.
 #[derive(Debug)]
 pub struct TestDatabase {

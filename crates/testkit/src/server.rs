@@ -15,7 +15,7 @@ use vodup_server::serve::{build_state, run};
 use vodup_server::state::AppState;
 
 use crate::api::Api;
-use crate::postgres::{Backend, TestDatabase};
+use crate::backend::{Backend, Remote};
 
 /// A running server.
 #[derive(Debug)]
@@ -29,8 +29,8 @@ pub struct TestServer {
     config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
-    /// The PostgreSQL database of the catalogue, when the server runs on one; dropped last.
-    database: Option<TestDatabase>,
+    /// The PostgreSQL database and Garage prefix, when the server runs on them; dropped last.
+    remote: Option<Remote>,
 }
 
 impl TestServer {
@@ -39,26 +39,33 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a server with default settings whose catalogue is on `backend`: SQLite in its data folder, or
-    /// a fresh PostgreSQL database. `None` when the backend is absent and the test skips (the skip rule).
-    pub async fn start_on(backend: Backend) -> Option<Self> {
-        Self::start_on_with(backend, |_| {}).await
+    /// Starts a server with default settings on `backend`: SQLite and local disk in its data folder, or a
+    /// fresh PostgreSQL database and a fresh Garage prefix. `None` when the backend is absent and the test
+    /// skips (the skip rule).
+    #[track_caller]
+    pub fn start_on(backend: Backend) -> impl Future<Output = Option<Self>> {
+        Self::start_on_with(backend, |_| {})
     }
 
     /// [`TestServer::start_on`] after `tweak` adjusts the configuration.
-    pub async fn start_on_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
-        let database = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(TestDatabase::create().await?),
-        };
-        let meta = database.as_ref().map(|database| database.url().to_owned());
-        let mut server = Self::start_with(|config| {
-            config.server.meta = meta;
-            tweak(config);
-        })
-        .await;
-        server.database = database;
-        Some(server)
+    #[track_caller]
+    pub fn start_on_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> impl Future<Output = Option<Self>> {
+        let remote = backend.prepare();
+        async move {
+            let remote = remote.await?;
+            let mut server = Self::start_with(|config| {
+                if let Some(remote) = &remote {
+                    remote.configure(config);
+                }
+                tweak(config);
+            })
+            .await;
+            server.remote = remote;
+            Some(server)
+        }
     }
 
     /// Starts a server after `tweak` adjusts its configuration (for example
@@ -128,7 +135,7 @@ impl TestServer {
             key.id,
             key.secret,
         );
-        let server = Self { api, state, dir, config, shutdown: Some(tx), task: Some(task), database: None };
+        let server = Self { api, state, dir, config, shutdown: Some(tx), task: Some(task), remote: None };
         (server, front)
     }
 
@@ -136,7 +143,7 @@ impl TestServer {
     /// ports: what the new one knows is what the old one wrote to disk. The test key stays valid.
     pub async fn restart(self) -> Self {
         // No Drop impl: dropping the shutdown sender also stops the server, so the fields can move out.
-        let TestServer { state, api, dir, config, shutdown, task, database } = self;
+        let TestServer { state, api, dir, config, shutdown, task, remote } = self;
         if let Some(tx) = shutdown {
             let _ = tx.send(());
         }
@@ -151,7 +158,7 @@ impl TestServer {
         let (vod_addr, oss_addr) = (control.local_addr().unwrap(), data.local_addr().unwrap());
         let (state, tx, task) = serve(control, data, settings, oss_addr).await;
         let api = api.at(format!("http://{vod_addr}"), format!("http://{oss_addr}"));
-        Self { api, state, dir, config, shutdown: Some(tx), task: Some(task), database }
+        Self { api, state, dir, config, shutdown: Some(tx), task: Some(task), remote }
     }
 
     /// Stops the server and waits for it.

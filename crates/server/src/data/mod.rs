@@ -102,6 +102,21 @@ impl Ctx {
     }
 }
 
+/// Streams a request body into a new blob, hashing it on the way and holding it to `limits`, and counts it:
+/// in flight while it is written (`vodup_blob_writes_in_flight`), then its bytes as received. The one way
+/// the handlers store a body.
+pub async fn store_body(
+    state: &AppState,
+    body: Body,
+    limits: &crate::storage::WriteLimits,
+) -> Result<crate::storage::StoredBlob, crate::storage::StorageError> {
+    let stream = body::stream(body, state.settings.body_idle_timeout);
+    let _writing = state.metrics.blob_write_started();
+    let blob = state.storage.write(stream, limits).await?;
+    crate::metrics::Metrics::add(&state.metrics.bytes_received, blob.digests.len);
+    Ok(blob)
+}
+
 /// Runs a commit on its own task and waits for it: once the request's bytes are stored, the commit runs to
 /// its end (and is answered the same way to a retry) whether or not the client is still connected, since
 /// a client's disconnect drops the handler's future and would otherwise stop it between two steps.

@@ -87,11 +87,9 @@ pub async fn upload_part(
     if !upload.as_ref().is_some_and(open) {
         return Err(OssApiError::no_such_upload(upload_id));
     }
-    let stream = super::body::stream(body, state.settings.body_idle_timeout);
-    let blob = state.storage.write(stream, &limits).await.map_err(|e| {
+    let blob = super::store_body(state, body, &limits).await.map_err(|e| {
         OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id))
     })?;
-    Metrics::add(&state.metrics.bytes_received, blob.digests.len);
     fault::hit(FaultPoint::BlobStored);
     let digests = blob.digests;
     let (task_state, id, bucket, key) =

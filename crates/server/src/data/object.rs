@@ -168,12 +168,9 @@ pub async fn put_object(state: &AppState, ctx: &Ctx, body: Body) -> Result<Respo
         content_type: ctx.header(header::CONTENT_TYPE).map(str::to_owned),
         user_meta: user_meta(&ctx.headers),
     };
-    let stream = super::body::stream(body, state.settings.body_idle_timeout);
-    let blob =
-        state.storage.write(stream, &limits).await.map_err(|e| {
-            OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key))
-        })?;
-    Metrics::add(&state.metrics.bytes_received, blob.digests.len);
+    let blob = super::store_body(state, body, &limits)
+        .await
+        .map_err(|e| OssApiError::from_storage(&ctx.request_id, &e, || OssApiError::no_such_key(&ctx.key)))?;
     fault::hit(FaultPoint::BlobStored);
     let put = PutCommit {
         bucket: ctx.bucket.clone(),

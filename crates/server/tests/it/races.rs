@@ -7,10 +7,11 @@
 //! GetVideoInfo says `Normal`, GET returns `Size` bytes whose digests are the ones the server reports
 //! ([`visible`]). Some rounds also restart the server, to show the outcome is what was written to disk.
 //!
-//! Every race runs on both catalogue backends (issue 14): `NAME::sqlite`, and `NAME::postgres` on a fresh
-//! database when `VODUP_TEST_POSTGRES_URL` names a server (else it skips, or fails under
-//! `VODUP_REQUIRE_ALL=1`).
+//! Every race runs on both deployments (issue 14): `NAME::sqlite` on SQLite and local disk, and
+//! `NAME::postgres_garage` on a fresh PostgreSQL database (`VODUP_TEST_POSTGRES_URL`) and a fresh prefix of
+//! the Garage cluster (`VODUP_TEST_GARAGE_*`); without them it skips, or fails under `VODUP_REQUIRE_ALL=1`.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,7 +31,7 @@ use crate::support::{
     parse_oss_error, put, upload_part, v1_headers,
 };
 
-/// Makes a test of each race on each catalogue backend: `RACE::sqlite` and `RACE::postgres`.
+/// Makes a test of each race on each deployment: `RACE::sqlite` and `RACE::postgres_garage`.
 macro_rules! on_both_backends {
     ($($race:ident),* $(,)?) => {$(
         mod $race {
@@ -42,8 +43,8 @@ macro_rules! on_both_backends {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$race(Backend::Postgres).await;
+            async fn postgres_garage() {
+                super::$race(Backend::PostgresGarage).await;
             }
         }
     )*};
@@ -144,21 +145,12 @@ impl Paused {
     }
 }
 
-/// Waits until the server is writing a blob (a file in the store's `tmp/`): the paused request is past
-/// every check made before its body. Health probes (`health.<id>`) do not count.
+/// Waits until the server is writing a blob (its `vodup_blob_writes_in_flight` gauge, on any storage): the
+/// paused request is past every check made before its body.
 async fn wait_writing(server: &TestServer) {
-    let tmp = server.dir.path().join("data").join("store").join("tmp");
     let started = Instant::now();
-    loop {
-        let writing = std::fs::read_dir(&tmp)
-            .map(|entries| {
-                entries.flatten().filter(|e| !e.file_name().to_string_lossy().contains('.')).count()
-            })
-            .unwrap_or(0);
-        if writing > 0 {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "no blob being written in {}", tmp.display());
+    while server.state.metrics.blob_writes_in_flight.load(Ordering::Relaxed) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no blob being written after 5 s");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
