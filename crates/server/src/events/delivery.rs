@@ -6,8 +6,10 @@
 //!
 //! Every node delivers: each claims a few due events at a time (`EventRepo::claim_due_events`) under a
 //! claim (`[events] claim_secs`, default 60 s, long enough for a batch's deliveries), so no two nodes send
-//! one event at once, and the events of a node that dies come due again when its claim ends.
+//! one event at once, and the events of a node that dies come due again when its claim ends. A node that
+//! stops cleanly hands back the events it claimed and has not sent, due again at once.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
@@ -26,6 +28,8 @@ const PARALLEL: usize = 8;
 /// How long a delivery may take. A batch's deliveries take at most `BATCH / PARALLEL` of these, well
 /// within the default claim.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping node tries to hand its unsent events back.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -44,7 +48,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let poll = state.settings.events.poll_interval;
     loop {
         let now = state.now();
-        let due = match state.meta.claim_due_events(now, now + state.settings.events.claim, BATCH).await {
+        let claimed_until = now + state.settings.events.claim;
+        let due = match state.meta.claim_due_events(now, claimed_until, BATCH).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the event outbox");
@@ -52,23 +57,54 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         };
         let full = due.len() as u32 == BATCH;
-        // Events claimed but not sent because the server stops come due again when their claim ends.
+        let mut unfinished: HashSet<String> = due.iter().map(|event| event.id.clone()).collect();
         let (state, client) = (&state, &client);
         let mut deliveries = futures_util::stream::iter(due)
-            .map(|event| async move { deliver(state, client, &event).await })
+            .map(|event| async move {
+                deliver(state, client, &event).await;
+                event.id
+            })
             .buffer_unordered(PARALLEL);
-        loop {
+        let stopped = loop {
             tokio::select! {
-                next = deliveries.next() => if next.is_none() { break },
-                _ = stop.wait_for(|stop| *stop) => return,
+                next = deliveries.next() => match next {
+                    Some(id) => { unfinished.remove(&id); }
+                    None => break false,
+                },
+                _ = stop.wait_for(|stop| *stop) => break true,
             }
-        }
+        };
         drop(deliveries);
+        if stopped {
+            hand_back(state, unfinished, claimed_until).await;
+            return;
+        }
         let pause = if full { Duration::ZERO } else { poll };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+/// Gives the events of a batch cut short by a stop back to the outbox, due at once, so that another node
+/// (or this one, restarted) sends them without waiting for the claim to end. One whose POST was under way
+/// may have arrived: it is sent again (delivery is at least once). If the catalogue cannot be reached,
+/// they come due when the claim ends, as after a crash.
+async fn hand_back(state: &AppState, unfinished: HashSet<String>, claimed_until: SystemTime) {
+    if unfinished.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = unfinished.into_iter().collect();
+    let release = state.meta.release_events(&ids, claimed_until, state.now());
+    match tokio::time::timeout(HAND_BACK_TIMEOUT, release).await {
+        Ok(Ok(())) => {
+            tracing::info!(events = ids.len(), "stopping: claimed events handed back to the outbox")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "stopping: could not hand back claimed events; due when the claim ends")
+        }
+        Err(_) => tracing::warn!("stopping: handing back claimed events timed out; due when the claim ends"),
     }
 }
 

@@ -266,6 +266,15 @@ pub trait EventRepo: Send + Sync {
         lease_until: SystemTime,
         limit: u32,
     ) -> MetaResult<Vec<OutboxEvent>>;
+    /// Hands back events a claimer holds until `claimed_until` and has not finished (a node stopping): they
+    /// are due again at `now`, for any node. An event whose outcome was recorded meanwhile, or that a later
+    /// claim holds, is left alone.
+    async fn release_events(
+        &self,
+        ids: &[String],
+        claimed_until: SystemTime,
+        now: SystemTime,
+    ) -> MetaResult<()>;
     /// Marks an event delivered.
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()>;
     /// Records a failed attempt and when to try again.

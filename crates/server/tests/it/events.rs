@@ -219,3 +219,62 @@ async fn events_survive_a_receiver_outage_of_a_minute_and_a_server_restart() {
     let metrics = server.metrics_text().await;
     assert!(metrics.contains("vodup_events{state=\"delivered\"} 2"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_server_hands_back_the_events_it_was_sending() {
+    // The receiver takes the first delivery and never answers it; it answers later ones at once.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/vod/callback", listener.local_addr().unwrap());
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inbox = receive_after_a_hang(listener, Arc::clone(&attempts));
+    // The default claim (60 s): without the hand-back the restarted server would wait that long.
+    let server = TestServer::start_with(events_to(&url, Vec::new())).await;
+    let (id, _) =
+        upload(&server, "CreateUploadVideo", &[("Title", "t"), ("FileName", "a.mp4")], "VideoId", b"abc")
+            .await;
+    let started = Instant::now();
+    while attempts.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the first delivery never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let server = server.restart().await;
+    let restarted = Instant::now();
+    let got = wait_for(&inbox, 1, Duration::from_secs(15)).await;
+    assert_eq!(
+        got.iter().map(|r| r.body["VideoId"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        vec![id.as_str()],
+        "the event was sent again after the restart, {:?} later (the claim lasts 60 s)",
+        restarted.elapsed()
+    );
+    assert!(restarted.elapsed() < Duration::from_secs(15));
+    let metrics = server.metrics_text().await;
+    assert!(metrics.contains("vodup_events{state=\"delivered\"} 1"), "{metrics}");
+}
+
+/// A receiver that counts every POST in `attempts`, leaves the first unanswered for ever, and records and
+/// answers 200 to the others.
+fn receive_after_a_hang(
+    listener: TcpListener,
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+) -> vodup_testkit::receiver::Inbox {
+    let inbox = vodup_testkit::receiver::Inbox::default();
+    let sink = Arc::clone(&inbox);
+    let app = axum::Router::new().fallback(axum::routing::post(move |body: String| {
+        let (sink, attempts) = (Arc::clone(&sink), Arc::clone(&attempts));
+        async move {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+            sink.lock().unwrap().push(Received {
+                path: String::new(),
+                headers: http::HeaderMap::new(),
+                body,
+            });
+            http::StatusCode::OK
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    inbox
+}

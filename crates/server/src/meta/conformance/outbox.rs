@@ -53,6 +53,13 @@ pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
     assert!(ours(meta.claim_due_events(at(89), at(95), 1000).await.expect("claim")).is_empty(), "claimed");
     let reclaimed = ours(meta.claim_due_events(at(90), at(99), 1000).await.expect("claim"));
     assert_eq!(reclaimed.iter().map(|e| &e.id).collect::<Vec<_>>(), vec![&event.id], "claim expired");
+    // A claimer that stops hands back what it has not finished, due at once; only its own claim counts.
+    let ids = [event.id.clone()];
+    meta.release_events(&ids, at(95), at(91)).await.expect("hand back an earlier claim");
+    assert!(ours(meta.claim_due_events(at(91), at(99), 1000).await.expect("claim")).is_empty(), "not ours");
+    meta.release_events(&ids, at(99), at(91)).await.expect("hand back");
+    let handed = ours(meta.claim_due_events(at(91), at(99), 1000).await.expect("claim"));
+    assert_eq!(handed.iter().map(|e| &e.id).collect::<Vec<_>>(), vec![&event.id], "handed back: due at once");
 
     meta.event_failed(&event.id, 1, at(100), "HTTP 503").await.expect("reschedule");
     assert!(
@@ -62,6 +69,7 @@ pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
     let again = ours(meta.claim_due_events(at(100), at(100), 1000).await.expect("claim"));
     assert_eq!(again.iter().map(|e| e.attempts).collect::<Vec<_>>(), vec![1]);
     meta.event_delivered(&event.id, at(101)).await.expect("mark delivered");
+    meta.release_events(&ids, at(100), at(101)).await.expect("hand back a delivered event");
     assert!(
         ours(meta.claim_due_events(at(1_000_000), at(1_000_000), 1000).await.expect("claim")).is_empty(),
         "delivered events stop"

@@ -31,6 +31,24 @@ impl EventRepo for PostgresMeta {
         Ok(events)
     }
 
+    async fn release_events(
+        &self,
+        ids: &[String],
+        claimed_until: SystemTime,
+        now: SystemTime,
+    ) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE events SET next_attempt_at = $1 WHERE id = ANY($2) AND state = 'pending' AND next_attempt_at = $3",
+        )
+        .bind(millis(now))
+        .bind(ids)
+        .bind(millis(claimed_until))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed("handing back claimed events", e))?;
+        Ok(())
+    }
+
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()> {
         self.close_event(id, "delivered", at, "").await
     }

@@ -29,6 +29,28 @@ impl EventRepo for SqliteMeta {
         Ok(events)
     }
 
+    async fn release_events(
+        &self,
+        ids: &[String],
+        claimed_until: SystemTime,
+        now: SystemTime,
+    ) -> MetaResult<()> {
+        // A batch is a few events; one statement each, in one transaction.
+        let mut tx = self.pool.begin().await.map_err(|e| failed("handing back claimed events", e))?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE events SET next_attempt_at = ? WHERE id = ? AND state = 'pending' AND next_attempt_at = ?",
+            )
+            .bind(millis(now))
+            .bind(id)
+            .bind(millis(claimed_until))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| failed(format!("handing back event {id}"), e))?;
+        }
+        tx.commit().await.map_err(|e| failed("handing back claimed events", e))
+    }
+
     async fn event_delivered(&self, id: &str, at: SystemTime) -> MetaResult<()> {
         self.close_event(id, "delivered", at, "").await
     }
