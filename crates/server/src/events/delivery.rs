@@ -102,7 +102,7 @@ async fn hand_back(state: &AppState, unfinished: HashSet<String>, claimed_until:
             tracing::info!(events = ids.len(), "stopping: claimed events handed back to the outbox")
         }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "stopping: could not hand back claimed events; due when the claim ends")
+            tracing::warn!(error = %e, "stopping: could not hand back claimed events; due when the claim ends");
         }
         Err(_) => tracing::warn!("stopping: handing back claimed events timed out; due when the claim ends"),
     }
