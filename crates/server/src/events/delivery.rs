@@ -99,7 +99,7 @@ async fn hand_back(state: &AppState, unfinished: HashSet<String>, claimed_until:
     let release = state.meta.release_events(&ids, claimed_until, state.now());
     match tokio::time::timeout(HAND_BACK_TIMEOUT, release).await {
         Ok(Ok(())) => {
-            tracing::info!(events = ids.len(), "stopping: claimed events handed back to the outbox")
+            tracing::info!(events = ids.len(), "stopping: claimed events handed back to the outbox");
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "stopping: could not hand back claimed events; due when the claim ends");
