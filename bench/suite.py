@@ -1,0 +1,359 @@
+"""The throughput suite: vodup beside Alibaba's official clients, against one `vodup serve`, in one run.
+
+Why this exists: issue 15 asks how far vodup is ahead of what its users would otherwise use and how close
+it is to what two cores allow, with numbers measured side by side. Every case runs its clients
+interleaved round by round (the order rotates each round), so a machine that gets busier or quieter
+affects every row alike, and the tables give ratios beside the absolute figures (min / median / max over
+the rounds), the client's and the server's CPU seconds per GiB and their peak RSS.
+
+Run it with `scripts/bench` (builds the release binaries, finds the pinned venv, then runs this), or:
+
+    "$(scripts/venv)/bin/python" bench/suite.py --vodup target/release/vodup [--quick] [--only CASE]
+
+Cases (`--only` takes these names, repeatable):
+  large   one page-cached file (1 GiB) per client: `vodup upload video FILE --no-resume --quiet`, oss2
+          resumable_upload with 1 and 4 threads, alibabacloud-oss-v2's Uploader with its defaults and
+          with 8 x 8 MiB. Steady state: a warm-up writes 2 GiB to the server first.
+  many    500 files of 256 KiB: `vodup upload video DIR --jobs 8` beside a loop over each official
+          client, one file after another as Alibaba's samples do; a pool of 8 threads over each, for context.
+  web     one file (1 GiB) from a loopback HTTP server: `vodup upload video URL` beside voduploadsdk's
+          uploadWebVideo (which downloads to a temporary file first).
+
+`--quick` runs every case once on small inputs and asserts only that every client succeeded: CI runs
+it on every change so that the suite cannot rot. It says nothing about speed.
+
+Output: the Markdown report on stdout (and `--out FILE`), `--json FILE` for the raw samples. Progress on
+stderr. The suite stops itself: a round that would start after `--budget` seconds is skipped and the
+report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402
+    GIB,
+    MIB,
+    Sample,
+    Series,
+    Server,
+    clean_env,
+    client_cpu_per_gib,
+    files_per_s,
+    mb_per_s,
+    measure,
+    server_cpu_per_gib,
+    start_server,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = Path(__file__).resolve().parent / "clients.py"
+CASES = ("large", "many", "web")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vodup", type=Path, default=REPO_ROOT / "target" / "release" / "vodup")
+    parser.add_argument("--quick", action="store_true", help="small inputs, one round: does it still run?")
+    parser.add_argument("--only", action="append", choices=CASES, help="run only this case (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per case (default 3)")
+    parser.add_argument("--large-mib", type=int, default=1024, help="size of the large file (default 1024)")
+    parser.add_argument("--files", type=int, default=500, help="files of the many case (default 500)")
+    parser.add_argument("--file-kib", type=int, default=256, help="size of each small file (default 256)")
+    parser.add_argument("--budget", type=float, default=19 * 60, help="seconds before rounds stop starting")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--json", type=Path, help="write every sample here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.large_mib, args.files, args.file_kib = 1, 24, 12, 64
+    args.only = [case for case in CASES if case in (args.only or CASES)]
+    args.vodup = args.vodup.resolve()
+    return args
+
+
+# --------------------------------------------------------------------------------------------------
+# Measuring one client run against the server
+
+
+class Bench:
+    """The server, the inputs' folder, and how a client process is started and measured."""
+
+    def __init__(self, args: argparse.Namespace, server: Server, tmp: Path):
+        self.args, self.server, self.tmp = args, server, tmp
+        self.started = time.monotonic()
+        self.skipped: list[str] = []
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() - self.started > self.args.budget
+
+    def vodup(self, *args: str) -> list[str]:
+        return [str(self.args.vodup), "upload", "video", *args, "--endpoint", f"http://{self.server.vod}"]
+
+    def vodup_env(self) -> dict:
+        return clean_env(
+            ALIBABA_CLOUD_ACCESS_KEY_ID=self.server.key_id,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET=self.server.key_secret,
+        )
+
+    def official(self, case: str, *args: str) -> list[str]:
+        return [sys.executable, str(CLIENTS), case, json.dumps(self.server.description()), *args]
+
+    def run(self, series: Series, command: list[str], env: dict, nbytes: int, files: int = 1) -> None:
+        """One measured run of `command`, added to `series` (or its error recorded)."""
+        if series.error:
+            return
+        self.server.reset_peak()
+        cpu_before = self.server.cpu_seconds()
+        run = measure(command, env, timeout=600)
+        server_cpu = self.server.cpu_seconds() - cpu_before
+        failure = run.failure()
+        if failure:
+            series.error = failure
+            log(f"  {series.name}: FAILED {failure}")
+            return
+        sample = Sample(
+            wall=run.wall, nbytes=nbytes, client_cpu=run.cpu, client_rss=run.peak_rss,
+            server_cpu=server_cpu, server_rss=self.server.peak_rss(), files=files,
+        )  # fmt: skip
+        series.samples.append(sample)
+        log(
+            f"  {series.name}: {run.wall:.2f} s, {mb_per_s(sample):.0f} MB/s, client {run.cpu:.2f} CPU-s,"
+            f" server {server_cpu:.2f} CPU-s"
+        )
+
+    def rounds(self, rows: list[tuple[Series, callable]], label: str) -> None:
+        """Runs every row once per round, the order rotated each round."""
+        for n in range(self.args.rounds):
+            if self.out_of_time():
+                self.skipped.append(f"{label}: rounds {n + 1}-{self.args.rounds} (budget)")
+                return
+            log(f"{label}: round {n + 1} of {self.args.rounds}")
+            shift = n % len(rows)
+            for series, go in rows[shift:] + rows[:shift]:
+                go(series)
+
+
+def write_file(path: Path, size: int) -> None:
+    """Random bytes (incompressible), then read once so the page cache holds them."""
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 8 * MIB))
+            out.write(chunk)
+            left -= len(chunk)
+    with open(path, "rb") as source:
+        while source.read(8 * MIB):
+            pass
+
+
+# --------------------------------------------------------------------------------------------------
+# Cases
+
+
+def case_large(bench: Bench) -> list[Series]:
+    size = bench.args.large_mib * MIB
+    path = bench.tmp / "large.mp4"
+    write_file(path, size)
+    vodup_env = bench.vodup_env()
+    upload = bench.vodup(str(path), "--no-resume", "--quiet")
+    # Steady state: at least 2 GiB written to the server before the first measured round.
+    warm = Series("warm-up")
+    written = 0
+    while written < 2 * GIB and not bench.args.quick:
+        bench.run(warm, upload, vodup_env, size)
+        written += size
+        if warm.error:
+            raise SystemExit(f"the warm-up upload failed: {warm.error}")
+    rows = [
+        (Series("`vodup upload video` (8 MiB parts, 4 in flight)"), lambda s: bench.run(s, upload, vodup_env, size)),
+        (Series("oss2 resumable_upload, 1 thread"),
+         lambda s: bench.run(s, bench.official("oss2-large", str(path), "1"), clean_env(), size)),
+        (Series("oss2 resumable_upload, 4 threads"),
+         lambda s: bench.run(s, bench.official("oss2-large", str(path), "4"), clean_env(), size)),
+        (Series("alibabacloud-oss-v2 Uploader, defaults"),
+         lambda s: bench.run(s, bench.official("ossv2-large", str(path)), clean_env(), size)),
+        (Series("alibabacloud-oss-v2 Uploader, 8 in flight x 8 MiB"),
+         lambda s: bench.run(s, bench.official("ossv2-large", str(path), "8", str(8 * MIB)), clean_env(), size)),
+    ]  # fmt: skip
+    bench.rounds(rows, "large")
+    path.unlink()
+    return [series for series, _ in rows]
+
+
+def case_many(bench: Bench) -> list[Series]:
+    count, size = bench.args.files, bench.args.file_kib * 1024
+    folder = bench.tmp / "many"
+    folder.mkdir()
+    for n in range(count):
+        (folder / f"clip-{n:04d}.mp4").write_bytes(os.urandom(size))
+    total = count * size
+    checkpoints = bench.tmp / "checkpoints"
+
+    def vodup(series: Series) -> None:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        checkpoints.mkdir()
+        command = bench.vodup(str(folder), "--jobs", "8", "--quiet", "--checkpoint-dir", str(checkpoints))
+        bench.run(series, command, bench.vodup_env(), total, count)
+
+    def official(case: str, pool: int):
+        return lambda s: bench.run(s, bench.official(case, str(folder), str(pool)), clean_env(), total, count)
+
+    rows = [(Series("`vodup upload video DIR --jobs 8`"), vodup)]
+    for client, label in (("voduploadsdk", "voduploadsdk uploadLocalVideo"), ("oss2", "CreateUploadVideo + oss2 put_object"),
+                          ("ossv2", "CreateUploadVideo + oss-v2 put_object_from_file")):  # fmt: skip
+        rows.append((Series(f"loop: {label}"), official(f"loop-{client}", 1)))
+    for client, label in (("voduploadsdk", "voduploadsdk"), ("oss2", "oss2"), ("ossv2", "oss-v2")):
+        rows.append((Series(f"pool of 8 (context): {label}"), official(f"loop-{client}", 8)))
+    bench.rounds(rows, "many")
+    shutil.rmtree(folder)
+    return [series for series, _ in rows]
+
+
+def case_web(bench: Bench) -> list[Series]:
+    size = bench.args.large_mib * MIB
+    folder = bench.tmp / "origin"
+    folder.mkdir()
+    write_file(folder / "remote.mp4", size)
+    # A plain origin in its own process (threaded, no ranges), the same for both clients.
+    origin = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env(PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    try:
+        line = origin.stdout.readline()  # "Serving HTTP on 127.0.0.1 port P (http://127.0.0.1:P/) ..."
+        port = int(line.split(" port ")[1].split()[0])
+        url = f"http://127.0.0.1:{port}/remote.mp4"
+        rows = [
+            (Series("`vodup upload video URL` (streamed)"),
+             lambda s: bench.run(s, bench.vodup(url, "--no-resume", "--quiet"), bench.vodup_env(), size)),
+            (Series("voduploadsdk uploadWebVideo (temporary file)"),
+             lambda s: bench.run(s, bench.official("web-voduploadsdk", url), clean_env(), size)),
+        ]  # fmt: skip
+        bench.rounds(rows, "web")
+    finally:
+        origin.terminate()
+        origin.wait()
+    shutil.rmtree(folder)
+    return [series for series, _ in rows]
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+
+
+def spread(series: Series, what, digits: int = 0) -> str:
+    values = series.spread(what)
+    if values is None:
+        return "n/a"
+    low, mid, high = values
+    return f"{low:.{digits}f} / **{mid:.{digits}f}** / {high:.{digits}f}"
+
+
+def median(series: Series, what) -> float | None:
+    values = series.spread(what)
+    return values[1] if values else None
+
+
+def table(rows: list[Series], rate, unit: str, best_of: list[Series], ratio_label: str) -> list[str]:
+    """Rate min/median/max, the ratio of each median to the best official median, CPU and memory."""
+    best = max((m for m in (median(s, rate) for s in best_of) if m), default=None)
+    lines = [
+        f"| client | {unit} min / **median** / max | {ratio_label} | client CPU-s/GiB | server CPU-s/GiB"
+        " | client peak RSS | server peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        if s.error:
+            lines.append(f"| {s.name} | failed: {s.error} | | | | | |")
+            continue
+        mid = median(s, rate)
+        ratio = f"{mid / best:.2f}x" if mid and best else "n/a"
+        client_rss = median(s, lambda x: x.client_rss / MIB)
+        server_rss = median(s, lambda x: x.server_rss / MIB)
+        lines.append(
+            f"| {s.name} | {spread(s, rate, 1 if unit == 'files/s' else 0)} | {ratio}"
+            f" | {median(s, client_cpu_per_gib) or 0:.2f} | {median(s, server_cpu_per_gib) or 0:.2f}"
+            f" | {client_rss or 0:.0f} MiB | {server_rss or 0:.0f} MiB |"
+        )
+    return lines
+
+
+def report(args: argparse.Namespace, results: dict[str, list[Series]], bench: Bench, command: str) -> str:
+    lines = [
+        f"Suite run of {datetime.datetime.now().isoformat(timespec='minutes')} on {platform.node()}:"
+        f" {os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()};"
+        f" binary `{args.vodup.relative_to(REPO_ROOT) if args.vodup.is_relative_to(REPO_ROOT) else args.vodup}`;"
+        f" {args.rounds} rounds{' (quick: proves it runs, measures nothing)' if args.quick else ''}.",
+        "",
+        f"Command: `{command}`",
+    ]
+    if "large" in results:
+        rows = results["large"]
+        lines += ["", f"### One {args.large_mib} MiB file (steady state: after 2 GiB written)", ""]
+        lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs best official")
+    if "many" in results:
+        rows = results["many"]
+        loops = [s for s in rows if s.name.startswith("loop")]
+        lines += ["", f"### {args.files} files of {args.file_kib} KiB", ""]
+        lines += table(rows, files_per_s, "files/s", loops, "vs fastest official loop")
+    if "web" in results:
+        rows = results["web"]
+        lines += ["", f"### {args.large_mib} MiB from a loopback HTTP origin", ""]
+        lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs uploadWebVideo")
+    if bench.skipped:
+        lines += ["", "Skipped for time: " + "; ".join(bench.skipped)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not os.access(args.vodup, os.X_OK):
+        log(f"no vodup binary at {args.vodup}: build it (`cargo build --release --bin vodup`) or pass --vodup")
+        return 2
+    command = "scripts/bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    tmp = Path(tempfile.mkdtemp(prefix="vodup-bench-"))
+    server = start_server(args.vodup, tmp / "server")
+    bench = Bench(args, server, tmp)
+    results: dict[str, list[Series]] = {}
+    try:
+        for case in args.only:
+            log(f"case {case}")
+            results[case] = {"large": case_large, "many": case_many, "web": case_web}[case](bench)
+    finally:
+        how = server.stop()
+        if server.process.returncode not in (0, None):
+            log(f"vodup serve {how}; its log:\n{server.log_tail()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+    text = report(args, results, bench, command.strip())
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    if args.json:
+        raw = {case: [{"name": s.name, "error": s.error, "samples": [vars(x) for x in s.samples]} for s in rows]
+               for case, rows in results.items()}  # fmt: skip
+        args.json.write_text(json.dumps(raw, indent=2))
+    failed = [s.name for rows in results.values() for s in rows if s.error or not s.samples]
+    if failed:
+        log(f"failed or not measured: {failed}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
