@@ -18,6 +18,8 @@ Cases (`--only` takes these names, repeatable):
           client, one file after another as Alibaba's samples do; a pool of 8 threads over each, for context.
   web     one file (1 GiB) from a loopback HTTP server: `vodup upload video URL` beside voduploadsdk's
           uploadWebVideo (which downloads to a temporary file first).
+  memory  `vodup upload video` of 64 MiB, 256 MiB, 1 GiB and 4 GiB files: the client's peak RSS and time
+          per GiB against size; then 16 uploads of 64 MiB at once: the server's peak RSS.
 
 `--quick` runs every case once on small inputs and asserts only that every client succeeded: CI runs
 it on every change so that the suite cannot rot. It says nothing about speed.
@@ -30,6 +32,7 @@ report says so.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
@@ -60,7 +63,7 @@ from harness import (  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = Path(__file__).resolve().parent / "clients.py"
-CASES = ("large", "many", "web")
+CASES = ("large", "many", "web", "memory")
 
 
 def log(message: str) -> None:
@@ -98,6 +101,8 @@ class Bench:
         self.args, self.server, self.tmp = args, server, tmp
         self.started = time.monotonic()
         self.skipped: list[str] = []
+        # Media uploaded since the last clean-up: deleted between rounds, never while one is measured.
+        self.uploaded: list[str] = []
 
     def out_of_time(self) -> bool:
         return time.monotonic() - self.started > self.args.budget
@@ -132,10 +137,39 @@ class Bench:
             server_cpu=server_cpu, server_rss=self.server.peak_rss(), files=files,
         )  # fmt: skip
         series.samples.append(sample)
+        self.uploaded += [line["VideoId"] for line in run.json_lines() if line.get("Event") == "result"]
+        self.uploaded += [id_ for line in run.json_lines() for id_ in line.get("ids", [])]
         log(
             f"  {series.name}: {run.wall:.2f} s, {mb_per_s(sample):.0f} MB/s, client {run.cpu:.2f} CPU-s,"
             f" server {server_cpu:.2f} CPU-s"
         )
+
+    def run_together(self, series: Series, commands: list[list[str]], env: dict, each: int) -> None:
+        """All `commands` at once, as one sample: the wall time until the last ends, the server's CPU and
+        peak RSS meanwhile, the clients' summed CPU and largest peak RSS."""
+        if series.error:
+            return
+        self.server.reset_peak()
+        cpu_before = self.server.cpu_seconds()
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(len(commands)) as pool:
+            runs = list(pool.map(lambda command: measure(command, env, timeout=600), commands))
+        wall = time.perf_counter() - started
+        server_cpu = self.server.cpu_seconds() - cpu_before
+        failures = [f for f in (run.failure() for run in runs) if f]
+        if failures:
+            series.error = failures[0]
+            log(f"  {series.name}: FAILED {failures[0]}")
+            return
+        sample = Sample(
+            wall=wall, nbytes=each * len(commands), client_cpu=sum(run.cpu for run in runs),
+            client_rss=max(run.peak_rss for run in runs), server_cpu=server_cpu,
+            server_rss=self.server.peak_rss(), files=len(commands),
+        )  # fmt: skip
+        series.samples.append(sample)
+        for run in runs:
+            self.uploaded += [line["VideoId"] for line in run.json_lines() if line.get("Event") == "result"]
+        log(f"  {series.name}: {wall:.2f} s, server peak RSS {sample.server_rss / MIB:.0f} MiB")
 
     def rounds(self, rows: list[tuple[Series, callable]], label: str) -> None:
         """Runs every row once per round, the order rotated each round."""
@@ -147,6 +181,14 @@ class Bench:
             shift = n % len(rows)
             for series, go in rows[shift:] + rows[:shift]:
                 go(series)
+            self.clean_up()
+
+    def clean_up(self) -> None:
+        """Deletes what the round uploaded and waits for the collector, outside any measurement."""
+        if self.uploaded:
+            self.server.delete_videos(self.uploaded)
+            self.uploaded = []
+        self.server.collect()
 
 
 def write_file(path: Path, size: int) -> None:
@@ -171,7 +213,7 @@ def case_large(bench: Bench) -> list[Series]:
     path = bench.tmp / "large.mp4"
     write_file(path, size)
     vodup_env = bench.vodup_env()
-    upload = bench.vodup(str(path), "--no-resume", "--quiet")
+    upload = bench.vodup(str(path), "--no-resume", "--json")
     # Steady state: at least 2 GiB written to the server before the first measured round.
     warm = Series("warm-up")
     written = 0
@@ -180,6 +222,7 @@ def case_large(bench: Bench) -> list[Series]:
         written += size
         if warm.error:
             raise SystemExit(f"the warm-up upload failed: {warm.error}")
+    bench.clean_up()
     rows = [
         (Series("`vodup upload video` (8 MiB parts, 4 in flight)"), lambda s: bench.run(s, upload, vodup_env, size)),
         (Series("oss2 resumable_upload, 1 thread"),
@@ -208,7 +251,7 @@ def case_many(bench: Bench) -> list[Series]:
     def vodup(series: Series) -> None:
         shutil.rmtree(checkpoints, ignore_errors=True)
         checkpoints.mkdir()
-        command = bench.vodup(str(folder), "--jobs", "8", "--quiet", "--checkpoint-dir", str(checkpoints))
+        command = bench.vodup(str(folder), "--jobs", "8", "--json", "--checkpoint-dir", str(checkpoints))
         bench.run(series, command, bench.vodup_env(), total, count)
 
     def official(case: str, pool: int):
@@ -241,7 +284,7 @@ def case_web(bench: Bench) -> list[Series]:
         url = f"http://127.0.0.1:{port}/remote.mp4"
         rows = [
             (Series("`vodup upload video URL` (streamed)"),
-             lambda s: bench.run(s, bench.vodup(url, "--no-resume", "--quiet"), bench.vodup_env(), size)),
+             lambda s: bench.run(s, bench.vodup(url, "--no-resume", "--json"), bench.vodup_env(), size)),
             (Series("voduploadsdk uploadWebVideo (temporary file)"),
              lambda s: bench.run(s, bench.official("web-voduploadsdk", url), clean_env(), size)),
         ]  # fmt: skip
@@ -250,6 +293,30 @@ def case_web(bench: Bench) -> list[Series]:
         origin.terminate()
         origin.wait()
     shutil.rmtree(folder)
+    return [series for series, _ in rows]
+
+
+def case_memory(bench: Bench) -> list[Series]:
+    sizes = [8, 32] if bench.args.quick else [64, 256, 1024, 4096]
+    rows = []
+    for mib in sizes:
+        path = bench.tmp / f"memory-{mib}.mp4"
+        write_file(path, mib * MIB)
+        command = bench.vodup(str(path), "--no-resume", "--json")
+        rows.append((Series(f"`vodup upload video`, {mib} MiB"),
+                     lambda s, c=command, n=mib * MIB: bench.run(s, c, bench.vodup_env(), n)))  # fmt: skip
+    concurrent = 4 if bench.args.quick else 16
+    each = (8 if bench.args.quick else 64) * MIB
+    many = []
+    for n in range(concurrent):
+        path = bench.tmp / f"concurrent-{n}.mp4"
+        write_file(path, each)
+        many.append(bench.vodup(str(path), "--no-resume", "--json"))
+    rows.append((Series(f"{concurrent} x `vodup upload video` of {each // MIB} MiB at once"),
+                 lambda s: bench.run_together(s, many, bench.vodup_env(), each)))  # fmt: skip
+    bench.rounds(rows, "memory")
+    for path in bench.tmp.glob("*.mp4"):
+        path.unlink()
     return [series for series, _ in rows]
 
 
@@ -316,6 +383,22 @@ def report(args: argparse.Namespace, results: dict[str, list[Series]], bench: Be
         rows = results["web"]
         lines += ["", f"### {args.large_mib} MiB from a loopback HTTP origin", ""]
         lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs uploadWebVideo")
+    if "memory" in results:
+        rows = results["memory"]
+        lines += ["", "### Memory against size (`vodup upload video`, 8 MiB parts, 4 in flight)", ""]
+        lines += [
+            "| run | client peak RSS min / **median** / max | s per GiB (median) | server peak RSS (median) |",
+            "|---|---|---|---|",
+        ]
+        for s in rows:
+            if s.error:
+                lines.append(f"| {s.name} | failed: {s.error} | | |")
+                continue
+            per_gib = median(s, lambda x: x.wall / (x.nbytes / GIB)) or 0
+            lines.append(
+                f"| {s.name} | {spread(s, lambda x: x.client_rss / MIB)} MiB | {per_gib:.2f}"
+                f" | {median(s, lambda x: x.server_rss / MIB) or 0:.0f} MiB |"
+            )
     if bench.skipped:
         lines += ["", "Skipped for time: " + "; ".join(bench.skipped)]
     return "\n".join(lines) + "\n"
@@ -334,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for case in args.only:
             log(f"case {case}")
-            results[case] = {"large": case_large, "many": case_many, "web": case_web}[case](bench)
+            run_case = {"large": case_large, "many": case_many, "web": case_web, "memory": case_memory}[case]
+            results[case] = run_case(bench)
     finally:
         how = server.stop()
         if server.process.returncode not in (0, None):
