@@ -361,10 +361,22 @@ def table(rows: list[Series], rate, unit: str, best_of: list[Series], ratio_labe
     return lines
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the SIMD it offers (figures differ between instances of one kind)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    simd = [name for name in ("avx2", "avx512f", "avx512vl", "sha_ni", "vpclmulqdq") if name in flags]
+    return f"{model} ({', '.join(simd) or 'no AVX2'})"
+
+
 def report(args: argparse.Namespace, results: dict[str, list[Series]], bench: Bench, command: str) -> str:
     lines = [
         f"Suite run of {datetime.datetime.now().isoformat(timespec='minutes')} on {platform.node()}:"
-        f" {os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()};"
+        f" {os.cpu_count()} CPUs, {cpu_model()}, Linux {platform.release()};"
         f" binary `{args.vodup.relative_to(REPO_ROOT) if args.vodup.is_relative_to(REPO_ROOT) else args.vodup}`;"
         f" {args.rounds} rounds{' (quick: proves it runs, measures nothing)' if args.quick else ''}.",
         "",
