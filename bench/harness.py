@@ -221,8 +221,11 @@ class Server:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def start_server(binary: Path, folder: Path, extra_args: list[str] | None = None) -> Server:
-    """`vodup serve --data FOLDER/data` on loopback, waiting for its ready line, plus a key."""
+def start_server(
+    binary: Path, folder: Path, extra_args: list[str] | None = None, extra_env: dict | None = None
+) -> Server:
+    """`vodup serve --data FOLDER/data` on loopback (plus `extra_args`, and `extra_env` such as the keys of
+    an S3 store), waiting for its ready line, plus a key."""
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = folder / "server.log"
@@ -230,7 +233,7 @@ def start_server(binary: Path, folder: Path, extra_args: list[str] | None = None
     # the defaults.
     config = folder / "vodup.toml"
     config.write_text("[sweeper]\nblob_grace_secs = 1\ncollect_interval_ms = 500\n")
-    env = clean_env(VODUP_LOG="warn")
+    env = clean_env(VODUP_LOG="warn", **(extra_env or {}))
     key = subprocess.run(
         [str(binary), "keys", "create", "--json", "--data", str(data_dir)],
         capture_output=True,
@@ -293,6 +296,8 @@ class Series:
     name: str
     samples: list[Sample] = field(default_factory=list)
     error: str | None = None
+    # False for a client that does not go through the measured server (a direct S3 writer).
+    via_server: bool = True
 
     def values(self, what) -> list[float]:
         return [what(s) for s in self.samples]

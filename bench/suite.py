@@ -18,6 +18,11 @@ Cases (`--only` takes these names, repeatable):
           client, one file after another as Alibaba's samples do; a pool of 8 threads over each, for context.
   web     one file (1 GiB) from a loopback HTTP server: `vodup upload video URL` beside voduploadsdk's
           uploadWebVideo (which downloads to a temporary file first).
+  s3      one file (1 GiB) into a 3-node Garage cluster on loopback: `vodup upload video` through a second
+          `vodup serve --storage s3://…` beside `s3_put` (the testkit's direct S3 writer, object_store,
+          8 MiB parts, 4 in flight) writing the same bytes to the same bucket. The cluster comes from
+          VODUP_TEST_GARAGE_* when set, else scripts/garage-throwaway.sh starts one (scripts/garage
+          builds Garage once into ~/.cache/vodup-tools).
   memory  `vodup upload video` of 64 MiB, 256 MiB, 1 GiB and 4 GiB files: the client's peak RSS and time
           per GiB against size; then 16 uploads of 64 MiB at once: the server's peak RSS.
 
@@ -63,7 +68,7 @@ from harness import (  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = Path(__file__).resolve().parent / "clients.py"
-CASES = ("large", "many", "web", "memory")
+CASES = ("large", "many", "web", "memory", "s3")
 
 
 def log(message: str) -> None:
@@ -103,6 +108,8 @@ class Bench:
         self.skipped: list[str] = []
         # Media uploaded since the last clean-up: deleted between rounds, never while one is measured.
         self.uploaded: list[str] = []
+        # Commands that stop what a case started (a Garage cluster), run at the end.
+        self.stop_later: list[list[str]] = []
 
     def out_of_time(self) -> bool:
         return time.monotonic() - self.started > self.args.budget
@@ -320,6 +327,58 @@ def case_memory(bench: Bench) -> list[Series]:
     return [series for series, _ in rows]
 
 
+def garage(bench: Bench) -> dict:
+    """The VODUP_TEST_GARAGE_* settings of a running cluster: the environment's, or one started here."""
+    names = ("ENDPOINT", "REGION", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
+    if all(os.environ.get(f"VODUP_TEST_GARAGE_{name}") for name in names):
+        return {name: os.environ[f"VODUP_TEST_GARAGE_{name}"] for name in names}
+    cluster = bench.tmp / "garage"
+    binary = subprocess.run([str(REPO_ROOT / "scripts" / "garage")], capture_output=True, text=True)
+    if binary.returncode != 0:
+        raise SystemExit(f"scripts/garage failed: {binary.stderr[-2000:]}")
+    up = subprocess.run([str(REPO_ROOT / "scripts" / "garage-throwaway.sh"), "up", str(cluster)],
+                        capture_output=True, text=True, env={**os.environ, "GARAGE": binary.stdout.strip()})  # fmt: skip
+    if up.returncode != 0:
+        raise SystemExit(f"scripts/garage-throwaway.sh up failed: {up.stderr[-2000:]}")
+    bench.stop_later.append([str(REPO_ROOT / "scripts" / "garage-throwaway.sh"), "down", str(cluster)])
+    found = dict(line.split("=", 1) for line in up.stdout.splitlines() if line.startswith("VODUP_TEST_GARAGE_"))
+    return {name: found[f"VODUP_TEST_GARAGE_{name}"] for name in names}
+
+
+def case_s3(bench: Bench) -> list[Series]:
+    settings = garage(bench)
+    prefix = f"bench-{os.getpid()}-{int(time.time())}"
+    keys = {"AWS_ACCESS_KEY_ID": settings["ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": settings["SECRET_ACCESS_KEY"]}
+    folder = bench.tmp / "server-s3"
+    server = start_server(
+        bench.args.vodup, folder,
+        ["--storage", f"s3://{settings['BUCKET']}/{prefix}/vodup", "--s3-endpoint", settings["ENDPOINT"],
+         "--s3-region", settings["REGION"], "--s3-path-style"],
+        keys,
+    )  # fmt: skip
+    size = bench.args.large_mib * MIB
+    path = bench.tmp / "s3.mp4"
+    write_file(path, size)
+    s3_put = bench.args.vodup.parent / "s3_put"
+    direct_env = clean_env(S3_BUCKET=settings["BUCKET"], S3_ENDPOINT=settings["ENDPOINT"],
+                           S3_REGION=settings["REGION"], **keys)  # fmt: skip
+    through = Bench(bench.args, server, bench.tmp)
+    counter = iter(range(1_000_000))
+    rows = [
+        (Series("`vodup upload video` → vodup serve → Garage"),
+         lambda s: through.run(s, through.vodup(str(path), "--no-resume", "--json"), through.vodup_env(), size)),
+        (Series("`s3_put` → Garage (object_store, 8 MiB x 4)", via_server=False),
+         lambda s: through.run(s, [str(s3_put), str(path), f"{prefix}/direct/{next(counter)}"], direct_env, size)),
+    ]  # fmt: skip
+    try:
+        through.rounds(rows, "s3")
+    finally:
+        bench.skipped += through.skipped
+        server.stop()
+        path.unlink()
+    return [series for series, _ in rows]
+
+
 # --------------------------------------------------------------------------------------------------
 # Report
 
@@ -353,10 +412,12 @@ def table(rows: list[Series], rate, unit: str, best_of: list[Series], ratio_labe
         ratio = f"{mid / best:.2f}x" if mid and best else "n/a"
         client_rss = median(s, lambda x: x.client_rss / MIB)
         server_rss = median(s, lambda x: x.server_rss / MIB)
+        server_cpu = f"{median(s, server_cpu_per_gib) or 0:.2f}" if s.via_server else "n/a"
+        server_rss_text = f"{server_rss or 0:.0f} MiB" if s.via_server else "n/a"
         lines.append(
             f"| {s.name} | {spread(s, rate, 1 if unit == 'files/s' else 0)} | {ratio}"
-            f" | {median(s, client_cpu_per_gib) or 0:.2f} | {median(s, server_cpu_per_gib) or 0:.2f}"
-            f" | {client_rss or 0:.0f} MiB | {server_rss or 0:.0f} MiB |"
+            f" | {median(s, client_cpu_per_gib) or 0:.2f} | {server_cpu}"
+            f" | {client_rss or 0:.0f} MiB | {server_rss_text} |"
         )
     return lines
 
@@ -395,6 +456,10 @@ def report(args: argparse.Namespace, results: dict[str, list[Series]], bench: Be
         rows = results["web"]
         lines += ["", f"### {args.large_mib} MiB from a loopback HTTP origin", ""]
         lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs uploadWebVideo")
+    if "s3" in results:
+        rows = results["s3"]
+        lines += ["", f"### {args.large_mib} MiB into a 3-node Garage cluster", ""]
+        lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs direct S3 writer")
     if "memory" in results:
         rows = results["memory"]
         lines += ["", "### Memory against size (`vodup upload video`, 8 MiB parts, 4 in flight)", ""]
@@ -429,9 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for case in args.only:
             log(f"case {case}")
-            run_case = {"large": case_large, "many": case_many, "web": case_web, "memory": case_memory}[case]
+            run_case = {"large": case_large, "many": case_many, "web": case_web, "memory": case_memory,
+                        "s3": case_s3}[case]  # fmt: skip
             results[case] = run_case(bench)
     finally:
+        for command in bench.stop_later:
+            subprocess.run(command, capture_output=True)
         how = server.stop()
         if server.process.returncode not in (0, None):
             log(f"vodup serve {how}; its log:\n{server.log_tail()}")
