@@ -16,11 +16,10 @@
 //! deadlines rather than sleep. Without PostgreSQL (`VODUP_TEST_POSTGRES_URL`) or the garage binary
 //! (`VODUP_TEST_GARAGE_BIN`) they report a missing component (a failure under `VODUP_REQUIRE_ALL=1`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 use vodup_proto::crc64;
 use vodup_proto::oss::error::OssError;
@@ -70,24 +69,39 @@ impl Deployment {
         Some(Self { server, garage, s3, _database: database, dir })
     }
 
-    /// Source file `n` (12 MiB + 4 MiB × n) and its CRC-64 and length.
-    fn source(&self, n: u64) -> (PathBuf, (u64, u64)) {
-        let path = self.dir.path().join(format!("clip-{n}.mp4"));
-        write_random_file(&path, (12 + 4 * n) << 20, n + 1).unwrap();
-        let expected = file_crc(&path);
-        (path, expected)
+    /// Writes the source files (file n has 12 MiB + 4 MiB × n); their paths, CRC-64s and lengths.
+    fn sources(&self) -> Vec<(PathBuf, (u64, u64))> {
+        (0..FILES)
+            .map(|n| {
+                let path = self.dir.path().join(format!("clip-{n}.mp4"));
+                write_random_file(&path, (12 + 4 * n) << 20, n + 1).unwrap();
+                let expected = file_crc(&path);
+                (path, expected)
+            })
+            .collect()
     }
 
-    /// `vodup upload video PATH --json` with client `n`'s checkpoint folder: 1 MiB parts, two at a time,
-    /// 4 MB/s, so that a kill lands mid-upload; retried for `retry_for` seconds when given.
-    fn upload(&self, n: u64, path: &Path, retry_for: Option<&str>) -> Command {
-        let client = self.dir.path().join(format!("client-{n}"));
-        let mut command = upload(&self.server, &client, "video", path.to_str().unwrap());
-        command.args(["--part-size", "1M", "--parallel", "2", "--limit-rate", "4M"]);
-        if let Some(seconds) = retry_for {
-            command.args(["--retry-for", seconds]);
-        }
-        command
+    /// Starts `vodup upload video PATH --json` for each source, each with its own checkpoint folder (the
+    /// same on a re-run): 1 MiB parts, two at a time, 4 MB/s, so that a kill lands mid-upload; retried for
+    /// `retry_for` seconds when given.
+    fn start_uploads(
+        &self,
+        sources: &[(PathBuf, (u64, u64))],
+        retry_for: Option<&str>,
+    ) -> Vec<JoinHandle<Outcome>> {
+        sources
+            .iter()
+            .enumerate()
+            .map(|(n, (path, _))| {
+                let client = self.dir.path().join(format!("client-{n}"));
+                let mut command = upload(&self.server, &client, "video", path.to_str().unwrap());
+                command.args(["--part-size", "1M", "--parallel", "2", "--limit-rate", "4M"]);
+                if let Some(seconds) = retry_for {
+                    command.args(["--retry-for", seconds]);
+                }
+                tokio::spawn(run(command))
+            })
+            .collect()
     }
 
     /// Waits until every upload has begun its multipart upload and parts are arriving, none finished.
@@ -156,12 +170,8 @@ impl Deployment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_dead_garage_node_lets_every_upload_finish_whole() {
     let Some(deployment) = Deployment::start().await else { return };
-    let sources: Vec<_> = (0..FILES).map(|n| deployment.source(n)).collect();
-    let uploads: Vec<_> = sources
-        .iter()
-        .zip(0..)
-        .map(|((path, _), n)| tokio::spawn(run(deployment.upload(n, path, None))))
-        .collect();
+    let sources = deployment.sources();
+    let uploads = deployment.start_uploads(&sources, None);
     deployment.wait_mid_way(&uploads).await;
     let parts_before = deployment.server.metric("vodup_parts_uploaded_total").await;
     deployment.garage.kill(3);
@@ -194,12 +204,8 @@ async fn one_dead_garage_node_lets_every_upload_finish_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_dead_garage_nodes_fail_uploads_clearly_and_a_rerun_resumes_them() {
     let Some(deployment) = Deployment::start().await else { return };
-    let sources: Vec<_> = (0..FILES).map(|n| deployment.source(n)).collect();
-    let uploads: Vec<_> = sources
-        .iter()
-        .zip(0..)
-        .map(|((path, _), n)| tokio::spawn(run(deployment.upload(n, path, Some(RETRY_FOR)))))
-        .collect();
+    let sources = deployment.sources();
+    let uploads = deployment.start_uploads(&sources, Some(RETRY_FOR));
     deployment.wait_mid_way(&uploads).await;
     deployment.garage.kill(2);
     deployment.garage.kill(3);
@@ -266,11 +272,7 @@ async fn two_dead_garage_nodes_fail_uploads_clearly_and_a_rerun_resumes_them() {
 
     // Retryable: the same commands resume the same videos from their checkpoints and finish whole.
     let rerun_at = Instant::now();
-    let reruns: Vec<_> = sources
-        .iter()
-        .zip(0..)
-        .map(|((path, _), n)| tokio::spawn(run(deployment.upload(n, path, Some(RETRY_FOR)))))
-        .collect();
+    let reruns = deployment.start_uploads(&sources, Some(RETRY_FOR));
     for ((rerun, (_, expected)), (video, key)) in reruns.into_iter().zip(&sources).zip(&attempted) {
         let outcome = rerun.await.unwrap();
         assert_eq!(outcome.code, Some(0), "the re-run failed: {}", outcome.stderr);
