@@ -12,12 +12,19 @@
 # (which builds it once into the home cache).
 set -euo pipefail
 cmd="${1:?up|down|kill|start}"; dir="${2:?DIR}"
+# Whether process $1 still runs. A killed node is a zombie until init reaps it (its starter has exited),
+# which can take a second or more; a zombie holds no port and serves nothing, so it counts as gone.
+running() {
+  local state=""
+  { read -r _ _ state _ <"/proc/$1/stat"; } 2>/dev/null || return 1
+  [ "$state" != Z ]
+}
 stop() { # SIGKILL: nothing here needs a clean stop, and it is what a crashed node looks like.
   local pid_file="$dir/n$1/pid"
   [ -f "$pid_file" ] || return 0
   local pid; pid="$(cat "$pid_file")"
   kill -KILL "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+  for _ in $(seq 1 50); do running "$pid" || break; sleep 0.02; done
   rm -f "$pid_file"
 }
 start() {
@@ -107,7 +114,7 @@ for i in 1 2 3; do
     [ "$code" = 403 ] && break
     sleep 0.1
   done
-  if ! kill -0 "$(cat "$dir/n$i/pid")" 2>/dev/null || [ "$code" != 403 ]; then
+  if ! running "$(cat "$dir/n$i/pid")" || [ "$code" != 403 ]; then
     echo "Garage node $i is not serving (S3 answered ${code:-nothing}); see $dir/n$i/server.log" >&2
     exit 1
   fi

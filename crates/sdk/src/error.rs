@@ -100,6 +100,12 @@ impl ErrorKind {
     }
 }
 
+/// What to do about a `503 ServiceUnavailable` from OSS or VOD once its retries ran out: the service runs but
+/// cannot serve for now (vodup's store without a quorum of its nodes, an overloaded OSS), so the same
+/// command succeeds later (an upload resuming where it stopped); waiting longer in-process is `--retry-for`.
+pub(crate) const SERVICE_UNAVAILABLE_HINT: &str = "the service is unavailable for now (HTTP 503); re-run the same \
+     command later (an upload resumes where it stopped), or give --retry-for more seconds to wait longer";
+
 /// Whether the same request could succeed if sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {

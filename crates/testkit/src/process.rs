@@ -10,6 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use vodup_proto::Secret;
+use vodup_server::storage::S3Settings;
 
 use crate::api::Api;
 
@@ -36,21 +37,58 @@ pub struct ServeOptions {
     /// A descriptor limit (soft and hard `RLIMIT_NOFILE`) to start it with, through util-linux's
     /// `prlimit`, which then runs the binary in its own process (same pid).
     pub descriptor_limit: Option<u64>,
+    /// The catalogue's URL when it is not in the data folder (set by [`Self::on_remote`]), so that
+    /// [`Self::create_key`] writes the key where the server will look for it.
+    pub meta: Option<String>,
 }
 
 impl ServeOptions {
     /// Options for `bin` on `data`, with no extra flags or environment.
     pub fn new(bin: impl Into<PathBuf>, data: impl Into<PathBuf>) -> Self {
-        Self { bin: bin.into(), data: data.into(), args: Vec::new(), env: Vec::new(), descriptor_limit: None }
+        Self {
+            bin: bin.into(),
+            data: data.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            descriptor_limit: None,
+            meta: None,
+        }
     }
 
-    /// Creates a long-lived key in the data folder with `vodup keys create` (before the first start).
+    /// Puts the catalogue in the PostgreSQL database `meta` and the blobs in `s3`'s bucket and prefix, as
+    /// each node of a shared deployment runs: `--meta`, `--storage s3://BUCKET[/PREFIX]` with the endpoint,
+    /// region and path style, and the S3 key in the standard `AWS_*` variables.
+    pub fn on_remote(&mut self, meta: &str, s3: &S3Settings) {
+        let prefix = if s3.prefix.is_empty() { String::new() } else { format!("/{}", s3.prefix) };
+        self.args.extend([
+            "--meta".to_owned(),
+            meta.to_owned(),
+            "--storage".to_owned(),
+            format!("s3://{}{prefix}", s3.bucket),
+            "--s3-region".to_owned(),
+            s3.region.clone(),
+            format!("--s3-path-style={}", s3.path_style),
+        ]);
+        if let Some(endpoint) = &s3.endpoint {
+            self.args.extend(["--s3-endpoint".to_owned(), endpoint.clone()]);
+        }
+        self.env.extend([
+            ("AWS_ACCESS_KEY_ID".to_owned(), s3.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), s3.secret_access_key.expose().to_owned()),
+        ]);
+        self.meta = Some(meta.to_owned());
+    }
+
+    /// Creates a long-lived key with `vodup keys create` (before the first start): in the catalogue
+    /// [`Self::on_remote`] named, else in the data folder's.
     pub fn create_key(&self) -> (String, Secret) {
-        let out = Command::new(&self.bin)
-            .args(["keys", "create", "--json"])
-            .env("VODUP_DATA", &self.data)
-            .output()
-            .expect("run vodup keys create");
+        let mut command = Command::new(&self.bin);
+        command.args(["keys", "create", "--json"]);
+        match &self.meta {
+            Some(meta) => command.args(["--meta", meta]).env_remove("VODUP_DATA"),
+            None => command.env("VODUP_DATA", &self.data),
+        };
+        let out = command.output().expect("run vodup keys create");
         assert!(out.status.success(), "vodup keys create: {}", String::from_utf8_lossy(&out.stderr));
         let key: serde_json::Value = serde_json::from_slice(&out.stdout).expect("key JSON");
         let id = key["AccessKeyId"].as_str().expect("AccessKeyId").to_owned();

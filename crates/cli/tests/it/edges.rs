@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use vodup_proto::oss::xml::{CompleteMultipartUpload, CompletePart, to_xml};
-use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
 use vodup_testkit::edge::{Edge, EdgeLoad, ProcessSampler};
 use vodup_testkit::{Api, OssCall, OssCredential, ServeOptions, ServeProcess, random_bytes};
+
+use super::support;
 
 const DESCRIPTORS: u64 = 256;
 const HEADER_READ_TIMEOUT_S: u64 = 2;
@@ -31,18 +32,8 @@ async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
 
 /// CreateUploadVideo, then the object key and STS credential of its UploadAuth.
 async fn create_video(api: &Api, name: &str) -> (String, OssCredential) {
-    let reply =
-        bounded("CreateUploadVideo", api.vod("CreateUploadVideo", &[("Title", name), ("FileName", name)]))
-            .await;
-    assert_eq!(reply.status, 200, "CreateUploadVideo: {}", reply.body);
-    let address = UploadAddress::decode(reply.body["UploadAddress"].as_str().unwrap()).unwrap();
-    let auth = UploadAuth::decode(reply.body["UploadAuth"].as_str().unwrap()).unwrap();
-    let credential = OssCredential::V1 {
-        id: auth.access_key_id.clone(),
-        secret: auth.access_key_secret.clone(),
-        token: Some(auth.security_token.expose().to_owned()),
-    };
-    (address.file_name, credential)
+    let video = bounded("CreateUploadVideo", support::create_video(api, name)).await;
+    (video.key, video.credential)
 }
 
 async fn oss(api: &Api, what: &str, call: OssCall) -> reqwest::Response {

@@ -3,8 +3,8 @@
 //! memory bounds, the terminal bar, retries through a server restart and errors that must not be retried,
 //! every `--json` line against its schema, a data folder written by an older storage layout (upgrade),
 //! files downloaded back and verified, the README's quick start run as written, the catalogue on
-//! PostgreSQL (`--meta`), the blobs in an S3 bucket (`--storage`), and two nodes on PostgreSQL + Garage
-//! behind a balancer, one of them killed.
+//! PostgreSQL (`--meta`), the blobs in an S3 bucket (`--storage`), two nodes on PostgreSQL + Garage
+//! behind a balancer, one of them killed, and Garage losing one or two of its three nodes under uploads.
 
 mod batch;
 mod catalogue;
@@ -12,6 +12,7 @@ mod corruption;
 mod crash;
 mod download;
 mod edges;
+mod garage_failure;
 mod json_schema;
 mod kill_points;
 mod memory;

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt as _;
 use sqlx::Connection as _;
 use tokio::net::TcpListener;
-use vodup_proto::Secret;
 use vodup_server::storage::{BlobStore as _, S3Settings, S3Store};
 use vodup_testkit::fixtures::write_random_file;
 use vodup_testkit::receiver::{Inbox, receive, wait_for};
@@ -64,40 +63,26 @@ impl Cluster {
             "[sweeper]\ncollect_interval_ms = 300\n[events]\nclaim_secs = 2\npoll_interval_ms = 100\n",
         )
         .unwrap();
-        let storage = format!("s3://{}/{}", s3.bucket, s3.prefix);
-        let args: Vec<String> = [
-            "--meta",
-            database.url(),
-            "--storage",
-            &storage,
-            "--s3-endpoint",
-            s3.endpoint.as_deref().unwrap(),
-            "--s3-region",
-            &s3.region,
-            "--s3-path-style",
-            "--public-oss-endpoint",
-            &oss.url(),
-            "--callback-url",
-            &callback,
-            "--blob-grace",
-            "1",
-            "--config",
-            &config.display().to_string(),
-        ]
-        .iter()
-        .map(|arg| (*arg).to_owned())
-        .collect();
-        let key = create_key(database.url());
+        let mut options = ServeOptions::new(env!("CARGO_BIN_EXE_vodup"), dir.path().join("node"));
+        options.on_remote(database.url(), &s3);
+        options.args.extend(
+            [
+                "--public-oss-endpoint",
+                &oss.url(),
+                "--callback-url",
+                &callback,
+                "--blob-grace",
+                "1",
+                "--config",
+                &config.display().to_string(),
+            ]
+            .map(str::to_owned),
+        );
+        let key = options.create_key();
         let mut nodes = Vec::new();
         for n in 0..count {
-            let mut options =
-                ServeOptions::new(env!("CARGO_BIN_EXE_vodup"), dir.path().join(format!("node{n}")));
-            options.args = args.clone();
-            options.env = vec![
-                ("AWS_ACCESS_KEY_ID".into(), s3.access_key_id.clone()),
-                ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.expose().to_owned()),
-            ];
-            nodes.push(ServeProcess::start(&options, &key, &[]));
+            let node = ServeOptions { data: dir.path().join(format!("node{n}")), ..options.clone() };
+            nodes.push(ServeProcess::start(&node, &key, &[]));
         }
         vod.set_upstreams(nodes.iter().map(|n| address(&n.vod_url)).collect());
         oss.set_upstreams(nodes.iter().map(|n| address(&n.oss_url)).collect());
@@ -130,18 +115,6 @@ impl Cluster {
             .await
             .expect("read references")
     }
-}
-
-/// `vodup keys create --meta URL --json`: a key in the shared catalogue.
-fn create_key(meta: &str) -> (String, Secret) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vodup"))
-        .args(["keys", "create", "--meta", meta, "--json"])
-        .env_remove("VODUP_DATA")
-        .output()
-        .expect("run vodup keys create");
-    assert!(out.status.success(), "vodup keys create: {}", String::from_utf8_lossy(&out.stderr));
-    let key: serde_json::Value = serde_json::from_slice(&out.stdout).expect("key JSON");
-    (key["AccessKeyId"].as_str().unwrap().to_owned(), Secret::new(key["AccessKeySecret"].as_str().unwrap()))
 }
 
 fn address(url: &str) -> SocketAddr {

@@ -1,6 +1,7 @@
 //! Running `vodup upload` against a `vodup serve` (in process, or a child process: both are an [`Api`]):
 //! the command with the server's endpoint and key in its environment, its JSON lines parsed, and objects read back through OSS GetObject with
-//! their CRC-64 computed as they stream (a 4 GiB object is never held in memory).
+//! their CRC-64 computed as they stream (a 4 GiB object is never held in memory). For tests that speak
+//! OSS themselves, a video created with its upload credential.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -9,7 +10,8 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 use tokio::process::Command;
 use vodup_proto::crc64::Crc64;
-use vodup_testkit::{Api, OssCall};
+use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
+use vodup_testkit::{Api, OssCall, OssCredential};
 
 /// `vodup upload KIND SOURCE --json` aimed at `server`, with a private checkpoint folder under `dir`.
 pub fn upload(server: &Api, dir: &Path, kind: &str, source: &str) -> Command {
@@ -135,4 +137,31 @@ pub async fn assert_uploaded(server: &Api, outcome: &Outcome, expected: (u64, u6
     assert_eq!(result["Size"], expected.1, "result size");
     assert_eq!(read_back(server, key).await, expected, "object read back");
     key.to_owned()
+}
+
+/// A video made by CreateUploadVideo, as a client that speaks OSS itself uses it.
+#[derive(Debug)]
+pub struct CreatedVideo {
+    /// VideoId.
+    pub id: String,
+    /// The object key its UploadAuth may write.
+    pub key: String,
+    /// That STS credential (V1 signature, token in `x-oss-security-token`).
+    pub credential: OssCredential,
+}
+
+/// CreateUploadVideo named `name` with the test key, then its key and STS credential.
+pub async fn create_video(api: &Api, name: &str) -> CreatedVideo {
+    let reply = api.vod("CreateUploadVideo", &[("Title", name), ("FileName", name)]).await;
+    assert_eq!(reply.status, 200, "CreateUploadVideo: {}", reply.body);
+    let text =
+        |field: &str| reply.body[field].as_str().unwrap_or_else(|| panic!("{field} in {}", reply.body));
+    let address = UploadAddress::decode(text("UploadAddress")).expect("UploadAddress decodes");
+    let auth = UploadAuth::decode(text("UploadAuth")).expect("UploadAuth decodes");
+    let credential = OssCredential::V1 {
+        id: auth.access_key_id.clone(),
+        secret: auth.access_key_secret.clone(),
+        token: Some(auth.security_token.expose().to_owned()),
+    };
+    CreatedVideo { id: text("VideoId").to_owned(), key: address.file_name, credential }
 }

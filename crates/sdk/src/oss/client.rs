@@ -18,7 +18,7 @@ use vodup_proto::oss::xml::{
 };
 
 use super::request::{self, OssTarget, SignedRequest, StsCredentials};
-use crate::error::{Error, ErrorKind, Result, Retry, network_error};
+use crate::error::{Error, ErrorKind, Result, Retry, SERVICE_UNAVAILABLE_HINT, network_error};
 use crate::plain_http;
 use crate::retry::{self, RetryPolicy};
 
@@ -347,6 +347,9 @@ fn classify(operation: &'static str, status: u16, code: &str, message: &str) -> 
         _ if status == 429 || code.contains("Throttl") => {
             (ErrorKind::RateLimited, Retry::Temporary, "the service asks to slow down; lower --parallel")
         }
+        _ if status == 503 || code == "ServiceUnavailable" => {
+            (ErrorKind::Service, Retry::Temporary, SERVICE_UNAVAILABLE_HINT)
+        }
         _ if known.is_some_and(OssErrorCode::is_retryable) || status >= 500 => {
             (ErrorKind::Service, Retry::Temporary, "a server fault; re-run to resume")
         }
@@ -374,5 +377,28 @@ mod tests {
         assert!(!classify("UploadPart", 400, "InvalidArgument", "").is_retryable());
         assert!(!classify("UploadPart", 403, "AccessDenied", "").is_retryable());
         assert_eq!(classify("UploadPart", 404, "NoSuchUpload", "").kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn service_unavailable_says_it_is_temporary_and_how_to_resume() {
+        let error = classify(
+            "UploadPart",
+            503,
+            "ServiceUnavailable",
+            "The service is unavailable. Please try again.",
+        )
+        .with_part(9)
+        .with_object("bucket/sv/a.mp4")
+        .after_retries(4, std::time::Duration::from_millis(3100));
+        assert_eq!(error.kind(), ErrorKind::Service);
+        assert_eq!(
+            error.to_string(),
+            "UploadPart part 9 to bucket/sv/a.mp4: ServiceUnavailable: The service is unavailable. Please try \
+             again. (after 4 attempts in 3 s); the service is unavailable for now (HTTP 503); re-run the same \
+             command later (an upload resumes where it stopped), or give --retry-for more seconds to wait longer"
+        );
+        // A 503 without OSS's code (a proxy's) says the same; vodup's full disk does not.
+        assert_eq!(classify("UploadPart", 503, "", "HTTP 503").hint(), SERVICE_UNAVAILABLE_HINT);
+        assert_ne!(classify("UploadPart", 503, "InsufficientStorage", "").hint(), SERVICE_UNAVAILABLE_HINT);
     }
 }

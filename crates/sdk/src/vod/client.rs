@@ -24,7 +24,7 @@ use vodup_proto::vod::{API_VERSION, VodErrorCode};
 
 use super::media::MediaKind;
 use crate::credentials::Credentials;
-use crate::error::{Error, ErrorKind, Result, Retry, network_error};
+use crate::error::{Error, ErrorKind, Result, Retry, SERVICE_UNAVAILABLE_HINT, network_error};
 use crate::oss::request::set_header;
 use crate::plain_http;
 use crate::retry::{self, RetryPolicy};
@@ -353,6 +353,7 @@ fn service_error(action: &'static str, status: u16, code: &str, message: &str, r
         ErrorKind::NotFound => "check the id or storage location",
         _ if code == "InsufficientStorage" => "the service's storage is full; ask its operator, then re-run",
         _ if status == 501 => "the service does not implement this action; check --endpoint",
+        _ if status == 503 || code == "ServiceUnavailable" => SERVICE_UNAVAILABLE_HINT,
         _ => "re-run later; the checkpoint, if any, is kept",
     };
     Error::new(kind, action, text)
@@ -397,6 +398,7 @@ mod tests {
         assert!(!e.is_retryable());
         let e = service_error("CreateUploadVideo", 503, "ServiceUnavailable", "later", "");
         assert!(e.is_retryable());
+        assert_eq!(e.hint(), SERVICE_UNAVAILABLE_HINT);
         let e = service_error("CreateUploadVideo", 403, "InvalidAccessKeyId.NotFound", "no", "");
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
         assert!(!service_error("CreateUploadVideo", 503, "InsufficientStorage", "full", "").is_retryable());
