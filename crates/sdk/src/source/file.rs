@@ -75,8 +75,13 @@ impl RandomAccess for FileReader {
         let file = Arc::clone(&self.file);
         Box::pin(async move {
             let read = tokio::task::spawn_blocking(move || {
-                // Reused buffers already hold `len` bytes, so this only zero-fills a new one.
-                buf.resize(len, 0);
+                // A reused buffer already holds a part's worth of bytes, which the read overwrites: only
+                // a new buffer (or the growth of a shorter one) is zero-filled, once.
+                if buf.len() >= len {
+                    buf.truncate(len);
+                } else {
+                    buf.resize(len, 0);
+                }
                 file.read_exact_at(&mut buf, offset).map(|()| buf)
             })
             .await
@@ -94,5 +99,26 @@ impl RandomAccess for FileReader {
                     )
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reused_buffer_gives_exactly_the_range_and_nothing_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.bin");
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let opened = open(path).await.unwrap();
+        let Reader::Random(reader) = opened.reader else { panic!("a file reads by offset") };
+        // A buffer left with a longer earlier part, then a shorter one, then a longer one again.
+        let stale = BytesMut::from(&[0xEEu8; 600][..]);
+        let short = reader.read_at(900, 100, stale).await.unwrap();
+        assert_eq!(&short[..], &data[900..]);
+        let long = reader.read_at(0, 700, short).await.unwrap();
+        assert_eq!(&long[..], &data[..700]);
     }
 }

@@ -108,7 +108,8 @@ pub struct SourceIdentity {
 
 /// Reads byte ranges of a source by offset; safe to call from several tasks at once.
 pub trait RandomAccess: Send + Sync + fmt::Debug {
-    /// Fills `buf` (cleared first) with `len` bytes from `offset` and gives it back.
+    /// Fills `buf` with exactly `len` bytes from `offset` and gives it back. `buf` may hold stale bytes
+    /// from an earlier part: none of them may survive into the answer.
     fn read_at(&self, offset: u64, len: usize, buf: BytesMut) -> BoxFuture<'_, Result<BytesMut>>;
 }
 

@@ -49,11 +49,11 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// The slot's buffer (empty the first time), to read a part into.
+    /// The slot's buffer (empty the first time), to read a part into. It still holds the previous
+    /// part's bytes: readers overwrite them (a file read fills exactly the part's length) or clear them
+    /// first (a stream), so a reused buffer is never zero-filled again.
     pub fn take_buffer(&mut self) -> BytesMut {
-        let mut buffer = self.buffer.take().unwrap_or_default();
-        buffer.clear();
-        buffer
+        self.buffer.take().unwrap_or_default()
     }
 
     /// Gives a buffer back to the slot once the part it held is sent (and no request still holds it).
@@ -87,6 +87,7 @@ mod tests {
         drop(first);
         let mut again = pool.acquire().await;
         let buffer = again.take_buffer();
-        assert!(buffer.is_empty() && buffer.capacity() >= 4, "the buffer is reused, cleared");
+        // Reused as it was: the next reader overwrites it, so it is not cleared (nor zero-filled) here.
+        assert!(&buffer[..] == b"part" && buffer.capacity() >= 4, "the buffer is reused");
     }
 }
