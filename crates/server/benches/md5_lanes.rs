@@ -124,15 +124,26 @@ fn main() {
             assert_eq!(many_native(engine, &streams, chunk), expected, "md5-many's scheduler, {n} streams");
             assert_eq!(many_padded(engine, &streams, chunk), expected, "padded lockstep, {n} streams");
             let kib = chunk >> 10;
-            let reference = row(&format!("{n} streams, {kib} KiB chunks, md-5 one after another"), LEN * n, None, || {
-                black_box(md5_each(black_box(&streams), chunk));
-            });
-            row(&format!("{n} streams, {kib} KiB chunks, md5-many `update_many`"), LEN * n, Some(reference), || {
-                black_box(many_native(engine, black_box(&streams), chunk));
-            });
-            row(&format!("{n} streams, {kib} KiB chunks, md5-many lockstep padded to lanes"), LEN * n, Some(reference), || {
-                black_box(many_padded(engine, black_box(&streams), chunk));
-            });
+            let reference =
+                row(&format!("{n} streams, {kib} KiB chunks, md-5 one after another"), LEN * n, None, || {
+                    black_box(md5_each(black_box(&streams), chunk));
+                });
+            row(
+                &format!("{n} streams, {kib} KiB chunks, md5-many `update_many`"),
+                LEN * n,
+                Some(reference),
+                || {
+                    black_box(many_native(engine, black_box(&streams), chunk));
+                },
+            );
+            row(
+                &format!("{n} streams, {kib} KiB chunks, md5-many lockstep padded to lanes"),
+                LEN * n,
+                Some(reference),
+                || {
+                    black_box(many_padded(engine, black_box(&streams), chunk));
+                },
+            );
         }
     }
 }
