@@ -11,6 +11,7 @@ mod disk_full;
 mod drain;
 mod events;
 mod fuzz;
+mod hashing;
 mod garage_nodes;
 mod meta;
 mod meta_postgres;
