@@ -83,10 +83,17 @@ async fn writes_abandoned_mid_body_leave_the_others_whole() {
                 // client disconnects and the handler's future is cancelled.
                 let keep = rng.random_range(0..chunks.len());
                 writes.spawn(async move {
-                    let stalled = futures_util::stream::iter(chunks.into_iter().take(keep).map(Ok::<_, io::Error>))
-                        .chain(futures_util::stream::pending());
-                    let written = tokio::time::timeout(Duration::from_millis(20), store.write(Box::pin(stalled), &LIMITS));
-                    assert!(written.await.is_err(), "round {round} write {write}: a stalled body cannot finish");
+                    let stalled =
+                        futures_util::stream::iter(chunks.into_iter().take(keep).map(Ok::<_, io::Error>))
+                            .chain(futures_util::stream::pending());
+                    let written = tokio::time::timeout(
+                        Duration::from_millis(20),
+                        store.write(Box::pin(stalled), &LIMITS),
+                    );
+                    assert!(
+                        written.await.is_err(),
+                        "round {round} write {write}: a stalled body cannot finish"
+                    );
                 });
             } else {
                 writes.spawn(async move {
