@@ -10,7 +10,11 @@
 //! block per stream per chunk boundary). A stream alone takes the single-stream compressor directly.
 //!
 //! Nothing here waits: a round hashes what is pending now, at most [`ROUND_BYTES`] per stream, so a
-//! stream that arrives is in the next round, and a finished segment is answered at once.
+//! stream that arrives is in the next round, and a finished segment is answered at once. When to run a
+//! round is the service's choice ([`Lanes::any_demanded`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use md5_many::{Md5Many, Md5State};
@@ -35,6 +39,9 @@ pub struct Job {
     pub segment: Vec<Bytes>,
     /// Where the state after the segment goes.
     pub done: oneshot::Sender<Md5State>,
+    /// Set by the writer once it wants the state soon; until then the segment is hashed only alongside
+    /// others, in lanes that would otherwise idle.
+    pub demanded: Arc<AtomicBool>,
 }
 
 /// A job being hashed: where it is in its segment.
@@ -112,6 +119,21 @@ impl Lanes {
         self.active.push(Active { job, chunk: 0, offset: 0 });
     }
 
+    /// True when a writer waits for one of the pending segments.
+    pub fn any_demanded(&self) -> bool {
+        self.active.iter().any(|a| a.job.demanded.load(Ordering::Acquire))
+    }
+
+    /// True when the pending segments fill the engine's native lanes: waiting would gain nothing.
+    pub fn full(&self) -> bool {
+        self.active.len() >= self.engine.lanes()
+    }
+
+    /// Drops the segments whose writer went away.
+    pub fn prune(&mut self) {
+        self.active.retain(|a| !a.job.done.is_closed());
+    }
+
     /// Drops every pending segment: their writers see the service gone (after a panic in a round).
     pub fn clear(&mut self) {
         self.active.clear();
@@ -120,7 +142,7 @@ impl Lanes {
     /// One round: drops segments whose writer went away, hashes up to [`ROUND_BYTES`] of every other,
     /// and answers each segment that is finished.
     pub fn round(&mut self) {
-        self.active.retain(|a| !a.job.done.is_closed());
+        self.prune();
         for active in &mut self.active {
             active.align();
         }
@@ -267,7 +289,8 @@ mod tests {
                     }
                     if let Some(segment) = feed.segments.next() {
                         let (done, waiting) = oneshot::channel();
-                        lanes.add(Job { state: feed.state.take().unwrap(), segment, done });
+                        let demanded = Arc::new(AtomicBool::new(true));
+                        lanes.add(Job { state: feed.state.take().unwrap(), segment, done, demanded });
                         feed.waiting = Some(waiting);
                         busy = true;
                     }
@@ -289,7 +312,8 @@ mod tests {
     fn a_segment_whose_writer_left_is_dropped() {
         let mut lanes = Lanes::new();
         let (done, waiting) = oneshot::channel();
-        lanes.add(Job { state: Md5State::new(), segment: vec![Bytes::from(vec![7u8; 1 << 20])], done });
+        let demanded = Arc::new(AtomicBool::new(true));
+        lanes.add(Job { state: Md5State::new(), segment: vec![Bytes::from(vec![7u8; 1 << 20])], done, demanded });
         drop(waiting);
         lanes.round();
         assert!(lanes.is_empty(), "a segment nobody waits for is not hashed");

@@ -5,10 +5,16 @@
 //!
 //! A write hands its body over in segments ([`Md5Stream`] gathers them, about [`SEGMENT`] bytes of the
 //! body's own `Bytes`, no copy), each with the stream's MD5 state, and gets the state back when the
-//! segment is hashed; it keeps one segment in flight and gathers the next meanwhile, so hashing overlaps
-//! the write to disk or S3, and a write holds at most two segments whatever its size. The thread runs
-//! rounds over whatever is pending ([`lanes`]): no timer, no waiting for other streams; a stream alone is
-//! hashed with the fastest single-stream code. CRC-64 stays on the writer (crc-fast, 1/20 of MD5's cost).
+//! segment is hashed; it keeps one segment in flight while it gathers the next, so a write holds at most
+//! two segments whatever its size.
+//!
+//! When to hash: a segment is hashed at once only when its writer asks for the state (half way through
+//! gathering the next segment, so hashing still overlaps the write to disk or S3, and at the end of the
+//! body), or when enough segments are pending to fill the engine's lanes. Until then it waits, and every
+//! segment pending when a round runs rides along in lanes that would otherwise idle. Clients send their
+//! parts at their own pace, so streams rarely arrive at the same instant; this lets them share lanes
+//! anyway, with no timer and no writer ever waiting for another. A stream alone is hashed with the
+//! fastest single-stream code ([`lanes`]). CRC-64 stays on the writer (crc-fast, 1/20 of MD5's cost).
 //!
 //! What it does not do: decide anything about the digests (that is [`super::checked`]), or keep
 //! per-stream records (the state travels with each segment, so a writer that goes away mid-body leaves
@@ -18,8 +24,9 @@
 pub mod lanes;
 pub mod stream;
 
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use md5_many::Md5State;
@@ -47,6 +54,8 @@ pub enum HashError {
 #[derive(Debug)]
 enum Message {
     Hash(Job),
+    /// A writer asked for a pending segment's state, or went away: look again.
+    Wake,
     /// Tests stop the thread to prove writers fail cleanly when it is gone.
     #[cfg(test)]
     Stop,
@@ -82,11 +91,23 @@ impl Md5Service {
         Md5Stream::new(self.clone())
     }
 
-    /// Hands `segment` over with the stream's `state`; the receiver gets the state after it.
-    fn submit(&self, state: Md5State, segment: Vec<Bytes>) -> Result<oneshot::Receiver<Md5State>, HashError> {
+    /// Hands `segment` over with the stream's `state`; the receiver gets the state after it, which is
+    /// hashed when `demanded` is set (and [`Self::wake`] called) or when others fill the lanes.
+    fn submit(
+        &self,
+        state: Md5State,
+        segment: Vec<Bytes>,
+        demanded: Arc<AtomicBool>,
+    ) -> Result<oneshot::Receiver<Md5State>, HashError> {
         let (done, receiver) = oneshot::channel();
-        self.sender.send(Message::Hash(Job { state, segment, done })).map_err(|_| HashError::Stopped)?;
+        let job = Job { state, segment, done, demanded };
+        self.sender.send(Message::Hash(job)).map_err(|_| HashError::Stopped)?;
         Ok(receiver)
+    }
+
+    /// Tells the thread to look at its pending segments again.
+    fn wake(&self) -> Result<(), HashError> {
+        self.sender.send(Message::Wake).map_err(|_| HashError::Stopped)
     }
 
     #[cfg(test)]
@@ -95,11 +116,13 @@ impl Md5Service {
     }
 }
 
-/// The service thread: runs rounds while anything is pending, sleeps in `recv` otherwise.
+/// The service thread: runs rounds while a writer waits or the lanes are full, sleeps in `recv`
+/// otherwise (a new segment or a writer's request wakes it).
 fn serve(receiver: &mpsc::Receiver<Message>) {
     let mut lanes = Lanes::new();
     loop {
-        if lanes.is_empty() {
+        if lanes.is_empty() || !(lanes.any_demanded() || lanes.full()) {
+            lanes.prune();
             match receiver.recv() {
                 Ok(message) => {
                     if !take(&mut lanes, message) {
@@ -113,6 +136,9 @@ fn serve(receiver: &mpsc::Receiver<Message>) {
             if !take(&mut lanes, message) {
                 return;
             }
+        }
+        if !(lanes.any_demanded() || lanes.full()) {
+            continue;
         }
         let pending = lanes.len();
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lanes.round())).is_err() {
@@ -131,6 +157,7 @@ fn take(lanes: &mut Lanes, message: Message) -> bool {
             lanes.add(job);
             true
         }
+        Message::Wake => true,
         #[cfg(test)]
         Message::Stop => false,
     }
