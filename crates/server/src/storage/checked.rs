@@ -2,7 +2,12 @@
 //! chunk before storing the chunk, and asks it at the end whether the body may be kept. One piece of code
 //! decides what "too large", "incomplete" and "Content-MD5 mismatch" mean, whatever stores the bytes.
 
+use std::io;
+
+use bytes::Bytes;
+
 use super::digests::{Digester, Digests};
+use super::hashing::HashError;
 use super::{StorageError, WriteLimits};
 
 /// The digests of a body so far, and the limits it must meet.
@@ -21,13 +26,14 @@ impl<'a> CheckedBody<'a> {
         Self { limits, cap, digester: Digester::new() }
     }
 
-    /// Counts and hashes `chunk`; an error means the body is over its limit and must not be kept.
-    pub fn accept(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
+    /// Counts and hashes `chunk` (shared with the caller, not copied); an error means the body is over
+    /// its limit, or could not be hashed, and must not be kept. It may wait for the hashing of the
+    /// previous segment: the write's backpressure.
+    pub async fn accept(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         if self.digester.len().saturating_add(chunk.len() as u64) > self.cap {
             return Err(StorageError::TooLarge { max_size: self.cap });
         }
-        self.digester.update(chunk);
-        Ok(())
+        self.digester.update(chunk).await.map_err(hashing_failed)
     }
 
     /// Bytes accepted so far.
@@ -41,16 +47,22 @@ impl<'a> CheckedBody<'a> {
     }
 
     /// The body ended: its digests if it is whole and matches its `Content-MD5`, else why not.
-    pub fn finish(self) -> Result<Digests, StorageError> {
+    pub async fn finish(self) -> Result<Digests, StorageError> {
         if let Some(expected) = self.limits.expected_len
             && self.digester.len() < expected
         {
             return Err(StorageError::Incomplete { received: self.digester.len(), expected });
         }
-        let digests = self.digester.finish();
+        let digests = self.digester.finish().await.map_err(hashing_failed)?;
         if self.limits.expected_md5.is_some_and(|md5| md5 != digests.md5) {
             return Err(StorageError::DigestMismatch);
         }
         Ok(digests)
     }
+}
+
+/// A write whose bytes could not be hashed fails as a backend failure: the server, not the client, is at
+/// fault, and nothing is kept.
+fn hashing_failed(error: HashError) -> StorageError {
+    StorageError::backend("hashing the body", io::Error::other(error))
 }

@@ -15,6 +15,7 @@
 pub mod checked;
 pub mod conformance;
 pub mod digests;
+pub mod hashing;
 pub mod local;
 pub mod location;
 pub mod pieces;

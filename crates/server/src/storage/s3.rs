@@ -167,13 +167,13 @@ impl S3Store {
         // upload, which every later chunk streams into.
         while buffered <= CHUNK {
             let Some(chunk) = body.next().await else {
-                let digests = checked.finish()?;
+                let digests = checked.finish().await?;
                 let payload: PutPayload = first.into_iter().collect();
                 self.store.put(key, payload).await.map_err(|e| self.fail(format!("writing blob {id}"), e))?;
                 return Ok(digests);
             };
             let chunk = chunk.map_err(StorageError::Body)?;
-            checked.accept(&chunk)?;
+            checked.accept(chunk.clone()).await?;
             buffered += chunk.len();
             first.push(chunk);
         }
@@ -186,7 +186,7 @@ impl S3Store {
         let streamed = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(StorageError::Body)?;
-                checked.accept(&chunk)?;
+                checked.accept(chunk.clone()).await?;
                 writer
                     .wait_for_capacity(CHUNKS_IN_FLIGHT)
                     .await
@@ -196,7 +196,11 @@ impl S3Store {
             Ok::<(), StorageError>(())
         }
         .await;
-        match streamed.and_then(|()| checked.finish()) {
+        let finished = match streamed {
+            Ok(()) => checked.finish().await,
+            Err(error) => Err(error),
+        };
+        match finished {
             Ok(digests) => {
                 writer.finish().await.map_err(|e| self.fail(format!("completing blob {id}"), e))?;
                 Ok(digests)

@@ -12,6 +12,7 @@ mod drain;
 mod events;
 mod fuzz;
 mod garage_nodes;
+mod hashing;
 mod meta;
 mod meta_postgres;
 mod observability;

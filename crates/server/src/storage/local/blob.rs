@@ -38,10 +38,10 @@ pub(super) async fn write(
     let mut checked = CheckedBody::new(limits);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(StorageError::Body)?;
-        checked.accept(&chunk)?;
+        checked.accept(chunk.clone()).await?;
         out.write_all(&chunk).await.map_err(|e| fail("writing", e))?;
     }
-    let digests = checked.finish()?;
+    let digests = checked.finish().await?;
     out.flush().await.map_err(|e| fail("writing", e))?;
     let handle = out.into_inner();
     handle.sync_all().await.map_err(|e| fail("syncing", e))?;
