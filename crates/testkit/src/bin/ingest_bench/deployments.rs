@@ -248,7 +248,7 @@ fn print_tables(o: &Options, deployments: &[Deployment], figures: &mut [Figures]
     );
     println!();
     println!(
-        "| deployment | figure | wall s | vodup node(s) | Garage (3 nodes) | PostgreSQL | bench (client, balancer) | other |"
+        "| deployment | figure | wall s | vodup node(s) | Garage (3 nodes) | PostgreSQL | bench (client, balancer) | other (kernel threads, interrupts, anything else running) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (d, f) in deployments.iter().zip(figures.iter()) {
