@@ -5,12 +5,14 @@
 # `scripts/pg-throwaway.sh down` stops it and removes every byte of it.
 #
 # It listens on 127.0.0.1 only, keeps its socket in its own temporary folder (so it never meets a system
-# cluster on 5432), and runs with durability off: it is thrown away. PORT defaults to 54329; when that is
-# taken the next free one of the following 20 is used. Installs postgresql-15 with apt when it is missing
-# (root). initdb refuses to run as root, so as root the server runs as the `postgres` user the package
-# creates; as another user it runs as that user. Its folder is remembered in .cache/ of the clone (ignored by
-# git); a second `up` in the same clone replaces the first. The recipe and its timings: shared/specs/infra.md
-# §2 (here the login over TCP needs the password, and the role may create databases).
+# cluster on 5432), and runs with durability off: it is thrown away (PG_DURABLE=1 keeps PostgreSQL's own
+# defaults, fsync and synchronous commits on, for a benchmark that compares its commits with SQLite's).
+# PORT defaults to 54329; when that is taken the next free one of the following 20 is used. Installs
+# postgresql-15 with apt when it is missing (root). initdb refuses to run as root, so as root the server
+# runs as the `postgres` user the package creates; as another user it runs as that user. Its folder is
+# remembered in .cache/ of the clone (ignored by git); a second `up` in the same clone replaces the first.
+# The recipe and its timings: shared/specs/infra.md §2 (here the login over TCP needs the password, and the
+# role may create databases).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PGBIN=/usr/lib/postgresql/15/bin
@@ -52,8 +54,10 @@ up)
   # superuser comes in through the socket in the temporary folder.
   as_owner "$PGBIN/initdb" -D "$D/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 \
     --locale=C.UTF-8 --no-sync >"$D/initdb.log"
+  durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if [ "${PG_DURABLE:-}" = 1 ]; then durability=""; fi
   as_owner "$PGBIN/pg_ctl" -D "$D/data" -l "$D/server.log" -w -t 30 \
-    -o "-p $PORT -k $D -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $PORT -k $D -c listen_addresses=127.0.0.1 $durability -c max_connections=300" \
     start >/dev/null
   as_owner "$PGBIN/psql" -h "$D" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
     -c "CREATE ROLE vodup LOGIN CREATEDB PASSWORD 'throwaway-secret'" -c "CREATE DATABASE vodup OWNER vodup"

@@ -32,7 +32,8 @@ pub fn test_garage() -> Option<S3Settings> {
     })
 }
 
-/// A private 3-node Garage cluster on loopback for one test, stopped and removed on drop.
+/// A private 3-node Garage cluster on loopback for one test (or one benchmark run), stopped and removed
+/// on drop.
 #[derive(Debug)]
 pub struct GarageCluster {
     dir: TempDir,
@@ -40,14 +41,20 @@ pub struct GarageCluster {
 }
 
 impl GarageCluster {
-    /// Starts one with the garage binary of the shared cluster (`VODUP_TEST_GARAGE_BIN`), on a random
-    /// port base (another one if those ports are taken); `None`, after the skip rule, without it.
+    /// Starts one with the garage binary of the shared cluster (`VODUP_TEST_GARAGE_BIN`); `None`, after the
+    /// skip rule, without it.
     #[track_caller]
     pub fn start() -> Option<Self> {
         let Some(garage) = var("BIN") else {
             crate::skip(GARAGE_MISSING);
             return None;
         };
+        Some(Self::start_with(Path::new(&garage)))
+    }
+
+    /// Starts one with the `garage` binary at `garage` (what `scripts/garage` prints), on a random port
+    /// base (another one if those ports are taken).
+    pub fn start_with(garage: &Path) -> Self {
         let mut last_error = String::new();
         for _ in 0..4 {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -60,7 +67,7 @@ impl GarageCluster {
                 .arg("up")
                 .arg(&cluster)
                 .arg(base.to_string())
-                .env("GARAGE", &garage)
+                .env("GARAGE", garage)
                 .output()
                 .expect("run scripts/garage-throwaway.sh");
             if out.status.success() {
@@ -80,7 +87,7 @@ impl GarageCluster {
                     access_key_id: get("ACCESS_KEY_ID"),
                     secret_access_key: get("SECRET_ACCESS_KEY").into(),
                 };
-                return Some(Self { dir, settings });
+                return Self { dir, settings };
             }
             last_error = String::from_utf8_lossy(&out.stderr).into_owned();
             run(&["down"], &cluster, None);
@@ -103,7 +110,8 @@ impl GarageCluster {
         run(&["start"], &self.cluster(), Some(n));
     }
 
-    fn cluster(&self) -> PathBuf {
+    /// The cluster's folder (`garage-throwaway.sh`'s DIR: node N keeps its pid in `nN/pid`).
+    pub fn cluster(&self) -> PathBuf {
         self.dir.path().join("garage")
     }
 }

@@ -6,31 +6,38 @@
 //! The load generator is built on vodup-proto (the same signing code as SDK and service) and sends parts
 //! as slices of one reused buffer, so the client does no hashing and no per-part allocation.
 //!
+//! The `deployments` mode compares, in one run, one node on SQLite + disk, one node on PostgreSQL +
+//! Garage and two nodes behind a round-robin balancer: ingest throughput and CreateUploadVideo rate,
+//! with their ratios and where the CPU time went ([`deployments`]). It starts a throwaway PostgreSQL and
+//! Garage unless `VODUP_TEST_POSTGRES_URL` and `VODUP_TEST_GARAGE_*` name running ones.
+//!
 //! Usage: `cargo run --release -p vodup-testkit --bin ingest_bench -- [--vodup PATH] [--size-mib 1024]
-//! [--part-mib 8] [--parallel 2] [--uploads 16] [--upload-mib 64] [--rounds 3]`
+//! [--part-mib 8] [--parallel 2] [--uploads 16] [--upload-mib 64] [--rounds 3]`, or
+//! `... --bin ingest_bench -- deployments [--vodup PATH] [--size-mib 256] [--part-mib 8] [--parallel 4]
+//! [--rounds 5] [--clients 64] [--seconds 5]`.
+
+mod control;
+mod cpu;
+mod deployment;
+mod deployments;
+mod load;
+mod services;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::routing::any;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use http::{HeaderMap, HeaderValue};
 use md5::Digest as _;
 use vodup_proto::Secret;
 use vodup_proto::crc64::Crc64;
-use vodup_proto::encoding::{percent_encode_path, query_encode};
-use vodup_proto::oss::xml::{
-    CompleteMultipartUpload, CompletePart, InitiateMultipartUploadResult, from_xml, to_xml_fragment,
-};
-use vodup_proto::oss::{OssRequest, signature_v1};
-use vodup_proto::timestamp::{http_date, iso8601};
-use vodup_proto::upload_auth::{UploadAddress, UploadAuth};
-use vodup_proto::vod::signature_v1 as vod_v1;
+
+use crate::load::{Account, multipart};
 
 struct Options {
     vodup: String,
@@ -73,9 +80,7 @@ fn options() -> Options {
 /// A running `vodup serve` child process.
 struct Server {
     child: Child,
-    vod: String,
-    key_id: String,
-    secret: Secret,
+    account: Account,
     _dir: tempfile::TempDir,
 }
 
@@ -103,9 +108,11 @@ impl Server {
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
         Self {
             child,
-            vod: format!("http://{}", ready["vod"].as_str().expect("vod")),
-            key_id: key["AccessKeyId"].as_str().expect("id").to_owned(),
-            secret: Secret::new(key["AccessKeySecret"].as_str().expect("secret")),
+            account: Account {
+                vod: format!("http://{}", ready["vod"].as_str().expect("vod")),
+                key_id: key["AccessKeyId"].as_str().expect("id").to_owned(),
+                secret: Secret::new(key["AccessKeySecret"].as_str().expect("secret")),
+            },
             _dir: dir,
         }
     }
@@ -132,127 +139,6 @@ impl Drop for Server {
     }
 }
 
-async fn create_upload(client: &reqwest::Client, server: &Server, n: usize) -> (UploadAddress, UploadAuth) {
-    let mut pairs: Vec<(String, String)> = [
-        ("Action", "CreateUploadVideo".to_owned()),
-        ("Version", "2017-03-21".into()),
-        ("Format", "JSON".into()),
-        ("AccessKeyId", server.key_id.clone()),
-        ("SignatureMethod", "HMAC-SHA1".into()),
-        ("SignatureVersion", "1.0".into()),
-        ("SignatureNonce", format!("{:032x}", rand::random::<u128>())),
-        ("Timestamp", iso8601(SystemTime::now())),
-        ("Title", format!("bench {n}")),
-        ("FileName", "bench.mp4".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let signature = vod_v1::sign_params("POST", &pairs, &server.secret);
-    pairs.push(("Signature".into(), signature));
-    let reply: serde_json::Value = client
-        .post(format!("{}/?{}", server.vod, query_encode(&pairs)))
-        .send()
-        .await
-        .expect("vod")
-        .json_value()
-        .await;
-    let address =
-        UploadAddress::decode(reply["UploadAddress"].as_str().expect("UploadAddress")).expect("address");
-    let auth = UploadAuth::decode(reply["UploadAuth"].as_str().expect("UploadAuth")).expect("auth");
-    (address, auth)
-}
-
-trait JsonValue {
-    async fn json_value(self) -> serde_json::Value;
-}
-
-impl JsonValue for reqwest::Response {
-    async fn json_value(self) -> serde_json::Value {
-        let text = self.text().await.expect("body");
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    }
-}
-
-/// Sends one signed OSS request with the upload credential.
-async fn oss(
-    client: &reqwest::Client,
-    address: &UploadAddress,
-    auth: &UploadAuth,
-    method: &str,
-    query: &[(String, String)],
-    body: Bytes,
-) -> reqwest::Response {
-    let mut headers = HeaderMap::new();
-    headers.insert("date", HeaderValue::from_str(&http_date(SystemTime::now())).expect("date"));
-    headers
-        .insert("x-oss-security-token", HeaderValue::from_str(auth.security_token.expose()).expect("token"));
-    let request = OssRequest {
-        method,
-        bucket: Some(&address.bucket),
-        key: Some(&address.file_name),
-        query,
-        headers: &headers,
-    };
-    let authorization = signature_v1::authorization(&request, &auth.access_key_id, &auth.access_key_secret);
-    headers.insert("authorization", HeaderValue::from_str(&authorization).expect("authorization"));
-    let url = format!(
-        "{}/{}/{}{}",
-        address.endpoint,
-        address.bucket,
-        percent_encode_path(&address.file_name),
-        if query.is_empty() { String::new() } else { format!("?{}", query_encode(query)) }
-    );
-    let response = client
-        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .expect("oss request");
-    assert!(response.status().is_success(), "{method} failed: {}", response.status());
-    response
-}
-
-/// One whole multipart upload of `size` bytes in parts sliced from `buffer`, `parallel` in flight.
-async fn multipart(
-    client: &reqwest::Client,
-    server: &Server,
-    n: usize,
-    size: u64,
-    part: u64,
-    parallel: usize,
-    buffer: &Bytes,
-) {
-    let (address, auth) = create_upload(client, server, n).await;
-    let init = oss(client, &address, &auth, "POST", &[("uploads".into(), String::new())], Bytes::new()).await;
-    let init: InitiateMultipartUploadResult =
-        from_xml(&init.text().await.expect("body")).expect("initiate XML");
-    let parts = size.div_ceil(part);
-    let etags: Vec<(u32, String)> = futures_util::stream::iter(1..=parts)
-        .map(|number| {
-            let (address, auth, upload_id) = (&address, &auth, init.upload_id.clone());
-            let len = part.min(size - (number - 1) * part) as usize;
-            let body = buffer.slice(0..len);
-            async move {
-                let query =
-                    vec![("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), upload_id)];
-                let response = oss(client, address, auth, "PUT", &query, body).await;
-                let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
-                (number as u32, etag)
-            }
-        })
-        .buffered(parallel)
-        .collect()
-        .await;
-    let body = to_xml_fragment(&CompleteMultipartUpload {
-        parts: etags.into_iter().map(|(part_number, etag)| CompletePart { part_number, etag }).collect(),
-    });
-    oss(client, &address, &auth, "POST", &[("uploadId".into(), init.upload_id)], Bytes::from(body)).await;
-}
-
-/// A bare sink: reads every PUT body, MD5 + CRC-64 of each byte, answers 200. The floor a hashing
-/// OSS-compatible server cannot beat on this machine.
 /// Times `vodup upload video ARGUMENT` (stdin fed from `source` when ARGUMENT is `-`) with the same part
 /// size and parallelism as the load generator.
 async fn cli_upload(o: &Options, server: &Server, argument: &str, source: &std::path::Path) -> Duration {
@@ -260,10 +146,10 @@ async fn cli_upload(o: &Options, server: &Server, argument: &str, source: &std::
     let parallel = o.parallel.to_string();
     let mut command = tokio::process::Command::new(&o.vodup);
     command
-        .args(["upload", "video", argument, "--endpoint", &server.vod, "--no-resume", "--quiet"])
+        .args(["upload", "video", argument, "--endpoint", &server.account.vod, "--no-resume", "--quiet"])
         .args(["--part-size", &part, "--parallel", &parallel, "--file-name", "bench.mp4"])
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &server.key_id)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", server.secret.expose())
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &server.account.key_id)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", server.account.secret.expose())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let stdin_file = (argument == "-").then(|| std::fs::File::open(source).expect("open source"));
@@ -274,6 +160,8 @@ async fn cli_upload(o: &Options, server: &Server, argument: &str, source: &std::
     started.elapsed()
 }
 
+/// A bare sink: reads every PUT body, MD5 + CRC-64 of each byte, answers 200. The floor a hashing
+/// OSS-compatible server cannot beat on this machine.
 async fn start_sink() -> String {
     let app = axum::Router::new().fallback(any(|body: Body| async move {
         let mut md5 = md5::Md5::new();
@@ -316,6 +204,10 @@ async fn sink_upload(
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|mode| mode == "deployments") {
+        return deployments::main(&args[1..]).await;
+    }
     let o = options();
     let mut random = vec![0u8; o.part as usize];
     rand::fill(&mut random[..]);
@@ -326,7 +218,7 @@ async fn main() {
     let gib = o.size as f64 / (1u64 << 30) as f64;
 
     // Warm-up, then alternate so both see the same machine state.
-    multipart(&client, &server, 0, 64 << 20, o.part, o.parallel, &buffer).await;
+    multipart(&client, &server.account, 0, 64 << 20, o.part, o.parallel, &buffer).await;
     sink_upload(&client, &sink, 64 << 20, o.part, o.parallel, &buffer).await;
     let source_dir = tempfile::tempdir().expect("temp dir");
     let source = source_dir.path().join("bench.mp4");
@@ -338,7 +230,7 @@ async fn main() {
     let mut cli_times: [Vec<Duration>; 3] = Default::default();
     for round in 1..=o.rounds {
         let started = Instant::now();
-        multipart(&client, &server, round, o.size, o.part, o.parallel, &buffer).await;
+        multipart(&client, &server.account, round, o.size, o.part, o.parallel, &buffer).await;
         vodup_times.push(started.elapsed());
         let started = Instant::now();
         sink_upload(&client, &sink, o.size, o.part, o.parallel, &buffer).await;
@@ -371,7 +263,8 @@ async fn main() {
     };
     let started = Instant::now();
     futures_util::future::join_all(
-        (0..o.uploads).map(|n| multipart(&client, &server, 100 + n, o.upload_size, o.part, 2, &buffer)),
+        (0..o.uploads)
+            .map(|n| multipart(&client, &server.account, 100 + n, o.upload_size, o.part, 2, &buffer)),
     )
     .await;
     let concurrent = started.elapsed();
