@@ -23,6 +23,8 @@ Cases (`--only` takes these names, repeatable):
           8 MiB parts, 4 in flight) writing the same bytes to the same bucket. The cluster comes from
           VODUP_TEST_GARAGE_* when set, else scripts/garage-throwaway.sh starts one (scripts/garage
           builds Garage once into ~/.cache/vodup-tools).
+  control signed CreateUploadVideo beside the liveness route (`GET /healthz`) of one node on SQLite, 64
+          clients each (`ingest_bench control`, built beside vodup): calls per second, their ratio, p50/p99.
   memory  `vodup upload video` of 64 MiB, 256 MiB, 1 GiB and 4 GiB files: the client's peak RSS and time
           per GiB against size; then 16 uploads of 64 MiB at once: the server's peak RSS.
 
@@ -68,7 +70,8 @@ from harness import (  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = Path(__file__).resolve().parent / "clients.py"
-CASES = ("large", "many", "web", "memory", "s3")
+FLOOR = Path(__file__).resolve().parent / "floor.py"
+CASES = ("large", "many", "web", "control", "memory", "s3")
 
 
 def log(message: str) -> None:
@@ -240,8 +243,18 @@ def case_large(bench: Bench) -> list[Series]:
          lambda s: bench.run(s, bench.official("ossv2-large", str(path)), clean_env(), size)),
         (Series("alibabacloud-oss-v2 Uploader, 8 in flight x 8 MiB"),
          lambda s: bench.run(s, bench.official("ossv2-large", str(path), "8", str(8 * MIB)), clean_env(), size)),
+        # Not an upload: the two copies any client makes (file to process, process to socket), no HTTP, no
+        # hashing, to a sink that discards; the floor under the client CPU-s/GiB column.
+        (Series("floor: read + send to a discarding socket (bench/floor.py)", via_server=False),
+         lambda s: bench.run(s, [sys.executable, str(FLOOR), "send", str(path), str(sink_port)], clean_env(), size)),
     ]  # fmt: skip
-    bench.rounds(rows, "large")
+    sink = subprocess.Popen([sys.executable, str(FLOOR), "sink"], stdout=subprocess.PIPE, text=True)
+    try:
+        sink_port = int(sink.stdout.readline())
+        bench.rounds(rows, "large")
+    finally:
+        sink.kill()
+        sink.wait()
     path.unlink()
     return [series for series, _ in rows]
 
@@ -301,6 +314,24 @@ def case_web(bench: Bench) -> list[Series]:
         origin.wait()
     shutil.rmtree(folder)
     return [series for series, _ in rows]
+
+
+def case_control(bench: Bench) -> dict:
+    """`ingest_bench control --json`: it starts its own node, so nothing here loads the suite's server."""
+    tool = bench.args.vodup.parent / "ingest_bench"
+    if bench.args.quick:
+        shape = ["--clients", "8", "--seconds", "1", "--rounds", "1"]
+    else:
+        shape = ["--clients", "64", "--seconds", "5", "--rounds", str(bench.args.rounds)]
+    run = subprocess.run([str(tool), "control", "--vodup", str(bench.args.vodup), "--json", *shape],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    if run.returncode != 0:
+        return {"error": f"ingest_bench control exited {run.returncode}: {run.stderr[-2000:]}"}
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    for route in ("liveness", "create_upload_video"):
+        if figures[route]["errors"]:
+            figures["error"] = f"{route}: {figures[route]['errors']} failed calls: {figures[route]['first_error']}"
+    return figures
 
 
 def case_memory(bench: Bench) -> list[Series]:
@@ -446,7 +477,8 @@ def report(args: argparse.Namespace, results: dict[str, list[Series]], bench: Be
     if "large" in results:
         rows = results["large"]
         lines += ["", f"### One {args.large_mib} MiB file (steady state: after 2 GiB written)", ""]
-        lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs best official")
+        official = [s for s in rows[1:] if not s.name.startswith("floor")]
+        lines += table(rows, mb_per_s, "MB/s", official, "vs best official")
     if "many" in results:
         rows = results["many"]
         loops = [s for s in rows if s.name.startswith("loop")]
@@ -460,6 +492,26 @@ def report(args: argparse.Namespace, results: dict[str, list[Series]], bench: Be
         rows = results["s3"]
         lines += ["", f"### {args.large_mib} MiB into a 3-node Garage cluster", ""]
         lines += table(rows, mb_per_s, "MB/s", rows[1:], "vs direct S3 writer")
+    if "control" in results:
+        c = results["control"]
+        lines += ["", "### Control plane: one node on SQLite + disk, concurrent clients", ""]
+        if "liveness" not in c:
+            lines.append(f"failed: {c.get('error')}")
+        else:
+            lines += [
+                f"{c['clients']} clients, {c['seconds']} s per measurement, {c['rounds']} rounds, the routes alternating.",
+                "",
+                "| route | calls/s min / **median** / max | p50 / p99 | server CPU-s per 1000 calls | failed calls |",
+                "|---|---|---|---|---|",
+            ]  # fmt: skip
+            for name, route in (("`GET /healthz`", "liveness"), ("signed CreateUploadVideo", "create_upload_video")):
+                r = c[route]
+                rates = sorted(r["rates"])
+                lines.append(
+                    f"| {name} | {rates[0]:.0f} / **{rates[len(rates) // 2]:.0f}** / {rates[-1]:.0f}"
+                    f" | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms | {r['server_cpu_s_per_1000']:.3f} | {r['errors']} |"
+                )
+            lines += ["", f"CreateUploadVideo / healthz: **{c['ratio']:.2f}**"]
     if "memory" in results:
         rows = results["memory"]
         lines += ["", "### Memory against size (`vodup upload video`, 8 MiB parts, 4 in flight)", ""]
@@ -494,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for case in args.only:
             log(f"case {case}")
-            run_case = {"large": case_large, "many": case_many, "web": case_web, "memory": case_memory,
-                        "s3": case_s3}[case]  # fmt: skip
+            run_case = {"large": case_large, "many": case_many, "web": case_web, "control": case_control,
+                        "memory": case_memory, "s3": case_s3}[case]  # fmt: skip
             results[case] = run_case(bench)
     finally:
         for command in bench.stop_later:
@@ -509,10 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text)
     if args.json:
-        raw = {case: [{"name": s.name, "error": s.error, "samples": [vars(x) for x in s.samples]} for s in rows]
+        raw = {case: rows if isinstance(rows, dict) else
+               [{"name": s.name, "error": s.error, "samples": [vars(x) for x in s.samples]} for s in rows]
                for case, rows in results.items()}  # fmt: skip
         args.json.write_text(json.dumps(raw, indent=2))
-    failed = [s.name for rows in results.values() for s in rows if s.error or not s.samples]
+    failed = [s.name for rows in results.values() if not isinstance(rows, dict) for s in rows if s.error or not s.samples]
+    failed += [f"{case}: {rows['error']}" for case, rows in results.items() if isinstance(rows, dict) and "error" in rows]
     if failed:
         log(f"failed or not measured: {failed}")
         return 1

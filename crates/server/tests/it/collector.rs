@@ -386,7 +386,11 @@ async fn commits_racing_the_collector_for_their_blob_either_win_or_fail_cleanly(
             let (bucket, upload_id, upload_key) =
                 (bucket.clone(), upload.upload_id.clone(), upload.key.clone());
             let (round, i) = (round, *i);
+            // Spread over the collector's round: concurrent commits share one group transaction on
+            // SQLite, so without a spread they would all land before (or after) the collector's claim.
+            let delay = Duration::from_micros(u64::from((round * 7919 + i * 104_729) % 4000));
             tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
                 if i % 2 == 0 {
                     let commit = PutCommit {
                         bucket,

@@ -42,6 +42,7 @@ pub async fn run_all(meta: &dyn MetaStore) {
     revocations_list_revoked_keys_and_recent_deletions(meta).await;
     media_round_trip(meta).await;
     media_ids_and_reference_ids_are_unique(meta).await;
+    concurrent_writes_succeed_or_fail_alone(meta).await;
     media_by_reference(meta).await;
     update_media_changes_only_given_fields(meta).await;
     delete_media_hides_media_and_aborts_uploads(meta).await;
@@ -255,6 +256,49 @@ pub async fn media_ids_and_reference_ids_are_unique(meta: &dyn MetaStore) {
     meta.delete_media(std::slice::from_ref(&first.id), at(100)).await.expect("delete a video");
     let reuse = NewMedia { reference_id: "ref-6-a".into(), ..video(6, 6) };
     meta.create_media(&reuse).await.expect("a deleted video frees its ReferenceId");
+}
+
+/// Many creations and nonces at once, some of them refused, as a busy control plane sends them (SQLite
+/// commits such writes in groups): each refused write fails alone and leaves nothing, every other one is
+/// stored, and a nonce is accepted exactly once however many calls race for it.
+pub async fn concurrent_writes_succeed_or_fail_alone(meta: &dyn MetaStore) {
+    // 16 pairs share a ReferenceId; 16 more have their own.
+    let medias: Vec<NewMedia> = (1..=48u32)
+        .map(|n| NewMedia {
+            reference_id: if n <= 32 {
+                format!("ref-50-pair-{}", n.div_ceil(2))
+            } else {
+                format!("ref-50-own-{n}")
+            },
+            ..video(50, n)
+        })
+        .collect();
+    let results = futures_util::future::join_all(medias.iter().map(|m| meta.create_media(m))).await;
+    for pair in medias[..32].chunks(2).zip(results[..32].chunks(2)) {
+        let ((first, second), (a, b)) = ((&pair.0[0], &pair.0[1]), (&pair.1[0], &pair.1[1]));
+        let (winner, loser, refused) = match (a, b) {
+            (Ok(()), Err(_)) => (first, second, b),
+            (Err(_), Ok(())) => (second, first, a),
+            other => panic!("exactly one of a pair sharing a ReferenceId is created, got {other:?}"),
+        };
+        assert!(matches!(refused, Err(MetaError::Conflict(_))), "the other is a Conflict: {refused:?}");
+        assert_eq!(meta.get_media(&winner.id).await.expect("get"), Some(fresh(winner)));
+        assert_eq!(meta.get_media(&loser.id).await.expect("get"), None, "a refused creation leaves nothing");
+    }
+    for (media, result) in medias[32..].iter().zip(&results[32..]) {
+        assert!(result.is_ok(), "{}: {result:?}", media.id);
+        assert_eq!(meta.get_media(&media.id).await.expect("get"), Some(fresh(media)));
+    }
+
+    let now = SystemTime::now();
+    let live = now + Duration::from_secs(1800);
+    let digests: Vec<[u8; 16]> = (0..96u32)
+        .map(|n| *format!("conf.50.nonce.{:02}", n % 32).as_bytes().first_chunk().unwrap())
+        .collect();
+    let recorded =
+        futures_util::future::join_all(digests.iter().map(|d| meta.record_nonce(d, now, live))).await;
+    let accepted = recorded.into_iter().map(|r| r.expect("record a nonce")).filter(|&fresh| fresh).count();
+    assert_eq!(accepted, 32, "each of 32 nonces is accepted once among 96 racing calls");
 }
 
 /// Lookup by ReferenceId finds live media only, matches exactly, and the empty id names nothing.

@@ -6,6 +6,7 @@ use super::*;
 #[async_trait::async_trait]
 impl MediaRepo for SqliteMeta {
     async fn create_media(&self, media: &NewMedia) -> MetaResult<()> {
+        let mut tx = self.begin_write("create a media item").await?;
         sqlx::query(
             "INSERT INTO media (id, kind, title, description, file_name, file_ext, declared_size, cover_url, \
              cate_id, cate_ids, tags, template_group_id, workflow_id, storage_location, app_id, user_data, \
@@ -39,7 +40,7 @@ impl MediaRepo for SqliteMeta {
         .bind(millis(media.created_at))
         .bind(MediaStatus::Uploading.as_str())
         .bind(millis(media.created_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             if !is_unique_violation(&e) {
@@ -54,7 +55,7 @@ impl MediaRepo for SqliteMeta {
                 ))
             }
         })?;
-        Ok(())
+        tx.commit().await.map_err(|e| failed(format!("committing media {}", media.id), e))
     }
 
     async fn get_media(&self, media_id: &str) -> MetaResult<Option<Media>> {

@@ -4,7 +4,8 @@
 //!
 //! The file holds AccessKeySecrets, so [`SqliteMeta::open`] creates it with mode 0600 before SQLite touches
 //! it (SQLite gives its `-wal` and `-shm` side files the mode of the database file). An acknowledged write
-//! survives power loss (WAL with `synchronous = FULL`). Several processes may use the file at once
+//! survives power loss (WAL with `synchronous = FULL`); the writes of concurrent requests commit together
+//! ([`group_commit`]), one WAL `fsync` for many. Several processes may use the file at once
 //! (`vodup keys create` while the server runs): SQLite's locks serialise writers, who wait up to
 //! [`BUSY_TIMEOUT`]. Every transaction that reads before it writes starts with `BEGIN IMMEDIATE`, taking the
 //! write lock up front; a deferred transaction would fail with `SQLITE_BUSY` when its read lock could not
@@ -25,6 +26,7 @@ use sqlx::{Decode, QueryBuilder, Row, Sqlite, SqlitePool, Type};
 mod blobs;
 mod credentials;
 mod events;
+mod group_commit;
 mod leases;
 mod media;
 mod objects;
@@ -51,6 +53,8 @@ const MAX_CONNECTIONS: u32 = 8;
 pub struct SqliteMeta {
     /// Connections to the database file, each configured by [`SqliteMeta::open`].
     pool: SqlitePool,
+    /// The hot small writes of concurrent requests, committed together ([`group_commit`]).
+    commits: group_commit::GroupCommit,
 }
 
 impl SqliteMeta {
@@ -81,12 +85,14 @@ impl SqliteMeta {
             .run(&pool)
             .await
             .map_err(|e| failed(format!("migrating metadata database {}", path.display()), e))?;
-        Ok(Self { pool })
+        let commits = group_commit::GroupCommit::start(pool.clone());
+        Ok(Self { pool, commits })
     }
 
-    /// Starts a transaction that holds the write lock from its first statement.
-    async fn begin_write(&self, what: &str) -> MetaResult<sqlx::Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| failed(format!("starting to {what}"), e))
+    /// A write's turn in the next group transaction ([`group_commit`]), which holds the write lock from
+    /// its first statement; used like a transaction of its own (`&mut *tx`, then `tx.commit()`).
+    async fn begin_write(&self, what: &str) -> MetaResult<group_commit::Turn> {
+        self.commits.turn().await.map_err(|e| failed(format!("starting to {what}"), e))
     }
 }
 
@@ -149,6 +155,6 @@ fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
             db.code().and_then(|code| code.parse::<i64>().ok()).is_some_and(|code| code & 0xff == 13)
         }
         Some(sqlx::Error::Io(io)) => crate::storage::is_out_of_space(io),
-        _ => false,
+        _ => error.downcast_ref::<group_commit::GroupFailed>().is_some_and(|group| group.disk_full),
     }
 }

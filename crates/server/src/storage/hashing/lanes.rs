@@ -313,7 +313,12 @@ mod tests {
         let mut lanes = Lanes::new();
         let (done, waiting) = oneshot::channel();
         let demanded = Arc::new(AtomicBool::new(true));
-        lanes.add(Job { state: Md5State::new(), segment: vec![Bytes::from(vec![7u8; 1 << 20])], done, demanded });
+        lanes.add(Job {
+            state: Md5State::new(),
+            segment: vec![Bytes::from(vec![7u8; 1 << 20])],
+            done,
+            demanded,
+        });
         drop(waiting);
         lanes.round();
         assert!(lanes.is_empty(), "a segment nobody waits for is not hashed");

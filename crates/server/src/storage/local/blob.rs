@@ -1,4 +1,4 @@
-//! Writing one blob: the body streams into `tmp/<id>` while it is hashed, is checked against the write's
+//! Writing one blob: the body streams into `tmp/<id>` ([`super::sink`]) while it is hashed, is checked against the write's
 //! limits, fsynced, then renamed to `blobs/ab/<id>` and the folder fsynced. A blob under its final name
 //! is therefore always whole and durable; anything else is a temporary file that a failed write removes
 //! at once and a crash leaves for the next open.
@@ -8,15 +8,12 @@ use std::path::Path;
 
 use futures_util::StreamExt as _;
 use tokio::fs;
-use tokio::io::{AsyncWriteExt as _, BufWriter};
 
+use super::sink::FileSink;
 use super::{Leftover, sync_dir};
 use crate::fault::{self, FaultPoint};
 use crate::storage::checked::CheckedBody;
 use crate::storage::{ByteStream, StorageError, StoredBlob, WriteLimits, new_blob_id};
-
-/// Body chunks from the network are small; coalescing them saves a blocking-pool hop per chunk.
-const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Streams `body` into a new blob under `root`, enforcing `limits`.
 pub(super) async fn write(
@@ -32,20 +29,19 @@ pub(super) async fn write(
         .create_new(true)
         .open(&tmp)
         .await
-        .map_err(|e| fail("creating", e))?;
+        .map_err(|e| fail("creating", e))?
+        .into_std()
+        .await;
     let mut leftover = Leftover(Some(tmp.clone()));
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, handle);
+    let mut out = FileSink::new(handle);
     let mut checked = CheckedBody::new(limits);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(StorageError::Body)?;
         checked.accept(chunk.clone()).await?;
-        out.write_all(&chunk).await.map_err(|e| fail("writing", e))?;
+        out.write(chunk).await.map_err(|e| fail("writing", e))?;
     }
     let digests = checked.finish().await?;
-    out.flush().await.map_err(|e| fail("writing", e))?;
-    let handle = out.into_inner();
-    handle.sync_all().await.map_err(|e| fail("syncing", e))?;
-    drop(handle);
+    out.finish().await.map_err(|e| fail("writing and syncing", e))?;
     fault::hit(FaultPoint::BlobWritten);
     let shard = root.join("blobs").join(&id[..2]);
     if let Err(e) = fs::metadata(&shard).await {

@@ -16,7 +16,7 @@
 //! (`objects/`, `uploads/`, `blobs/<upload id>/`, …); `legacy` reads them for the migration that runs
 //! once at startup (`crate::upgrade`), and nothing else here looks at them.
 //!
-//! Beside this file: `blob` (writing a blob), `reader` (reading a range of one), `legacy` (the layout
+//! Beside this file: `blob` (writing a blob), `sink` (its bytes to disk), `reader` (reading a range of one), `legacy` (the layout
 //! before the catalogue owned objects).
 
 use std::io;
@@ -30,6 +30,7 @@ use tokio::io::AsyncWriteExt as _;
 mod blob;
 pub mod legacy;
 mod reader;
+mod sink;
 
 use super::{BlobStore, ByteStream, ListedBlob, StorageError, StoredBlob, WriteLimits, is_blob_id};
 

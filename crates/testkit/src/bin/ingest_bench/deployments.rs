@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::control::{RateRun, create_upload_rate, quantile};
+use crate::control::{RateRun, create_upload_rate, median, quantile, spread};
 use crate::cpu::{Meter, Usage, postmaster};
 use crate::deployment::Deployment;
 use crate::load::multipart;
@@ -267,20 +267,6 @@ fn print_tables(o: &Options, deployments: &[Deployment], figures: &mut [Figures]
             );
         }
     }
-}
-
-/// `min / median / max` with `decimals` decimals.
-fn spread(values: &[f64], decimals: usize) -> String {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{min:.decimals$} / {:.decimals$} / {max:.decimals$}", median(values))
-}
-
-/// The middle value (the upper one of the two middles for an even count).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// "A" of "A. one node, ...".

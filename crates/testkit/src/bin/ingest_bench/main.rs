@@ -14,9 +14,12 @@
 //! Usage: `cargo run --release -p vodup-testkit --bin ingest_bench -- [--vodup PATH] [--size-mib 1024]
 //! [--part-mib 8] [--parallel 2] [--uploads 16] [--upload-mib 64] [--rounds 3]`, or
 //! `... --bin ingest_bench -- deployments [--vodup PATH] [--size-mib 256] [--part-mib 8] [--parallel 4]
-//! [--rounds 5] [--clients 64] [--seconds 5]`.
+//! [--rounds 5] [--clients 64] [--seconds 5]`, or `... --bin ingest_bench -- control [--vodup PATH]
+//! [--clients 64] [--seconds 5] [--rounds 3] [--json]` (signed CreateUploadVideo beside the liveness
+//! route on one SQLite node, [`control_mode`]).
 
 mod control;
+mod control_mode;
 mod cpu;
 mod deployment;
 mod deployments;
@@ -207,6 +210,9 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|mode| mode == "deployments") {
         return deployments::main(&args[1..]).await;
+    }
+    if args.first().is_some_and(|mode| mode == "control") {
+        return control_mode::main(&args[1..]).await;
     }
     let o = options();
     let mut random = vec![0u8; o.part as usize];
