@@ -11,6 +11,9 @@
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::process::Command;
@@ -249,4 +252,134 @@ async fn a_batch_killed_at_every_step_reruns_to_one_whole_video_per_file() {
             }
         }
     }
+}
+
+/// A VOD proxy for [`a_create_that_lands_after_the_rerun_looked_is_removed`]: while `holding`, it keeps
+/// CreateUploadVideo requests back (they never reach the service, their client waits); once released, it
+/// passes everything, and the first GetVideoInfo by ReferenceId after that makes it send the held request
+/// on before it answers: the create of a killed run that lands just after the re-run has looked for it.
+#[derive(Clone)]
+struct HoldingProxy {
+    target: String,
+    client: reqwest::Client,
+    holding: Arc<AtomicBool>,
+    held: Arc<Mutex<Option<(axum::http::Method, String, axum::http::HeaderMap, bytes::Bytes)>>>,
+    held_one: Arc<tokio::sync::Notify>,
+}
+
+impl HoldingProxy {
+    async fn start(target: &str) -> (Self, String) {
+        let proxy = Self {
+            target: target.to_owned(),
+            client: reqwest::Client::new(),
+            holding: Arc::new(AtomicBool::new(true)),
+            held: Arc::default(),
+            held_one: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().fallback(Self::handle).with_state(proxy.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (proxy, url)
+    }
+
+    async fn handle(
+        axum::extract::State(proxy): axum::extract::State<Self>,
+        method: axum::http::Method,
+        uri: axum::http::Uri,
+        headers: axum::http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> axum::response::Response {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        // The action is a parameter (RPC v1 signature) or the `x-acs-action` header (ACS3).
+        let action = headers.get("x-acs-action").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let text = format!("{path}&{}&Action={action}", String::from_utf8_lossy(&body));
+        if text.contains("Action=CreateUploadVideo") && proxy.holding.load(Ordering::SeqCst) {
+            *proxy.held.lock().unwrap() = Some((method, path, headers, body));
+            proxy.held_one.notify_one();
+            return std::future::pending().await;
+        }
+        let answer = proxy.forward(&method, &path, &headers, body).await;
+        if text.contains("Action=GetVideoInfo") && text.contains("ReferenceId=") {
+            let held = proxy.held.lock().unwrap().take();
+            if let Some((method, path, headers, body)) = held {
+                let late = proxy.forward(&method, &path, &headers, body).await;
+                assert_eq!(late.status(), 200, "the held create is accepted when it lands");
+            }
+        }
+        answer
+    }
+
+    async fn forward(
+        &self,
+        method: &axum::http::Method,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> axum::response::Response {
+        let mut request = self.client.request(method.clone(), format!("{}{path}", self.target)).body(body);
+        // Every header goes as it came, Host included: ACS3 signs it.
+        for (name, value) in headers {
+            if name != axum::http::header::CONTENT_LENGTH {
+                request = request.header(name, value);
+            }
+        }
+        let reply = request.send().await.expect("the service answers");
+        let status = reply.status();
+        let reply_headers = reply.headers().clone();
+        let mut response =
+            axum::response::Response::new(axum::body::Body::from(reply.bytes().await.unwrap()));
+        *response.status_mut() = status;
+        for (name, value) in &reply_headers {
+            if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::TRANSFER_ENCODING {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+        response
+    }
+}
+
+/// A batch run is killed while its CreateUploadVideo is on the way; that create lands only after the
+/// re-run has looked for the run's ReferenceId and found nothing. The re-run must neither fail on the
+/// ReferenceId (it used to: "already used by another video") nor leave the late video behind: the file
+/// ends as exactly one whole video.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_that_lands_after_the_rerun_looked_is_removed() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("media");
+    std::fs::create_dir_all(&root).unwrap();
+    write_random_file(&root.join("late.mp4"), 300_000, 7).unwrap();
+    let (proxy, url) = HoldingProxy::start(&server.vod_url).await;
+    let mut via = (*server).clone();
+    via.vod_url = url;
+    let work = tempfile::tempdir().unwrap();
+    let command = || {
+        let mut command = upload(&via, work.path(), "video", root.to_str().unwrap());
+        command.arg("--recursive");
+        command
+    };
+
+    let mut first = command().spawn().expect("vodup runs");
+    tokio::time::timeout(Duration::from_secs(30), proxy.held_one.notified())
+        .await
+        .expect("the first run sends its CreateUploadVideo");
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    assert!(all_videos(&server).await.is_empty(), "the held create has not landed yet");
+
+    proxy.holding.store(false, Ordering::SeqCst);
+    let second = run(command()).await;
+    let context = format!("{:?}\nstderr: {}", second.events.last(), second.stderr);
+    assert_eq!(second.code, Some(0), "{context}");
+    assert!(proxy.held.lock().unwrap().is_none(), "the held create landed during the re-run");
+    let videos = all_videos(&server).await;
+    assert_eq!(videos.len(), 1, "exactly one video for the file: {videos:?} {context}");
+    assert!(videos.values().all(|s| s == "Normal"), "{videos:?}");
+    let summary = second.events.last().unwrap();
+    assert_eq!(
+        summary["Cleaned"].as_array().map(Vec::len),
+        Some(1),
+        "the late video is reported cleaned: {context}"
+    );
 }

@@ -234,14 +234,16 @@ impl Client {
                     .filter(|c| c.source == *identity && c.kind == kind)
             })
             .map(|c| c.media_id);
-        let reference_id = match self.settle(file, kind, &entry, resumable.as_ref(), shared, cleaned).await? {
-            Settled::Finished { video_id, size } => {
-                let done = Record::Done { file: file.clone(), media_id: video_id.clone(), identity, size };
-                shared.journal.append(done).await?;
-                return Ok((FileStatus::Skipped, video_id, None));
-            }
-            Settled::Continue { reference_id } => reference_id,
-        };
+        let (reference_id, recheck) =
+            match self.settle(file, kind, &entry, resumable.as_ref(), shared, cleaned).await? {
+                Settled::Finished { video_id, size } => {
+                    let done =
+                        Record::Done { file: file.clone(), media_id: video_id.clone(), identity, size };
+                    shared.journal.append(done).await?;
+                    return Ok((FileStatus::Skipped, video_id, None));
+                }
+                Settled::Continue { reference_id, recheck } => (reference_id, recheck),
+            };
 
         let reference_id = match &mut media {
             BatchMedia::Video(meta) | BatchMedia::M3u8(meta) => {
@@ -284,7 +286,33 @@ impl Client {
             size: result.size,
         };
         shared.journal.append(done).await?;
+        if let Some(reference) = recheck {
+            self.remove_late_stray(file, kind, &reference, &result.media_id, shared, cleaned).await;
+        }
         Ok((FileStatus::Done, result.media_id.clone(), Some(result)))
+    }
+
+    /// Deletes the video an interrupted run created with `reference` if its CreateUploadVideo committed
+    /// only after this run had looked for it (the request was on its way when that run was killed). By
+    /// now, a whole upload later, it has. Best effort: the file is uploaded either way, and a stray left
+    /// here stays `Uploading` until the service's sweeper marks it failed.
+    async fn remove_late_stray(
+        &self,
+        file: &str,
+        kind: MediaKind,
+        reference: &str,
+        uploaded: &str,
+        shared: &Shared,
+        cleaned: &mut Vec<String>,
+    ) {
+        let Ok(Some((stray, ..))) = self.vod().find_video_by_reference(reference).await else { return };
+        if stray == uploaded || self.vod().delete_media(kind, &[&stray]).await.is_err() {
+            return;
+        }
+        let record = Record::Cleaned { file: file.to_owned(), media_id: stray.clone() };
+        if shared.journal.append(record).await.is_ok() {
+            cleaned.push(stray);
+        }
     }
 }
 
@@ -292,8 +320,10 @@ impl Client {
 enum Settled {
     /// Its video was uploaded; only the record was missing.
     Finished { video_id: String, size: u64 },
-    /// Upload it, with this ReferenceId if the earlier one may be reused.
-    Continue { reference_id: Option<String> },
+    /// Upload it, with this ReferenceId if the earlier one may be reused. `recheck` is an earlier run's
+    /// ReferenceId that named no video yet: its CreateUploadVideo may still have been on its way, so the
+    /// upload takes a new ReferenceId and looks for that one again once done.
+    Continue { reference_id: Option<String>, recheck: Option<String> },
 }
 
 impl Client {
@@ -313,6 +343,7 @@ impl Client {
         // Done before, but the file changed since: it becomes a new item, with a new ReferenceId (the old
         // one names the finished video, which stays).
         let mut reference_id = if entry.done.is_some() { None } else { entry.reference_id.clone() };
+        let mut recheck = None;
         if let Some(reference) = reference_id.as_deref().filter(|_| kind == MediaKind::Video) {
             match self.vod().find_video_by_reference(reference).await? {
                 Some((video_id, status, size)) if status != "Uploading" && status != "UploadFail" => {
@@ -327,7 +358,7 @@ impl Client {
                         strays.push(video_id);
                     }
                 }
-                None => {}
+                None => recheck = reference_id.take(),
             }
         }
         strays.retain(|id| resumable != Some(id));
@@ -341,7 +372,7 @@ impl Client {
             shared.journal.append(record).await?;
             cleaned.push(media_id);
         }
-        Ok(Settled::Continue { reference_id })
+        Ok(Settled::Continue { reference_id, recheck })
     }
 }
 
