@@ -254,6 +254,9 @@ async fn a_batch_killed_at_every_step_reruns_to_one_whole_video_per_file() {
     }
 }
 
+/// A request kept back: method, path with query, headers, body.
+type Held = (axum::http::Method, String, axum::http::HeaderMap, bytes::Bytes);
+
 /// A VOD proxy for [`a_create_that_lands_after_the_rerun_looked_is_removed`]: while `holding`, it keeps
 /// CreateUploadVideo requests back (they never reach the service, their client waits); once released, it
 /// passes everything, and the first GetVideoInfo by ReferenceId after that makes it send the held request
@@ -263,7 +266,7 @@ struct HoldingProxy {
     target: String,
     client: reqwest::Client,
     holding: Arc<AtomicBool>,
-    held: Arc<Mutex<Option<(axum::http::Method, String, axum::http::HeaderMap, bytes::Bytes)>>>,
+    held: Arc<Mutex<Option<Held>>>,
     held_one: Arc<tokio::sync::Notify>,
 }
 
