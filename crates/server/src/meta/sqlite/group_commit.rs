@@ -160,8 +160,9 @@ async fn run_group(
 ) -> Result<(), GroupFailed> {
     let fail = |e: sqlx::Error| GroupFailed::from_sqlx(&e);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
-    for writer in group {
-        sqlx::query("SAVEPOINT turn").execute(&mut *tx).await.map_err(fail)?;
+    sqlx::query("SAVEPOINT turn").execute(&mut *tx).await.map_err(fail)?;
+    let last = group.len().saturating_sub(1);
+    for (n, writer) in group.into_iter().enumerate() {
         let (back, returned) = oneshot::channel();
         let (told, outcome) = oneshot::channel();
         let lent = Lent { tx: Some(tx), back: Some(back), outcome: Some(outcome) };
@@ -174,10 +175,17 @@ async fn run_group(
         tx = back_tx;
         if keep {
             kept.push(told);
-        } else {
-            sqlx::query("ROLLBACK TO turn").execute(&mut *tx).await.map_err(fail)?;
         }
-        sqlx::query("RELEASE turn").execute(&mut *tx).await.map_err(fail)?;
+        // One round trip to SQLite's thread between two writers: drop this writer's statements if it
+        // did not commit, close its savepoint and open the next one. The last one's savepoint goes with
+        // the COMMIT, which keeps whatever is still open.
+        let next = match (keep, n == last) {
+            (true, false) => "RELEASE turn; SAVEPOINT turn",
+            (false, false) => "ROLLBACK TO turn; RELEASE turn; SAVEPOINT turn",
+            (false, true) => "ROLLBACK TO turn",
+            (true, true) => continue,
+        };
+        sqlx::raw_sql(next).execute(&mut *tx).await.map_err(fail)?;
     }
     tx.commit().await.map_err(fail)
 }
