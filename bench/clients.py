@@ -211,7 +211,14 @@ def many(server: dict, folder: Path, kind: str, pool: int) -> list[str]:
 
 
 def web_voduploadsdk(server: dict, url: str) -> list[str]:
+    import voduploadsdk.AliyunVodUtils as utils
     from voduploadsdk.UploadVideoRequest import UploadVideoRequest
+
+    # uploadWebVideo downloads into `<site-packages>/dlfiles/`, but the library's mkDir creates only the
+    # parent of the folder it is given, so in a fresh venv the download fails ("Download File Error")
+    # until something else (its uploadLocalM3u8) has made that folder. Make it as the library names it.
+    site = os.path.dirname(os.path.dirname(os.path.realpath(utils.__file__)))
+    os.makedirs(os.path.join(site, "dlfiles"), exist_ok=True)
 
     _, make = per_file_voduploadsdk(server)
     video_id = make().uploadWebVideo(UploadVideoRequest(url))

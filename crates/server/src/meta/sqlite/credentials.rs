@@ -73,7 +73,7 @@ impl CredentialRepo for SqliteMeta {
         // Dead rows go with one insert in [`NONCE_RECLAIM_EVERY`], as many as the inserts between: the
         // table stays at about the live rows, with no sweep, and most inserts are one statement.
         let turn = NONCE_INSERTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if turn % NONCE_RECLAIM_EVERY == 0 {
+        if turn.is_multiple_of(NONCE_RECLAIM_EVERY) {
             sqlx::query(
                 "DELETE FROM nonces WHERE digest IN \
                  (SELECT digest FROM nonces WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",

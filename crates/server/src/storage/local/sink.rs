@@ -13,12 +13,20 @@
 //! handle to the same file), so the final sync waits for the tail only and dirty pages stay few even for
 //! a body of many GiB.
 //!
+//! Why drop the pages once synced: a blob is rarely read right after it is written, and on virtual
+//! machines whose memory the host hands over lazily (this project's CI and bench machines), writing into
+//! page-cache pages the guest has never touched costs about ten times the copy (BENCHMARKS.md: 3.2
+//! CPU-seconds per GiB against 0.3-0.6 into reused pages; it was over half of the server's samples).
+//! After each sync the synced range is dropped (`POSIX_FADV_DONTNEED`, advisory), so the next writes
+//! reuse those pages and the page cache does not grow with everything ever uploaded.
+//!
 //! Memory: one batch being written and one gathering, at most [`BATCH`] bytes each (or [`MAX_CHUNKS`]
 //! chunks), whatever the body's size.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write as _};
 use std::mem;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -46,6 +54,10 @@ pub(super) struct FileSink {
     syncing: Option<JoinHandle<io::Result<()>>>,
     /// Bytes handed to the pool since the last background sync began.
     unsynced: u64,
+    /// Bytes whose write has finished: a sync started now covers them.
+    written: u64,
+    /// Bytes of the batch on the blocking pool.
+    in_flight: u64,
 }
 
 impl FileSink {
@@ -58,6 +70,8 @@ impl FileSink {
             writing: None,
             syncing: None,
             unsynced: 0,
+            written: 0,
+            in_flight: 0,
         }
     }
 
@@ -81,26 +95,37 @@ impl FileSink {
         join(self.writing.take()).await?;
         join(self.syncing.take()).await?;
         let file = Arc::clone(&self.file);
-        join(Some(tokio::task::spawn_blocking(move || file.sync_all()))).await
+        join(Some(tokio::task::spawn_blocking(move || {
+            file.sync_all()?;
+            drop_cached(&file, None);
+            Ok(())
+        })))
+        .await
     }
 
     /// Hands the gathered chunks to the pool once the batch before them is written, and starts a
     /// background sync when enough has been written since the last one.
     async fn send_batch(&mut self) -> io::Result<()> {
         join(self.writing.take()).await?;
+        self.written += mem::take(&mut self.in_flight);
         if self.gathering.is_empty() {
             return Ok(());
         }
         let batch = mem::take(&mut self.gathering);
-        self.unsynced += mem::take(&mut self.gathered) as u64;
+        self.in_flight = mem::take(&mut self.gathered) as u64;
+        self.unsynced += self.in_flight;
         let file = Arc::clone(&self.file);
         self.writing = Some(tokio::task::spawn_blocking(move || write_all(&file, &batch)));
         if self.unsynced >= SYNC_EVERY && self.syncing.as_ref().is_none_or(JoinHandle::is_finished) {
             // The previous sync is done: learn its outcome (an I/O error fails the write) and start the
             // next one, which covers everything written so far.
             join(self.syncing.take()).await?;
-            let file = Arc::clone(&self.file);
-            self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+            let (file, synced) = (Arc::clone(&self.file), self.written);
+            self.syncing = Some(tokio::task::spawn_blocking(move || {
+                file.sync_data()?;
+                drop_cached(&file, NonZeroU64::new(synced));
+                Ok(())
+            }));
             self.unsynced = 0;
         }
         Ok(())
@@ -113,6 +138,18 @@ async fn join(task: Option<JoinHandle<io::Result<()>>>) -> io::Result<()> {
         Some(task) => task.await.map_err(io::Error::other)?,
         None => Ok(()),
     }
+}
+
+/// Asks the kernel to drop the file's first `len` bytes (all of it when `None`) from the page cache;
+/// called only on synced bytes, which are clean and so dropped at once. Advisory: a failure changes
+/// nothing stored.
+fn drop_cached(file: &File, len: Option<NonZeroU64>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = rustix::fs::fadvise(file, 0, len, rustix::fs::Advice::DontNeed);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (file, len);
 }
 
 /// Writes every byte of `chunks` with as few `writev` calls as the kernel allows.
