@@ -27,19 +27,7 @@ fn cpu_ns() -> u64 {
 
 /// `streams` deterministic, incompressible-looking buffers of [`LEN`] bytes.
 fn data(streams: usize) -> Vec<Vec<u8>> {
-    (0..streams)
-        .map(|s| {
-            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (s as u64 + 1);
-            (0..LEN)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        })
-        .collect()
+    (0..streams).map(|s| vodup_testkit::fixtures::random_bytes(LEN, 0x9E37_79B9 ^ (s as u64 + 1))).collect()
 }
 
 /// Median and best GB/s of `f` hashing `bytes` bytes, in thread CPU time.

@@ -220,18 +220,6 @@ mod tests {
 
     use super::*;
 
-    fn bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
     /// `data` cut at the lengths of `cuts` (cycled), into segments of `per_segment` chunks.
     fn segments(data: &[u8], cuts: &[usize], per_segment: usize) -> Vec<Vec<Bytes>> {
         let mut chunks = Vec::new();
@@ -263,7 +251,7 @@ mod tests {
                 1..40,
             ),
         ) {
-            let data: Vec<Vec<u8>> = streams.iter().map(|&(len, seed, ..)| bytes(seed, len)).collect();
+            let data: Vec<Vec<u8>> = streams.iter().map(|&(len, seed, ..)| vodup_testkit::fixtures::random_bytes(len, seed)).collect();
             let mut feeds: Vec<(usize, Feed)> = streams
                 .iter()
                 .zip(&data)

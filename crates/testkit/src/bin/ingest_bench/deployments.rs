@@ -49,10 +49,7 @@ impl Options {
         let mut args = args.iter();
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value; {USAGE}"))?;
-            let number = || match value.parse::<u64>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("{flag} takes a positive whole number, not {value:?}; {USAGE}")),
-            };
+            let number = || crate::flags::positive(flag, value, USAGE);
             match flag.as_str() {
                 "--vodup" => o.vodup = value.into(),
                 "--size-mib" => o.size = number()? << 20,
@@ -64,12 +61,7 @@ impl Options {
                 other => return Err(format!("unknown option {other}; {USAGE}")),
             }
         }
-        if !o.vodup.is_file() {
-            return Err(format!(
-                "no vodup binary at {}: build it with `cargo build --release -p vodup-cli`, or pass --vodup PATH",
-                o.vodup.display()
-            ));
-        }
+        crate::flags::require_vodup(&o.vodup)?;
         Ok(o)
     }
 }

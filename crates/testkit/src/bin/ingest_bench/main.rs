@@ -23,6 +23,7 @@ mod control_mode;
 mod cpu;
 mod deployment;
 mod deployments;
+mod flags;
 mod load;
 mod services;
 
