@@ -7,10 +7,9 @@ use std::io;
 use std::path::Path;
 
 use futures_util::StreamExt as _;
-use tokio::fs;
 
 use super::sink::FileSink;
-use super::{Leftover, sync_dir};
+use super::{Leftover, sync_dir_now as sync_dir};
 use crate::fault::{self, FaultPoint};
 use crate::storage::checked::CheckedBody;
 use crate::storage::{ByteStream, StorageError, StoredBlob, WriteLimits, new_blob_id};
@@ -24,16 +23,8 @@ pub(super) async fn write(
     let id = new_blob_id();
     let fail = |doing: &str, e| StorageError::backend(format!("{doing} blob {id}"), e);
     let tmp = root.join("tmp").join(&id);
-    let handle = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .await
-        .map_err(|e| fail("creating", e))?
-        .into_std()
-        .await;
     let mut leftover = Leftover(Some(tmp.clone()));
-    let mut out = FileSink::new(handle);
+    let mut out = FileSink::create(tmp.clone());
     let mut checked = CheckedBody::new(limits);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(StorageError::Body)?;
@@ -41,23 +32,34 @@ pub(super) async fn write(
         out.write(chunk).await.map_err(|e| fail("writing", e))?;
     }
     let digests = checked.finish().await?;
-    out.finish().await.map_err(|e| fail("writing and syncing", e))?;
+    // A refusal above drops `out` before `leftover`: a batch still on the pool removes a file it
+    // creates after that (see the sink).
+    // The rest runs in the sink's last task on the blocking pool, one hop for the whole tail.
+    let (blobs, name) = (root.join("blobs"), id.clone());
+    out.finish_then(move || place(&tmp, &blobs, &name))
+        .await
+        .map_err(|e| fail("storing", e))?;
+    leftover.disarm();
+    Ok(StoredBlob { id, digests })
+}
+
+/// Moves the synced file `tmp` to `blobs/<first two characters of id>/<id>` and makes the move durable
+/// (the shard folder's own entry first, when the folder is new).
+fn place(tmp: &Path, blobs: &Path, id: &str) -> io::Result<()> {
     fault::hit(FaultPoint::BlobWritten);
-    let shard = root.join("blobs").join(&id[..2]);
-    if let Err(e) = fs::metadata(&shard).await {
+    let shard = blobs.join(&id[..2]);
+    if let Err(e) = std::fs::metadata(&shard) {
         if e.kind() != io::ErrorKind::NotFound {
-            return Err(fail("opening the folder of", e));
+            return Err(e);
         }
-        match fs::create_dir(&shard).await {
+        match std::fs::create_dir(&shard) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(fail("creating the folder of", e)),
+            Err(e) => return Err(e),
         }
         // The folder entry must be durable before a blob inside it counts as stored.
-        sync_dir(&root.join("blobs")).await.map_err(|e| fail("syncing the folder of", e))?;
+        sync_dir(blobs)?;
     }
-    fs::rename(&tmp, shard.join(&id)).await.map_err(|e| fail("storing", e))?;
-    leftover.disarm();
-    sync_dir(&shard).await.map_err(|e| fail("syncing the folder of", e))?;
-    Ok(StoredBlob { id, digests })
+    std::fs::rename(tmp, shard.join(id))?;
+    sync_dir(&shard)
 }

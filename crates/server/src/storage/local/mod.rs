@@ -229,7 +229,12 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send
 
 async fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = dir.to_owned();
-    blocking(move || std::fs::File::open(&dir)?.sync_all()).await
+    blocking(move || sync_dir_now(&dir)).await
+}
+
+/// Makes `dir`'s entries durable, on the calling thread (one already on the blocking pool).
+fn sync_dir_now(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Removes everything inside `dir`; returns how many entries there were.

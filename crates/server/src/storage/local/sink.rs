@@ -27,7 +27,9 @@ use std::fs::File;
 use std::io::{self, IoSlice, Write as _};
 use std::mem;
 use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -42,14 +44,18 @@ const MAX_CHUNKS: usize = 1024;
 /// Bytes written between two background syncs.
 const SYNC_EVERY: u64 = 4 * 1024 * 1024;
 
-/// Writes a body's chunks to a file; [`FileSink::finish`] makes them durable.
+/// Writes a body's chunks to a new file; [`FileSink::finish_then`] makes them durable.
 #[derive(Debug)]
 pub(super) struct FileSink {
-    file: Arc<File>,
+    /// Where the file goes; it is created by the first task on the blocking pool, so a small body
+    /// (one batch) costs one hop for create, write, sync and whatever follows.
+    path: PathBuf,
+    /// The file, once the task that created it is joined.
+    file: Option<Arc<File>>,
     gathering: Vec<Bytes>,
     gathered: usize,
-    /// The batch on the blocking pool.
-    writing: Option<JoinHandle<io::Result<()>>>,
+    /// The batch on the blocking pool; it gives back the file.
+    writing: Option<JoinHandle<io::Result<Arc<File>>>>,
     /// The background sync, if one runs.
     syncing: Option<JoinHandle<io::Result<()>>>,
     /// Bytes handed to the pool since the last background sync began.
@@ -58,13 +64,37 @@ pub(super) struct FileSink {
     written: u64,
     /// Bytes of the batch on the blocking pool.
     in_flight: u64,
+    /// Set when the sink is dropped unfinished (a refused or cancelled write): a task still on the pool
+    /// that creates the file after the writer removed its leftovers removes it itself.
+    abandoned: Arc<AtomicBool>,
+    /// [`FileSink::finish_then`] took over.
+    finished: bool,
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.abandoned.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl FileSink {
-    /// A sink writing to `file` from its current position (a new, empty file).
-    pub(super) fn new(file: File) -> Self {
+    /// A sink that will create `path` (which must not exist) and write to it.
+    pub(super) fn create(path: PathBuf) -> Self {
+        Self::starting(path, None)
+    }
+
+    /// A sink writing to `file`, already open (tests: a handle that refuses writes).
+    #[cfg(test)]
+    fn on(file: File) -> Self {
+        Self::starting(PathBuf::new(), Some(Arc::new(file)))
+    }
+
+    fn starting(path: PathBuf, file: Option<Arc<File>>) -> Self {
         Self {
-            file: Arc::new(file),
+            path,
+            file,
             gathering: Vec::new(),
             gathered: 0,
             writing: None,
@@ -72,6 +102,8 @@ impl FileSink {
             unsynced: 0,
             written: 0,
             in_flight: 0,
+            abandoned: Arc::default(),
+            finished: false,
         }
     }
 
@@ -89,38 +121,62 @@ impl FileSink {
         Ok(())
     }
 
-    /// Writes what is gathered, waits for every write and sync, then syncs the file (data and size).
-    pub(super) async fn finish(mut self) -> io::Result<()> {
-        self.send_batch().await?;
-        join(self.writing.take()).await?;
+    /// Writes what is gathered, waits for every write and sync, syncs the file (data and size), then
+    /// runs `then` (the blob's placement), all in one task on the blocking pool: each hop to the pool
+    /// is two thread switches, which for a small object cost more than its bytes (issue 15).
+    pub(super) async fn finish_then<T: Send + 'static>(
+        mut self,
+        then: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        self.join_writing().await?;
         join(self.syncing.take()).await?;
-        let file = Arc::clone(&self.file);
-        join(Some(tokio::task::spawn_blocking(move || {
+        self.finished = true;
+        let (path, file, batch) = (mem::take(&mut self.path), self.file.take(), mem::take(&mut self.gathering));
+        let abandoned = Arc::clone(&self.abandoned);
+        tokio::task::spawn_blocking(move || {
+            let file = open(&path, file, &abandoned)?;
+            write_all(&file, &batch)?;
             file.sync_all()?;
             drop_cached(&file, None);
-            Ok(())
-        })))
+            then()
+        })
         .await
+        .map_err(io::Error::other)?
+    }
+
+    /// Waits for the batch on the pool and keeps the file it gives back.
+    async fn join_writing(&mut self) -> io::Result<()> {
+        if let Some(task) = self.writing.take() {
+            self.file = Some(task.await.map_err(io::Error::other)??);
+            self.written += mem::take(&mut self.in_flight);
+        }
+        Ok(())
     }
 
     /// Hands the gathered chunks to the pool once the batch before them is written, and starts a
     /// background sync when enough has been written since the last one.
     async fn send_batch(&mut self) -> io::Result<()> {
-        join(self.writing.take()).await?;
-        self.written += mem::take(&mut self.in_flight);
+        self.join_writing().await?;
         if self.gathering.is_empty() {
             return Ok(());
         }
         let batch = mem::take(&mut self.gathering);
         self.in_flight = mem::take(&mut self.gathered) as u64;
         self.unsynced += self.in_flight;
-        let file = Arc::clone(&self.file);
-        self.writing = Some(tokio::task::spawn_blocking(move || write_all(&file, &batch)));
-        if self.unsynced >= SYNC_EVERY && self.syncing.as_ref().is_none_or(JoinHandle::is_finished) {
+        let (path, file, abandoned) = (self.path.clone(), self.file.clone(), Arc::clone(&self.abandoned));
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let file = open(&path, file, &abandoned)?;
+            write_all(&file, &batch)?;
+            Ok(file)
+        }));
+        if let Some(file) = &self.file
+            && self.unsynced >= SYNC_EVERY
+            && self.syncing.as_ref().is_none_or(JoinHandle::is_finished)
+        {
             // The previous sync is done: learn its outcome (an I/O error fails the write) and start the
             // next one, which covers everything written so far.
             join(self.syncing.take()).await?;
-            let (file, synced) = (Arc::clone(&self.file), self.written);
+            let (file, synced) = (Arc::clone(file), self.written);
             self.syncing = Some(tokio::task::spawn_blocking(move || {
                 file.sync_data()?;
                 drop_cached(&file, NonZeroU64::new(synced));
@@ -130,6 +186,20 @@ impl FileSink {
         }
         Ok(())
     }
+}
+
+/// The sink's file: the one already open, or `path` created now (on the blocking pool). A file created
+/// after its sink was dropped is removed again: the writer's own cleanup may have run before it existed.
+fn open(path: &Path, file: Option<Arc<File>>, abandoned: &AtomicBool) -> io::Result<Arc<File>> {
+    if let Some(file) = file {
+        return Ok(file);
+    }
+    let file = File::options().write(true).create_new(true).open(path)?;
+    if abandoned.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_file(path);
+        return Err(io::Error::other("the write was abandoned"));
+    }
+    Ok(Arc::new(file))
 }
 
 /// Waits for a task on the blocking pool, if there is one.
@@ -191,14 +261,14 @@ mod tests {
             let mut data = vec![0u8; len];
             rng.fill_bytes(&mut data);
             let path = dir.path().join(format!("blob{round}"));
-            let mut sink = FileSink::new(File::create_new(&path).unwrap());
+            let mut sink = FileSink::create(path.clone());
             let mut at = 0;
             while at < len {
                 let n = rng.random_range(0..=max_chunk).min(len - at);
                 sink.write(Bytes::copy_from_slice(&data[at..at + n])).await.unwrap();
                 at += n;
             }
-            sink.finish().await.unwrap();
+            sink.finish_then(|| Ok(())).await.unwrap();
             assert!(
                 std::fs::read(&path).unwrap() == data,
                 "shape {round}: {len} bytes in chunks up to {max_chunk}"
@@ -212,7 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ro");
         std::fs::write(&path, b"").unwrap();
-        let mut sink = FileSink::new(File::open(&path).unwrap());
+        let mut sink = FileSink::on(File::open(&path).unwrap());
         let mut result = Ok(());
         for _ in 0..3 {
             result = sink.write(Bytes::from(vec![1u8; BATCH])).await;
@@ -221,7 +291,7 @@ mod tests {
             }
         }
         let result = match result {
-            Ok(()) => sink.finish().await,
+            Ok(()) => sink.finish_then(|| Ok(())).await,
             Err(e) => Err(e),
         };
         assert!(result.is_err(), "writing to a read-only handle must fail");
