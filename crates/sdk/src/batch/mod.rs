@@ -263,11 +263,7 @@ impl Client {
         let single_put = !matches!(media, BatchMedia::M3u8(_))
             && identity.as_ref().is_some_and(|identity| {
                 matches!(
-                    Layout::plan(
-                        identity.size,
-                        options.upload.part_size,
-                        options.upload.multipart_threshold
-                    ),
+                    Layout::plan(identity.size, options.upload.part_size, options.upload.multipart_threshold),
                     Ok((Layout::Single { .. }, _))
                 )
             });

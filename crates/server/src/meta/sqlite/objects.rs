@@ -502,31 +502,24 @@ async fn publish_key(
     event: Option<&EventBuilder<'_>>,
     at: SystemTime,
 ) -> MetaResult<Option<Media>> {
-    let media_id: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM media WHERE bucket = ? AND object_key = ? AND deleted_at IS NULL AND status IN (?, ?) LIMIT 1",
-    )
-    .bind(&version.bucket)
-    .bind(&version.key)
-    .bind(MediaStatus::Uploading.as_str())
-    .bind(MediaStatus::Normal.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| failed(format!("finding the media of {}/{}", version.bucket, version.key), e))?;
-    let Some(media_id) = media_id else { return Ok(None) };
+    // Found and updated in one statement (one round trip to sqlx's SQLite thread, issue 15).
     let row = sqlx::query(
-        "UPDATE media SET status = ?, size = ?, etag = ?, crc64 = ?, completed_at = ?, modified_at = ? \
-         WHERE id = ? RETURNING *",
+        "UPDATE media SET status = ?1, size = ?2, etag = ?3, crc64 = ?4, completed_at = ?5, modified_at = ?5 \
+         WHERE id = (SELECT id FROM media WHERE bucket = ?6 AND object_key = ?7 AND deleted_at IS NULL \
+         AND status IN (?8, ?1) LIMIT 1) RETURNING *",
     )
     .bind(MediaStatus::Normal.as_str())
     .bind(u64_to_db(version.size))
     .bind(&version.etag)
     .bind(u64_to_db(version.crc64))
     .bind(millis(at))
-    .bind(millis(at))
-    .bind(&media_id)
-    .fetch_one(&mut *conn)
+    .bind(&version.bucket)
+    .bind(&version.key)
+    .bind(MediaStatus::Uploading.as_str())
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(|e| failed(format!("publishing media {media_id}"), e))?;
+    .map_err(|e| failed(format!("publishing the media of {}/{}", version.bucket, version.key), e))?;
+    let Some(row) = row else { return Ok(None) };
     let media = media_from_row(&row)?;
     if let Some(new) = event.and_then(|build| build(&media)) {
         insert_event(&mut *conn, &new).await?;
@@ -557,23 +550,27 @@ async fn insert_event(conn: &mut SqliteConnection, event: &crate::meta::NewEvent
 /// `Normal`, for an overwrite credential).
 pub(super) async fn check_guard(conn: &mut SqliteConnection, guard: &WriteGuard) -> MetaResult<()> {
     let key_id = &guard.issuing_key_id;
-    let revoked_at: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT revoked_at FROM access_keys WHERE id = ?")
-            .bind(key_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| failed(format!("checking AccessKey {key_id}"), e))?;
-    match revoked_at {
-        None => return Err(MetaError::Refused(format!("AccessKey {key_id} is unknown"))),
-        Some(Some(_)) => return Err(MetaError::Refused(format!("AccessKey {key_id} was revoked"))),
-        Some(None) => {}
+    // One statement for both rows: each statement is a round trip to sqlx's SQLite thread, and this runs
+    // in every upload's commit (issue 15). Known key: `known`; its revocation: `revoked`; the media's
+    // status, when there is a media id: `status`.
+    let (known, revoked, status): (bool, bool, Option<String>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM access_keys WHERE id = ?1), \
+         EXISTS (SELECT 1 FROM access_keys WHERE id = ?1 AND revoked_at IS NOT NULL), \
+         (SELECT status FROM media WHERE id = ?2 AND deleted_at IS NULL)",
+    )
+    .bind(key_id)
+    .bind(guard.media_id.as_deref())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| failed(format!("checking AccessKey {key_id}"), e))?;
+    if !known {
+        return Err(MetaError::Refused(format!("AccessKey {key_id} is unknown")));
+    }
+    if revoked {
+        return Err(MetaError::Refused(format!("AccessKey {key_id} was revoked")));
     }
     let Some(media_id) = &guard.media_id else { return Ok(()) };
-    let status: String = sqlx::query_scalar("SELECT status FROM media WHERE id = ? AND deleted_at IS NULL")
-        .bind(media_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| failed(format!("checking media {media_id}"), e))?
+    let status = status
         .ok_or_else(|| MetaError::Refused(format!("media {media_id} does not exist or was deleted")))?;
     let allowed = status == MediaStatus::Uploading.as_str()
         || (guard.overwrite && status == MediaStatus::Normal.as_str());

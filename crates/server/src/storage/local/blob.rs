@@ -36,9 +36,7 @@ pub(super) async fn write(
     // creates after that (see the sink).
     // The rest runs in the sink's last task on the blocking pool, one hop for the whole tail.
     let (blobs, name) = (root.join("blobs"), id.clone());
-    out.finish_then(move || place(&tmp, &blobs, &name))
-        .await
-        .map_err(|e| fail("storing", e))?;
+    out.finish_then(move || place(&tmp, &blobs, &name)).await.map_err(|e| fail("storing", e))?;
     leftover.disarm();
     Ok(StoredBlob { id, digests })
 }

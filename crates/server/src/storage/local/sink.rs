@@ -131,7 +131,8 @@ impl FileSink {
         self.join_writing().await?;
         join(self.syncing.take()).await?;
         self.finished = true;
-        let (path, file, batch) = (mem::take(&mut self.path), self.file.take(), mem::take(&mut self.gathering));
+        let (path, file, batch) =
+            (mem::take(&mut self.path), self.file.take(), mem::take(&mut self.gathering));
         let abandoned = Arc::clone(&self.abandoned);
         tokio::task::spawn_blocking(move || {
             let file = open(&path, file, &abandoned)?;
