@@ -550,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
                         "memory": case_memory, "s3": case_s3}[case]  # fmt: skip
             results[case] = run_case(bench)
     finally:
-        for command in bench.stop_later:
-            subprocess.run(command, capture_output=True)
+        for stop in bench.stop_later:
+            subprocess.run(stop, capture_output=True)
         how = server.stop()
         if server.process.returncode not in (0, None):
             log(f"vodup serve {how}; its log:\n{server.log_tail()}")
