@@ -89,6 +89,20 @@ fn many_padded(engine: Md5Many, streams: &[Vec<u8>], chunk: usize) -> Vec<[u8; 1
     states[..streams.len()].iter().map(Md5State::finalize).collect()
 }
 
+/// The narrower engines this CPU also runs (AVX2's 8 lanes and SSE4.2's 4 under AVX-512), by lanes.
+fn narrower(engine: Md5Many) -> Vec<Md5Many> {
+    let level = fearless_simd::Level::new();
+    let mut engines = Vec::new();
+    if let Some(avx2) = level.as_avx2() {
+        engines.push(Md5Many::from_level(fearless_simd::Level::Avx2(avx2)));
+    }
+    if let Some(sse) = level.as_sse4_2() {
+        engines.push(Md5Many::from_level(fearless_simd::Level::Sse4_2(sse)));
+    }
+    engines.retain(|e| e.lanes() < engine.lanes());
+    engines
+}
+
 fn main() {
     let engine = Md5Many::new();
     println!("md5-many native lanes here: {}\n", engine.lanes());
@@ -132,6 +146,17 @@ fn main() {
                     black_box(many_padded(engine, black_box(&streams), chunk));
                 },
             );
+            for narrow in narrower(engine) {
+                assert_eq!(many_padded(narrow, &streams, chunk), expected, "{} lanes", narrow.lanes());
+                row(
+                    &format!("{n} streams, {kib} KiB chunks, lockstep padded to {} lanes", narrow.lanes()),
+                    LEN * n,
+                    Some(reference),
+                    || {
+                        black_box(many_padded(narrow, black_box(&streams), chunk));
+                    },
+                );
+            }
         }
     }
 }
