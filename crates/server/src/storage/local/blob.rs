@@ -1,4 +1,5 @@
-//! Writing one blob: the body streams into `tmp/<id>` ([`super::sink`]) while it is hashed, is checked against the write's
+//! Writing one blob: the body streams into `tmp/<id>` (a spare file renamed there when the store has one,
+//! [`super::spare`]; [`super::sink`]) while it is hashed, is checked against the write's
 //! limits, fsynced, then renamed to `blobs/ab/<id>` and the folder fsynced. A blob under its final name
 //! is therefore always whole and durable; anything else is a temporary file that a failed write removes
 //! at once and a crash leaves for the next open.
@@ -17,6 +18,7 @@ use crate::storage::{ByteStream, StorageError, StoredBlob, WriteLimits, new_blob
 /// Streams `body` into a new blob under `root`, enforcing `limits`.
 pub(super) async fn write(
     root: &Path,
+    spare: Option<super::spare::Lease>,
     mut body: ByteStream,
     limits: &WriteLimits,
 ) -> Result<StoredBlob, StorageError> {
@@ -24,7 +26,7 @@ pub(super) async fn write(
     let fail = |doing: &str, e| StorageError::backend(format!("{doing} blob {id}"), e);
     let tmp = root.join("tmp").join(&id);
     let mut leftover = Leftover(Some(tmp.clone()));
-    let mut out = FileSink::create(tmp.clone());
+    let mut out = FileSink::create(tmp.clone(), spare);
     let mut checked = CheckedBody::new(limits);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(StorageError::Body)?;

@@ -10,13 +10,15 @@
 //! lock              held (flock) while a LocalStore is open: one process per root
 //! blobs/ab/<id>     a blob: its bytes, nothing else; `ab` is the first two hex digits of the id
 //! tmp/              blobs being written; emptied when the store opens
+//! spare/<id>        empty files of deleted blobs, reused by new writes (`spare`: creating files is
+//!                   slow where files are deleted steadily)
 //! ```
 //!
 //! A data folder written by vodup before the catalogue owned objects has other folders too
 //! (`objects/`, `uploads/`, `blobs/<upload id>/`, …); `legacy` reads them for the migration that runs
 //! once at startup (`crate::upgrade`), and nothing else here looks at them.
 //!
-//! Beside this file: `blob` (writing a blob), `sink` (its bytes to disk), `reader` (reading a range of one), `legacy` (the layout
+//! Beside this file: `blob` (writing a blob), `sink` (its bytes to disk), `spare` (reused files), `reader` (reading a range of one), `legacy` (the layout
 //! before the catalogue owned objects).
 
 use std::io;
@@ -31,11 +33,12 @@ mod blob;
 pub mod legacy;
 mod reader;
 mod sink;
+mod spare;
 
 use super::{BlobStore, ByteStream, ListedBlob, StorageError, StoredBlob, WriteLimits, is_blob_id};
 
 /// The folders under the root.
-const SUBFOLDERS: [&str; 2] = ["blobs", "tmp"];
+const SUBFOLDERS: [&str; 3] = ["blobs", "tmp", "spare"];
 
 /// Blobs in a folder on local disk. Cheap to clone; clones share one store.
 #[derive(Debug, Clone)]
@@ -49,6 +52,7 @@ struct Shared {
     /// Held for the store's lifetime: temporary files are removed at open only because no other
     /// process can be writing them.
     _lock: std::fs::File,
+    spares: Arc<spare::Spares>,
 }
 
 impl LocalStore {
@@ -88,7 +92,11 @@ impl LocalStore {
         if removed > 0 {
             tracing::warn!(root = at, removed, "removed blobs a crash left half-written");
         }
-        Ok(Self { shared: Arc::new(Shared { root, _lock: lock }) })
+        let spare_dir = root.join("spare");
+        let spares = blocking(move || spare::Spares::load(spare_dir))
+            .await
+            .map_err(|e| StorageError::backend(format!("reading spare/ of the local store at {at}"), e))?;
+        Ok(Self { shared: Arc::new(Shared { root, _lock: lock, spares: Arc::new(spares) }) })
     }
 
     /// The root folder.
@@ -110,7 +118,7 @@ impl LocalStore {
 #[async_trait::async_trait]
 impl BlobStore for LocalStore {
     async fn write(&self, body: ByteStream, limits: &WriteLimits) -> Result<StoredBlob, StorageError> {
-        blob::write(&self.shared.root, body, limits).await
+        blob::write(&self.shared.root, self.shared.spares.take(), body, limits).await
     }
 
     async fn read(&self, id: &str, range: Range<u64>) -> Result<ByteStream, StorageError> {
@@ -120,7 +128,16 @@ impl BlobStore for LocalStore {
 
     async fn delete(&self, id: &str) -> Result<(), StorageError> {
         let path = self.path_of(id)?;
-        match fs::remove_file(&path).await {
+        let (shared, owned) = (Arc::clone(&self.shared), id.to_owned());
+        // The file becomes a spare for a later write when there is room, else it is removed.
+        let deleted = blocking(move || {
+            if shared.spares.keep(&owned, &path)? {
+                return Ok(());
+            }
+            std::fs::remove_file(&path)
+        })
+        .await;
+        match deleted {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StorageError::backend(format!("deleting blob {id}"), e)),

@@ -50,6 +50,8 @@ pub(super) struct FileSink {
     /// Where the file goes; it is created by the first task on the blocking pool, so a small body
     /// (one batch) costs one hop for create, write, sync and whatever follows.
     path: PathBuf,
+    /// A spare file to rename to `path` instead of creating one ([`super::spare`]).
+    spare: Option<super::spare::Lease>,
     /// The file, once the task that created it is joined.
     file: Option<Arc<File>>,
     gathering: Vec<Bytes>,
@@ -80,9 +82,11 @@ impl Drop for FileSink {
 }
 
 impl FileSink {
-    /// A sink that will create `path` (which must not exist) and write to it.
-    pub(super) fn create(path: PathBuf) -> Self {
-        Self::starting(path, None)
+    /// A sink that will create `path` (which must not exist), from `spare` when given, and write to it.
+    pub(super) fn create(path: PathBuf, spare: Option<super::spare::Lease>) -> Self {
+        let mut sink = Self::starting(path, None);
+        sink.spare = spare;
+        sink
     }
 
     /// A sink writing to `file`, already open (tests: a handle that refuses writes).
@@ -94,6 +98,7 @@ impl FileSink {
     fn starting(path: PathBuf, file: Option<Arc<File>>) -> Self {
         Self {
             path,
+            spare: None,
             file,
             gathering: Vec::new(),
             gathered: 0,
@@ -133,9 +138,9 @@ impl FileSink {
         self.finished = true;
         let (path, file, batch) =
             (mem::take(&mut self.path), self.file.take(), mem::take(&mut self.gathering));
-        let abandoned = Arc::clone(&self.abandoned);
+        let (spare, abandoned) = (self.spare.take(), Arc::clone(&self.abandoned));
         tokio::task::spawn_blocking(move || {
-            let file = open(&path, file, &abandoned)?;
+            let file = open(&path, file, spare, &abandoned)?;
             write_all(&file, &batch)?;
             file.sync_all()?;
             drop_cached(&file, None);
@@ -165,8 +170,10 @@ impl FileSink {
         self.in_flight = mem::take(&mut self.gathered) as u64;
         self.unsynced += self.in_flight;
         let (path, file, abandoned) = (self.path.clone(), self.file.clone(), Arc::clone(&self.abandoned));
+        // Only the first batch opens the file: later ones start after it is joined.
+        let spare = self.spare.take();
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            let file = open(&path, file, &abandoned)?;
+            let file = open(&path, file, spare, &abandoned)?;
             write_all(&file, &batch)?;
             Ok(file)
         }));
@@ -189,13 +196,19 @@ impl FileSink {
     }
 }
 
-/// The sink's file: the one already open, or `path` created now (on the blocking pool). A file created
-/// after its sink was dropped is removed again: the writer's own cleanup may have run before it existed.
-fn open(path: &Path, file: Option<Arc<File>>, abandoned: &AtomicBool) -> io::Result<Arc<File>> {
+/// The sink's file: the one already open, or `path` created now (on the blocking pool, from `spare` when
+/// given). A file created after its sink was dropped is removed again: the writer's own cleanup may have
+/// run before it existed.
+fn open(
+    path: &Path,
+    file: Option<Arc<File>>,
+    spare: Option<super::spare::Lease>,
+    abandoned: &AtomicBool,
+) -> io::Result<Arc<File>> {
     if let Some(file) = file {
         return Ok(file);
     }
-    let file = File::options().write(true).create_new(true).open(path)?;
+    let file = super::spare::open_fresh(path, spare)?;
     if abandoned.load(Ordering::SeqCst) {
         let _ = std::fs::remove_file(path);
         return Err(io::Error::other("the write was abandoned"));
@@ -262,7 +275,7 @@ mod tests {
             let mut data = vec![0u8; len];
             rng.fill_bytes(&mut data);
             let path = dir.path().join(format!("blob{round}"));
-            let mut sink = FileSink::create(path.clone());
+            let mut sink = FileSink::create(path.clone(), None);
             let mut at = 0;
             while at < len {
                 let n = rng.random_range(0..=max_chunk).min(len - at);
