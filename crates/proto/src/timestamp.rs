@@ -87,6 +87,13 @@ pub fn unix_seconds(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Seconds since the Unix epoch, rounded up to the next whole second: for an expiry, so that a
+/// credential stored in whole seconds lives at least the lifetime it was given, never up to a second less
+/// (a 1 s credential minted at .97 of a second otherwise expired 30 ms later).
+pub fn unix_seconds_up(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+}
+
 /// The instant `seconds` after the Unix epoch, or `None` past [`MAX_UNIX_SECONDS`]: the form for numbers
 /// that come off the wire.
 pub fn checked_from_unix_seconds(seconds: u64) -> Option<SystemTime> {
@@ -113,6 +120,15 @@ mod tests {
         assert_eq!(http_date(at), "Wed, 25 Nov 2026 08:00:00 GMT");
         assert_eq!(oss_v4_date(at), "20261125T080000Z");
         assert_eq!(oss_xml_time(at + Duration::from_millis(7)), "2026-11-25T08:00:00.000Z");
+    }
+
+    #[test]
+    fn expiries_round_up_to_whole_seconds() {
+        let at = from_unix_seconds(AT);
+        assert_eq!(unix_seconds_up(at), AT);
+        assert_eq!(unix_seconds_up(at + Duration::from_nanos(1)), AT + 1);
+        assert_eq!(unix_seconds_up(at + Duration::from_millis(970)), AT + 1);
+        assert_eq!(unix_seconds(at + Duration::from_millis(970)), AT);
     }
 
     #[test]

@@ -115,7 +115,8 @@ pub struct UploadAuth {
 }
 
 impl UploadAuth {
-    /// A credential issued at `issued_at` and valid for `lifetime`.
+    /// A credential issued at `issued_at` and valid for `lifetime`; its `ExpireUTCTime` is rounded up to
+    /// the whole second, as the service's token expiry is ([`timestamp::unix_seconds_up`]).
     pub fn new(
         access_key_id: impl Into<String>,
         access_key_secret: AccessKeySecret,
@@ -127,7 +128,9 @@ impl UploadAuth {
         Self {
             security_token,
             access_key_id: access_key_id.into(),
-            expire_utc_time: timestamp::iso8601(issued_at + lifetime),
+            expire_utc_time: timestamp::iso8601(timestamp::from_unix_seconds(timestamp::unix_seconds_up(
+                issued_at + lifetime,
+            ))),
             access_key_secret,
             expiration: lifetime.as_secs().to_string(),
             region: region.into(),

@@ -104,7 +104,7 @@ fn issue(state: &AppState, call: &Call, media: &NewMedia, overwrite: bool) -> (S
         bucket: media.bucket.clone(),
         key: media.object_key.clone(),
         prefix: media.object_prefix.clone(),
-        expires_at: vodup_proto::timestamp::unix_seconds(call.now + lifetime),
+        expires_at: vodup_proto::timestamp::unix_seconds_up(call.now + lifetime),
         overwrite,
     });
     let address = UploadAddress {

@@ -473,6 +473,31 @@ async fn expired_sts_is_security_token_expired() {
     assert_eq!(media_status(state, &video.id).await, MediaStatus::Uploading);
 }
 
+/// A credential lives at least its lifetime: its expiry, kept in whole seconds, is rounded up. Minted in
+/// the last twentieth of a second, a 1 s credential used 100 ms later is still good (rounded down, it
+/// had expired; a compat test with ali-oss failed on exactly that, 40 ms after a refresh).
+#[tokio::test]
+async fn a_credential_minted_late_in_a_second_lives_its_whole_lifetime() {
+    let server = TestServer::start_with(|config| config.control.credential_lifetime_secs = Some(1)).await;
+    for round in 0..3 {
+        let fraction = || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_millis();
+        while fraction() < 950 {
+            tokio::time::sleep(Duration::from_millis(fraction().abs_diff(955).into())).await;
+        }
+        let video = create_video(&server, &format!("late{round}.mp4")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        head_error(
+            server.oss(head(video.key(), video.sts())).await,
+            404,
+            "NoSuchKey",
+            "100 ms after minting",
+        )
+        .await;
+        let expiry = video.auth.expires_at().expect("ExpireUTCTime");
+        assert!(expiry > SystemTime::now() + Duration::from_millis(500), "round {round}: expiry too early");
+    }
+}
+
 #[tokio::test]
 async fn forged_or_mismatched_tokens_are_invalid() {
     let server = TestServer::start().await;
