@@ -12,6 +12,7 @@ a refusal the server sends without reading the body reaches it as `write EPIPE` 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -155,7 +156,9 @@ def test_ali_oss_refused_puts_report_status_and_code(start_vodup, node):
             "object": expired["UploadAddress"]["FileName"],
         },
     ]
-    time.sleep(1.5)  # the one-second credential has expired
+    # The one-second credential has expired once the whole second its UploadAuth announces has passed.
+    expires = datetime.datetime.strptime(expired["UploadAuth"]["ExpireUTCTime"], "%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(max(0.0, expires.replace(tzinfo=datetime.timezone.utc).timestamp() + 0.3 - time.time()))
 
     sizes = [300 * KIB, 2 * MIB, 20 * MIB]
     result = node(
@@ -219,7 +222,7 @@ def test_pop_core_upload_actions_and_full_upload(vodup, node, random_file):
 
 
 def test_ali_oss_sts_refresh_recovers_from_an_expired_credential(start_vodup, node):
-    """A 1 s credential, ali-oss refreshing every 3 s: three puts of 20 MiB after expiry each read
+    """A 1 s credential, ali-oss refreshing every 5 s: three puts of 20 MiB after expiry each read
     SecurityTokenExpired (the refusal must be drained to be readable: before, most of them were
     `write EPIPE`); the retry after the interval refreshes through RefreshUploadVideo and succeeds."""
     server = start_vodup("--credential-lifetime", "1")
@@ -231,7 +234,9 @@ def test_ali_oss_sts_refresh_recovers_from_an_expired_credential(start_vodup, no
             "vod": vod_job(server),
             "region": server.region,
             "lifetimeMs": 1000,
-            "intervalMs": 3000,
+            # The credential expires on a whole second, up to 2 s after the create: the three refused
+            # tries must end before ali-oss refreshes.
+            "intervalMs": 5000,
             "size": size,
             "refusedTries": 3,
         },
@@ -239,7 +244,7 @@ def test_ali_oss_sts_refresh_recovers_from_an_expired_credential(start_vodup, no
 
     seen = [(r["status"], r["code"]) for r in result["refused"]]
     assert seen == [(403, "SecurityTokenExpired")] * 3, result["refused"]
-    assert result["refusedAfterMs"] < 3000, "the refused tries ran past ali-oss's refresh interval"
+    assert result["refusedAfterMs"] < 5000, "the refused tries ran past ali-oss's refresh interval"
     assert len(result["refreshes"]) == 1 and result["refreshes"][0] != result["firstKeyId"], result
     assert result["retry"]["status"] == 200
     assert result["retry"]["crc64"] == crc64(b"b" * size)

@@ -36,8 +36,13 @@ run(async ({ vod, region, lifetimeMs, intervalMs, size, refusedTries }) => {
   });
   const body = Buffer.alloc(size, 0x62);
 
-  // After the credential's lifetime, before ali-oss's interval: refused, and the code must be readable.
-  await sleep(Math.max(0, issued + lifetimeMs + 300 - Date.now()));
+  // After the credential's expiry (the one UploadAuth announces: whole seconds, never before the
+  // lifetime is up), before ali-oss's interval: refused, and the code must be readable.
+  const expiresAt = Date.parse(auth.ExpireUTCTime);
+  if (!(expiresAt >= issued + lifetimeMs - 1000)) {
+    throw new Error(`ExpireUTCTime ${auth.ExpireUTCTime} is not about ${lifetimeMs} ms after the create`);
+  }
+  await sleep(Math.max(0, expiresAt + 300 - Date.now()));
   const refused = [];
   for (let i = 0; i < refusedTries; i++) {
     try {
