@@ -10,7 +10,7 @@ use std::path::Path;
 use futures_util::StreamExt as _;
 
 use super::sink::FileSink;
-use super::{Leftover, sync_dir_now as sync_dir};
+use super::{Leftover, sync_dir_now};
 use crate::fault::{self, FaultPoint};
 use crate::storage::checked::CheckedBody;
 use crate::storage::{ByteStream, StorageError, StoredBlob, WriteLimits, new_blob_id};
@@ -34,9 +34,8 @@ pub(super) async fn write(
         out.write(chunk).await.map_err(|e| fail("writing", e))?;
     }
     let digests = checked.finish().await?;
-    // A refusal above drops `out` before `leftover`: a batch still on the pool removes a file it
-    // creates after that (see the sink).
-    // The rest runs in the sink's last task on the blocking pool, one hop for the whole tail.
+    // The rest runs in the sink's last task on the blocking pool, one hop for the whole tail. (A refusal
+    // above drops `out` before `leftover`, so a batch still on the pool removes a file it creates late.)
     let (blobs, name) = (root.join("blobs"), id.clone());
     out.finish_then(move || place(&tmp, &blobs, &name)).await.map_err(|e| fail("storing", e))?;
     leftover.disarm();
@@ -58,8 +57,8 @@ fn place(tmp: &Path, blobs: &Path, id: &str) -> io::Result<()> {
             Err(e) => return Err(e),
         }
         // The folder entry must be durable before a blob inside it counts as stored.
-        sync_dir(blobs)?;
+        sync_dir_now(blobs)?;
     }
     std::fs::rename(tmp, shard.join(id))?;
-    sync_dir(&shard)
+    sync_dir_now(&shard)
 }

@@ -128,10 +128,10 @@ impl BlobStore for LocalStore {
 
     async fn delete(&self, id: &str) -> Result<(), StorageError> {
         let path = self.path_of(id)?;
-        let (shared, owned) = (Arc::clone(&self.shared), id.to_owned());
+        let (spares, owned) = (Arc::clone(&self.shared.spares), id.to_owned());
         // The file becomes a spare for a later write when there is room, else it is removed.
         let deleted = blocking(move || {
-            if shared.spares.keep(&owned, &path)? {
+            if spares.keep(&owned, &path)? {
                 return Ok(());
             }
             std::fs::remove_file(&path)

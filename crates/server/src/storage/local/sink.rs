@@ -84,21 +84,19 @@ impl Drop for FileSink {
 impl FileSink {
     /// A sink that will create `path` (which must not exist), from `spare` when given, and write to it.
     pub(super) fn create(path: PathBuf, spare: Option<super::spare::Lease>) -> Self {
-        let mut sink = Self::starting(path, None);
-        sink.spare = spare;
-        sink
+        Self::starting(path, None, spare)
     }
 
     /// A sink writing to `file`, already open (tests: a handle that refuses writes).
     #[cfg(test)]
     fn on(file: File) -> Self {
-        Self::starting(PathBuf::new(), Some(Arc::new(file)))
+        Self::starting(PathBuf::new(), Some(Arc::new(file)), None)
     }
 
-    fn starting(path: PathBuf, file: Option<Arc<File>>) -> Self {
+    fn starting(path: PathBuf, file: Option<Arc<File>>, spare: Option<super::spare::Lease>) -> Self {
         Self {
             path,
-            spare: None,
+            spare,
             file,
             gathering: Vec::new(),
             gathered: 0,
