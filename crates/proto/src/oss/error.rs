@@ -184,14 +184,18 @@ impl OssError {
         self
     }
 
-    /// Fills in the `SignatureDoesNotMatch` details.
+    /// Fills in the `SignatureDoesNotMatch` details. Each echoed value is cut at [`ECHO_LIMIT`] bytes (on a
+    /// character boundary, marked with `...`): the string to sign holds the request's query, and its bytes
+    /// in hex are three times as long, so echoing a long query whole would turn a request into an answer
+    /// four times its size. A real signature's string to sign is far shorter, and is shown whole.
     #[must_use]
     pub fn with_string_to_sign(mut self, string_to_sign: &str, provided: &str, access_key_id: &str) -> Self {
+        let shown = echoed(string_to_sign);
         self.string_to_sign_bytes =
-            Some(string_to_sign.bytes().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "));
-        self.string_to_sign = Some(string_to_sign.to_owned());
-        self.signature_provided = Some(provided.to_owned());
-        self.oss_access_key_id = Some(access_key_id.to_owned());
+            Some(shown.bytes().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "));
+        self.string_to_sign = Some(shown);
+        self.signature_provided = Some(echoed(provided));
+        self.oss_access_key_id = Some(echoed(access_key_id));
         self
     }
 
@@ -214,6 +218,21 @@ impl OssError {
     pub fn from_xml(text: &str) -> Result<Self, super::xml::XmlError> {
         super::xml::from_xml(text)
     }
+}
+
+/// The most bytes of a request's value an error answer echoes ([`OssError::with_string_to_sign`]).
+pub const ECHO_LIMIT: usize = 2048;
+
+/// `value`, or its first [`ECHO_LIMIT`] bytes (cut on a character boundary) followed by `...`.
+fn echoed(value: &str) -> String {
+    if value.len() <= ECHO_LIMIT {
+        return value.to_owned();
+    }
+    let mut end = ECHO_LIMIT;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &value[..end])
 }
 
 #[cfg(test)]
@@ -253,6 +272,26 @@ mod tests {
         let error = OssError::new(OssErrorCode::NoSuchKey, "r", "h");
         let decoded = crate::mac::base64_decode_strict(&error.to_header()).unwrap();
         assert_eq!(String::from_utf8(decoded).unwrap(), error.to_xml());
+    }
+
+    #[test]
+    fn long_signature_details_are_cut_so_an_answer_stays_near_its_request() {
+        // A query of 20,000 bytes (the fuzz found one of about 7,000) in the string to sign, a long
+        // multi-byte signature: each echoed value stops at the limit, on a character boundary.
+        let long_query = format!("GET\n\n\n0\n/b/k?uploads={}", "%2F".repeat(6_000));
+        let provided = "签".repeat(1_000);
+        let error = OssError::new(OssErrorCode::SignatureDoesNotMatch, "r", "h").with_string_to_sign(
+            &long_query,
+            &provided,
+            "ak",
+        );
+        let shown = error.string_to_sign.as_deref().unwrap();
+        assert_eq!(shown, format!("{}...", &long_query[..ECHO_LIMIT]));
+        assert_eq!(error.string_to_sign_bytes.as_deref().unwrap().len(), (ECHO_LIMIT + 3) * 3 - 1);
+        let signature = error.signature_provided.as_deref().unwrap();
+        assert!(signature.len() <= ECHO_LIMIT + 3 && signature.ends_with("..."), "{}", signature.len());
+        assert!(provided.starts_with(signature.trim_end_matches("...")));
+        assert!(error.to_xml().len() < 5 * ECHO_LIMIT + 1024, "{}", error.to_xml().len());
     }
 
     #[test]

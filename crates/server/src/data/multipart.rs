@@ -225,7 +225,7 @@ async fn checked_complete(
     let build = event_builder(state, &commit.key, at);
     state
         .meta
-        .complete_upload(&commit, ctx.guard().as_ref(), Some(&build), at)
+        .complete_upload(&commit, ctx.guard().as_ref(), Some(std::sync::Arc::new(build)), at)
         .await
         .map_err(|e| OssApiError::from_meta(&ctx.request_id, &e, || OssApiError::no_such_upload(upload_id)))
 }

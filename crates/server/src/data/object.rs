@@ -185,7 +185,7 @@ pub async fn put_object(state: &AppState, ctx: &Ctx, body: Body) -> Result<Respo
     let result = super::run_to_end(async move {
         let at = task_state.now();
         let build = event_builder(&task_state, &put.key, at);
-        task_state.meta.put_object(&put, guard.as_ref(), Some(&build), at).await
+        task_state.meta.put_object(&put, guard.as_ref(), Some(std::sync::Arc::new(build)), at).await
     })
     .await;
     let done = result.map_err(|e| {

@@ -178,7 +178,7 @@ pub trait ObjectRepo: Send + Sync {
         &self,
         put: &PutCommit,
         guard: Option<&WriteGuard>,
-        event: Option<&EventBuilder<'_>>,
+        event: Option<EventBuilder>,
         at: SystemTime,
     ) -> MetaResult<Committed>;
 
@@ -213,7 +213,7 @@ pub trait ObjectRepo: Send + Sync {
         &self,
         complete: &CompleteCommit,
         guard: Option<&WriteGuard>,
-        event: Option<&EventBuilder<'_>>,
+        event: Option<EventBuilder>,
         at: SystemTime,
     ) -> MetaResult<CompleteOutcome>;
 
@@ -249,7 +249,8 @@ pub trait BlobRepo: Send + Sync {
 }
 
 /// Builds the outbox event of a media that just turned `Normal`, or `None` when it has nowhere to go.
-pub type EventBuilder<'a> = dyn Fn(&Media) -> Option<NewEvent> + Send + Sync + 'a;
+/// Shared, not borrowed: a backend may build it on a thread of its own (SQLite's writer).
+pub type EventBuilder = std::sync::Arc<dyn Fn(&Media) -> Option<NewEvent> + Send + Sync>;
 
 /// The outbox of upload-complete events, shared by every node: a node claims the events it delivers.
 #[async_trait::async_trait]

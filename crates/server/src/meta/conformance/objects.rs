@@ -7,6 +7,7 @@
 //! are claimed by the second call only), and `claim_orphans` (an id the catalogue never recorded, or
 //! already collected, comes back; a live or released one does not).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use vodup_proto::crc64;
@@ -641,7 +642,7 @@ pub async fn commits_publish_the_media_key_only(meta: &dyn MetaStore) {
     };
     let segment = put(&playlist.bucket, "sv/49/1/seg-0.ts", &blob(1, 10));
     let done = meta
-        .put_object(&segment, Some(&guard(&playlist, &issuer)), Some(&event_for), at(10))
+        .put_object(&segment, Some(&guard(&playlist, &issuer)), Some(Arc::new(event_for)), at(10))
         .await
         .expect("put a segment");
     assert_eq!(done.media, None, "a segment publishes no media");
@@ -656,7 +657,7 @@ pub async fn commits_publish_the_media_key_only(meta: &dyn MetaStore) {
         .put_object(
             &put_media(&playlist, &manifest),
             Some(&guard(&playlist, &issuer)),
-            Some(&event_for),
+            Some(Arc::new(event_for)),
             at(20),
         )
         .await
@@ -681,7 +682,7 @@ pub async fn commits_publish_the_media_key_only(meta: &dyn MetaStore) {
         .complete_upload(
             &complete(&upload, None, 1),
             Some(&guard(&multipart, &issuer)),
-            Some(&event_for),
+            Some(Arc::new(event_for)),
             at(30),
         )
         .await
@@ -698,7 +699,7 @@ pub async fn commits_publish_the_media_key_only(meta: &dyn MetaStore) {
     let replacement = blob(3, 30);
     let overwrite = WriteGuard { overwrite: true, ..guard(&playlist, &issuer) };
     let done = meta
-        .put_object(&put_media(&playlist, &replacement), Some(&overwrite), Some(&event_for), at(40))
+        .put_object(&put_media(&playlist, &replacement), Some(&overwrite), Some(Arc::new(event_for)), at(40))
         .await
         .expect("overwrite the source");
     let overwritten = done.media.expect("an overwrite publishes its media again");

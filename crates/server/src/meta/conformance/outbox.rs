@@ -2,6 +2,7 @@
 //! status change that causes it and never without it; the sweeper's queries are global (every bucket),
 //! so [`run_all`](super::run_all) runs these last and they assert only about their own records.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{MetaStore, UploadState, active_key, at, expect_refused, guard, object_of, upload_for, video};
@@ -31,7 +32,7 @@ pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
         events.into_iter().filter(|e| e.media_id.starts_with(&media.id[..8])).collect()
     };
     let published = meta
-        .put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(50))
+        .put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(Arc::new(event_for)), at(50))
         .await
         .expect("complete the video");
     assert_eq!(published.media.map(|m| m.status), Some(MediaStatus::Normal));
@@ -77,21 +78,27 @@ pub async fn events_commit_with_their_status_change(meta: &dyn MetaStore) {
     assert!(meta.event_counts().await.expect("count events").delivered >= 1);
 
     // A second completion of the same media is refused (no longer Uploading): no second event.
-    let refused =
-        meta.put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(200)).await;
+    let refused = meta
+        .put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(Arc::new(event_for)), at(200))
+        .await;
     expect_refused(refused, "completing a Normal video again");
     assert!(ours(meta.claim_due_events(at(1_000_000), at(1_000_000), 1000).await.expect("claim")).is_empty());
 
     // A builder that has nowhere to send queues nothing.
     let quiet = video(31, 2);
     meta.create_media(&quiet).await.expect("create a video");
-    meta.put_object(&object_of(&quiet), Some(&guard(&quiet, &issuer)), Some(&|_: &Media| None), at(300))
-        .await
-        .expect("complete without an event");
+    meta.put_object(
+        &object_of(&quiet),
+        Some(&guard(&quiet, &issuer)),
+        Some(Arc::new(|_: &Media| None)),
+        at(300),
+    )
+    .await
+    .expect("complete without an event");
     let given_up_before = meta.event_counts().await.expect("count events").given_up;
     let third = video(31, 3);
     meta.create_media(&third).await.expect("create a video");
-    meta.put_object(&object_of(&third), Some(&guard(&third, &issuer)), Some(&event_for), at(400))
+    meta.put_object(&object_of(&third), Some(&guard(&third, &issuer)), Some(Arc::new(event_for)), at(400))
         .await
         .expect("complete");
     meta.event_given_up(&format!("E{}", third.id), at(401), "horizon").await.expect("give up");
@@ -162,9 +169,14 @@ pub async fn racing_claims_take_each_event_once(meta: &dyn MetaStore) {
         for n in 1..=EVENTS {
             let media = video(34, round * EVENTS + n);
             meta.create_media(&media).await.expect("create a video");
-            meta.put_object(&object_of(&media), Some(&guard(&media, &issuer)), Some(&event_for), at(50))
-                .await
-                .expect("complete a video");
+            meta.put_object(
+                &object_of(&media),
+                Some(&guard(&media, &issuer)),
+                Some(Arc::new(event_for)),
+                at(50),
+            )
+            .await
+            .expect("complete a video");
             expected.push(format!("E{}", media.id));
         }
         // Each round's events come due at a later instant, so earlier rounds' leftovers cannot mix in.

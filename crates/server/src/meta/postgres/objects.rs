@@ -53,7 +53,7 @@ impl ObjectRepo for PostgresMeta {
         &self,
         put: &PutCommit,
         guard: Option<&WriteGuard>,
-        event: Option<&EventBuilder<'_>>,
+        event: Option<EventBuilder>,
         at: SystemTime,
     ) -> MetaResult<Committed> {
         in_transaction!(self, "commit a PutObject", |tx| {
@@ -81,7 +81,7 @@ impl ObjectRepo for PostgresMeta {
             };
             let pieces = [Piece { blob_id: put.blob.id.clone(), size: digests.len }];
             replace_version(tx, &version, &pieces, at).await?;
-            let media = publish_key(tx, &version, event, at).await?;
+            let media = publish_key(tx, &version, event.as_ref(), at).await?;
             Ok(Committed {
                 etag: version.etag,
                 crc64: version.crc64,
@@ -174,7 +174,7 @@ impl ObjectRepo for PostgresMeta {
         &self,
         complete: &CompleteCommit,
         guard: Option<&WriteGuard>,
-        event: Option<&EventBuilder<'_>>,
+        event: Option<EventBuilder>,
         at: SystemTime,
     ) -> MetaResult<CompleteOutcome> {
         let upload_id = complete.upload_id.as_str();
@@ -289,7 +289,7 @@ impl ObjectRepo for PostgresMeta {
             .execute(&mut *tx)
             .await
             .map_err(|e| failed(context(), e))?;
-            let media = publish_key(tx, &version, event, at).await?;
+            let media = publish_key(tx, &version, event.as_ref(), at).await?;
             Ok(CompleteOutcome::Completed(Committed {
                 etag: version.etag,
                 crc64: version.crc64,
@@ -531,7 +531,7 @@ async fn release_blobs(conn: &mut PgConnection, ids: &[String], at: SystemTime) 
 async fn publish_key(
     conn: &mut PgConnection,
     version: &ObjectVersion,
-    event: Option<&EventBuilder<'_>>,
+    event: Option<&EventBuilder>,
     at: SystemTime,
 ) -> MetaResult<Option<Media>> {
     let live = "deleted_at IS NULL AND status IN ($7, $8)";

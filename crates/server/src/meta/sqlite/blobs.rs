@@ -1,6 +1,7 @@
 //! SQLite: the collector's side of the catalogue ([`BlobRepo`]): claiming blobs nothing references, and
 //! the tombstones that keep a claimed blob from being committed.
 
+use super::writer;
 use super::*;
 use crate::meta::{BlobCounts, BlobRepo};
 
@@ -54,25 +55,24 @@ impl BlobRepo for SqliteMeta {
         if unknown.is_empty() {
             return Ok(claimed);
         }
-        let mut tx = self.begin_write("claim orphaned blobs").await?;
-        for id in unknown {
-            // A commit may have recorded the blob since the read: then the insert does nothing.
-            let inserted = sqlx::query(
-                "INSERT INTO blobs (id, size, state, created_at, released_at) VALUES (?, 0, 'collected', ?, ?) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(millis(at))
-            .bind(millis(at))
-            .execute(&mut *tx)
+        self.writer
+            .write("claim orphaned blobs", move |conn| {
+                for id in unknown {
+                    // A commit may have recorded the blob since the read: then the insert does nothing.
+                    let inserted = writer::execute(
+                        conn,
+                        "INSERT INTO blobs (id, size, state, created_at, released_at) \
+                         VALUES (?1, 0, 'collected', ?2, ?2) ON CONFLICT (id) DO NOTHING",
+                        rusqlite::params![id, millis(at)],
+                    )
+                    .map_err(|e| failed(format!("claiming orphaned blob {id}"), e))?;
+                    if inserted == 1 {
+                        claimed.push(id);
+                    }
+                }
+                Ok(claimed)
+            })
             .await
-            .map_err(|e| failed(format!("claiming orphaned blob {id}"), e))?;
-            if inserted.rows_affected() == 1 {
-                claimed.push(id);
-            }
-        }
-        tx.commit().await.map_err(|e| failed("committing claims of orphaned blobs", e))?;
-        Ok(claimed)
     }
 
     async fn forget_collected(&self, before: SystemTime) -> MetaResult<u64> {

@@ -1,5 +1,6 @@
 //! SQLite: AccessKeys, settings, request nonces and the revocation lists ([`CredentialRepo`]).
 
+use super::writer;
 use super::*;
 
 /// One nonce insert in this many also removes dead nonces (twice as many as the inserts between, so the
@@ -69,33 +70,32 @@ impl CredentialRepo for SqliteMeta {
         now: SystemTime,
         expires_at: SystemTime,
     ) -> MetaResult<bool> {
-        let mut tx = self.begin_write("record a request nonce").await?;
+        let digest = *digest;
         // Dead rows go with one insert in [`NONCE_RECLAIM_EVERY`], as many as the inserts between: the
         // table stays at about the live rows, with no sweep, and most inserts are one statement.
         let turn = NONCE_INSERTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if turn.is_multiple_of(NONCE_RECLAIM_EVERY) {
-            sqlx::query(
-                "DELETE FROM nonces WHERE digest IN \
-                 (SELECT digest FROM nonces WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
-            )
-            .bind(millis(now))
-            .bind(NONCE_RECLAIM_EVERY as i64 * 2)
-            .execute(&mut *tx)
+        let reclaim = turn.is_multiple_of(NONCE_RECLAIM_EVERY);
+        self.writer
+            .write("record a request nonce", move |conn| {
+                if reclaim {
+                    writer::execute(
+                        conn,
+                        "DELETE FROM nonces WHERE digest IN \
+                         (SELECT digest FROM nonces WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
+                        rusqlite::params![millis(now), NONCE_RECLAIM_EVERY as i64 * 2],
+                    )
+                    .map_err(|e| failed("reclaiming dead nonces", e))?;
+                }
+                let recorded = writer::execute(
+                    conn,
+                    "INSERT INTO nonces (digest, expires_at) VALUES (?, ?) \
+                     ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?",
+                    rusqlite::params![&digest[..], millis(expires_at), millis(now)],
+                )
+                .map_err(|e| failed("recording a request nonce", e))?;
+                Ok(recorded > 0)
+            })
             .await
-            .map_err(|e| failed("reclaiming dead nonces", e))?;
-        }
-        let recorded = sqlx::query(
-            "INSERT INTO nonces (digest, expires_at) VALUES (?, ?) \
-             ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?",
-        )
-        .bind(&digest[..])
-        .bind(millis(expires_at))
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| failed("recording a request nonce", e))?;
-        tx.commit().await.map_err(|e| failed("committing a request nonce", e))?;
-        Ok(recorded.rows_affected() > 0)
     }
 
     async fn health_check(&self) -> MetaResult<()> {

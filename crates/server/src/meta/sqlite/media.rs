@@ -1,61 +1,15 @@
 //! SQLite: media records, their listing and their upload progress ([`MediaRepo`]).
 
-use super::objects;
-use super::*;
+use rusqlite::{Connection, params};
+
+use super::writer::{self, execute};
+use super::{objects, *};
 
 #[async_trait::async_trait]
 impl MediaRepo for SqliteMeta {
     async fn create_media(&self, media: &NewMedia) -> MetaResult<()> {
-        let mut tx = self.begin_write("create a media item").await?;
-        sqlx::query(
-            "INSERT INTO media (id, kind, title, description, file_name, file_ext, declared_size, cover_url, \
-             cate_id, cate_ids, tags, template_group_id, workflow_id, storage_location, app_id, user_data, \
-             reference_id, image_type, business_type, bucket, object_key, object_prefix, issuing_key_id, \
-             created_at, status, modified_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&media.id)
-        .bind(media.kind.as_str())
-        .bind(&media.title)
-        .bind(&media.description)
-        .bind(&media.file_name)
-        .bind(&media.file_ext)
-        .bind(media.declared_size.map(u64_to_db))
-        .bind(&media.cover_url)
-        .bind(media.cate_id)
-        .bind(&media.cate_ids)
-        .bind(&media.tags)
-        .bind(&media.template_group_id)
-        .bind(&media.workflow_id)
-        .bind(&media.storage_location)
-        .bind(&media.app_id)
-        .bind(&media.user_data)
-        .bind(&media.reference_id)
-        .bind(&media.image_type)
-        .bind(&media.business_type)
-        .bind(&media.bucket)
-        .bind(&media.object_key)
-        .bind(&media.object_prefix)
-        .bind(&media.issuing_key_id)
-        .bind(millis(media.created_at))
-        .bind(MediaStatus::Uploading.as_str())
-        .bind(millis(media.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if !is_unique_violation(&e) {
-                failed(format!("creating media {}", media.id), e)
-            } else if is_primary_key_violation(&e) {
-                MetaError::Conflict(format!("media {} already exists", media.id))
-            } else {
-                // The other unique index of media: the live ReferenceId.
-                MetaError::Conflict(format!(
-                    "ReferenceId {} is already used by another media item",
-                    media.reference_id
-                ))
-            }
-        })?;
-        tx.commit().await.map_err(|e| failed(format!("committing media {}", media.id), e))
+        let media = media.clone();
+        self.writer.write("create a media item", move |conn| create_media(conn, &media)).await
     }
 
     async fn get_media(&self, media_id: &str) -> MetaResult<Option<Media>> {
@@ -116,57 +70,8 @@ impl MediaRepo for SqliteMeta {
     }
 
     async fn delete_media(&self, media_ids: &[String], at: SystemTime) -> MetaResult<DeletedMedia> {
-        let mut tx = self.begin_write("delete media").await?;
-        let mut result = DeletedMedia::default();
-        for media_id in media_ids {
-            let context = || format!("deleting media {media_id}");
-            // `deleted_at IS NULL` also makes a repeated id in `media_ids` count once.
-            let row = sqlx::query(
-                "UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
-                 RETURNING bucket, object_key, object_prefix",
-            )
-            .bind(millis(at))
-            .bind(media_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| failed(context(), e))?;
-            let Some(row) = row else { continue };
-            result.deleted.push(media_id.clone());
-            // The media's object, and for a playlist every segment under its prefix, go with it.
-            let object_key: String = column(&row, "object_key")?;
-            let bucket: String = column(&row, "bucket")?;
-            objects::release_version(&mut tx, &bucket, &object_key, at).await?;
-            if let Some(prefix) = column::<Option<String>>(&row, "object_prefix")?.filter(|p| !p.is_empty()) {
-                let keys: Vec<String> = sqlx::query_scalar(
-                    "SELECT object_key FROM objects WHERE bucket = ? AND object_key >= ? \
-                     AND substr(object_key, 1, length(?)) = ?",
-                )
-                .bind(&bucket)
-                .bind(&prefix)
-                .bind(&prefix)
-                .bind(&prefix)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| failed(context(), e))?;
-                for key in keys {
-                    objects::release_version(&mut tx, &bucket, &key, at).await?;
-                }
-            }
-            let aborted: Vec<String> = sqlx::query_scalar(
-                "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE media_id = ? AND state = 'open' \
-                 RETURNING upload_id",
-            )
-            .bind(millis(at))
-            .bind(media_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| failed(format!("aborting the uploads of deleted media {media_id}"), e))?;
-            for upload_id in aborted {
-                objects::release_parts(&mut tx, &upload_id, at).await?;
-            }
-        }
-        tx.commit().await.map_err(|e| failed("committing a media deletion", e))?;
-        Ok(result)
+        let media_ids = media_ids.to_vec();
+        self.writer.write("delete media", move |conn| delete_media(conn, &media_ids, at)).await
     }
 
     async fn list_videos(&self, query: &VideoQuery) -> MetaResult<(u64, Vec<Media>)> {
@@ -248,4 +153,100 @@ fn push_video_filter(builder: &mut QueryBuilder<Sqlite>, query: &VideoQuery) {
         }
         builder.push(")");
     }
+}
+
+fn create_media(conn: &Connection, media: &NewMedia) -> MetaResult<()> {
+    execute(
+        conn,
+        "INSERT INTO media (id, kind, title, description, file_name, file_ext, declared_size, cover_url, \
+         cate_id, cate_ids, tags, template_group_id, workflow_id, storage_location, app_id, user_data, \
+         reference_id, image_type, business_type, bucket, object_key, object_prefix, issuing_key_id, \
+         created_at, status, modified_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            media.id,
+            media.kind.as_str(),
+            media.title,
+            media.description,
+            media.file_name,
+            media.file_ext,
+            media.declared_size.map(u64_to_db),
+            media.cover_url,
+            media.cate_id,
+            media.cate_ids,
+            media.tags,
+            media.template_group_id,
+            media.workflow_id,
+            media.storage_location,
+            media.app_id,
+            media.user_data,
+            media.reference_id,
+            media.image_type,
+            media.business_type,
+            media.bucket,
+            media.object_key,
+            media.object_prefix,
+            media.issuing_key_id,
+            millis(media.created_at),
+            MediaStatus::Uploading.as_str(),
+            millis(media.created_at)
+        ],
+    )
+    .map_err(|e| {
+        if !writer::unique_violated(&e) {
+            failed(format!("creating media {}", media.id), e)
+        } else if writer::primary_key_violated(&e) {
+            MetaError::Conflict(format!("media {} already exists", media.id))
+        } else {
+            // The other unique index of media: the live ReferenceId.
+            MetaError::Conflict(format!(
+                "ReferenceId {} is already used by another media item",
+                media.reference_id
+            ))
+        }
+    })?;
+    Ok(())
+}
+
+fn delete_media(conn: &Connection, media_ids: &[String], at: SystemTime) -> MetaResult<DeletedMedia> {
+    let mut result = DeletedMedia::default();
+    for media_id in media_ids {
+        let context = || format!("deleting media {media_id}");
+        // `deleted_at IS NULL` also makes a repeated id in `media_ids` count once.
+        let found = writer::rows(
+            conn,
+            "UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
+             RETURNING bucket, object_key, object_prefix",
+            params![millis(at), media_id],
+            context,
+            |row| Ok((row.text("bucket")?, row.text("object_key")?, row.opt_text("object_prefix")?)),
+        )?;
+        let Some((bucket, object_key, prefix)) = found.into_iter().next() else { continue };
+        result.deleted.push(media_id.clone());
+        // The media's object, and for a playlist every segment under its prefix, go with it.
+        objects::release_version(conn, &bucket, &object_key, at)?;
+        if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+            let keys: Vec<String> = writer::all(
+                conn,
+                "SELECT object_key FROM objects WHERE bucket = ?1 AND object_key >= ?2 \
+                 AND substr(object_key, 1, length(?2)) = ?2",
+                params![bucket, prefix],
+            )
+            .map_err(|e| failed(context(), e))?;
+            for key in keys {
+                objects::release_version(conn, &bucket, &key, at)?;
+            }
+        }
+        let aborted: Vec<String> = writer::all(
+            conn,
+            "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE media_id = ? AND state = 'open' \
+             RETURNING upload_id",
+            params![millis(at), media_id],
+        )
+        .map_err(|e| failed(format!("aborting the uploads of deleted media {media_id}"), e))?;
+        for upload_id in aborted {
+            objects::release_parts(conn, &upload_id, at)?;
+        }
+    }
+    Ok(result)
 }

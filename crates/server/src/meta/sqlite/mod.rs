@@ -1,11 +1,16 @@
-//! The embedded metadata backend: every repository trait of [`super`] over one SQLite file, through sqlx,
-//! one file per trait (`credentials`, `media`, `uploads`, `objects`, `blobs`, `events`); this one opens the file and holds
-//! what they share (transactions, error mapping); rows decode as in `super::rows`, shared with PostgreSQL.
+//! The embedded metadata backend: every repository trait of [`super`] over one SQLite file, one file per
+//! trait (`credentials`, `media`, `uploads`, `objects`, `blobs`, `events`); this one opens the file and
+//! holds what they share (the reading pool, the writer, error mapping); rows decode as in `super::rows`,
+//! shared with PostgreSQL.
+//!
+//! Two ways in. Reads, and the rare writes of one statement, go through sqlx's pool of connections.
+//! Writes of several statements that must hold together (every commit of an object, a part, an upload, a
+//! media item, a nonce) go to the [`writer`] thread, which runs each whole on its own connection with the
+//! concurrent ones in one transaction (group commit, one WAL `fsync` for many).
 //!
 //! The file holds AccessKeySecrets, so [`SqliteMeta::open`] creates it with mode 0600 before SQLite touches
 //! it (SQLite gives its `-wal` and `-shm` side files the mode of the database file). An acknowledged write
-//! survives power loss (WAL with `synchronous = FULL`); the writes of concurrent requests commit together
-//! ([`group_commit`]), one WAL `fsync` for many. Several processes may use the file at once
+//! survives power loss (WAL with `synchronous = FULL`). Several processes may use the file at once
 //! (`vodup keys create` while the server runs): SQLite's locks serialise writers, who wait up to
 //! [`BUSY_TIMEOUT`]. Every transaction that reads before it writes starts with `BEGIN IMMEDIATE`, taking the
 //! write lock up front; a deferred transaction would fail with `SQLITE_BUSY` when its read lock could not
@@ -19,18 +24,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Decode, QueryBuilder, Row, Sqlite, SqlitePool, Type};
 mod blobs;
 mod credentials;
 mod events;
-mod group_commit;
 mod leases;
 mod media;
 mod objects;
 mod uploads;
+mod writer;
 
 use super::rows::{
     Columns, decoded, event_from_row, impl_columns, key_from_row, media_from_row, millis, part_from_row,
@@ -53,8 +57,8 @@ const MAX_CONNECTIONS: u32 = 8;
 pub struct SqliteMeta {
     /// Connections to the database file, each configured by [`SqliteMeta::open`].
     pool: SqlitePool,
-    /// The hot small writes of concurrent requests, committed together ([`group_commit`]).
-    commits: group_commit::GroupCommit,
+    /// The thread that runs the writes of several statements, concurrent ones committed together.
+    writer: writer::Writer,
 }
 
 impl SqliteMeta {
@@ -85,14 +89,8 @@ impl SqliteMeta {
             .run(&pool)
             .await
             .map_err(|e| failed(format!("migrating metadata database {}", path.display()), e))?;
-        let commits = group_commit::GroupCommit::start(pool.clone());
-        Ok(Self { pool, commits })
-    }
-
-    /// A write's turn in the next group transaction ([`group_commit`]), which holds the write lock from
-    /// its first statement; used like a transaction of its own (`&mut *tx`, then `tx.commit()`).
-    async fn begin_write(&self, what: &str) -> MetaResult<group_commit::Turn> {
-        self.commits.turn().await.map_err(|e| failed(format!("starting to {what}"), e))
+        let writer = writer::Writer::start(path).await?;
+        Ok(Self { pool, writer })
     }
 }
 
@@ -126,17 +124,6 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(sqlx::error::DatabaseError::is_unique_violation)
 }
 
-/// SQLITE_CONSTRAINT_PRIMARYKEY, the extended result code of a duplicate primary key (a UNIQUE index
-/// reports SQLITE_CONSTRAINT_UNIQUE, 2067). Media have one of each (the id, the live ReferenceId), so the
-/// code tells them apart without reading the message.
-const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
-
-/// Whether a unique violation is of the table's primary key rather than of another unique index.
-fn is_primary_key_violation(error: &sqlx::Error) -> bool {
-    error.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref()
-        == Some(SQLITE_CONSTRAINT_PRIMARYKEY)
-}
-
 fn failed(
     context: impl Into<String>,
     source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -148,13 +135,17 @@ fn failed(
     MetaError::Backend { context: context.into(), source }
 }
 
-/// SQLITE_FULL (13, also in extended codes' low byte), or an ENOSPC/EDQUOT from the driver's own I/O.
+/// SQLITE_FULL (13, also in extended codes' low byte) from either driver, or an ENOSPC/EDQUOT from sqlx's
+/// own I/O.
 fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
     match error.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Database(db)) => {
             db.code().and_then(|code| code.parse::<i64>().ok()).is_some_and(|code| code & 0xff == 13)
         }
         Some(sqlx::Error::Io(io)) => crate::storage::is_out_of_space(io),
-        _ => error.downcast_ref::<group_commit::GroupFailed>().is_some_and(|group| group.disk_full),
+        _ => {
+            error.downcast_ref::<rusqlite::Error>().is_some_and(writer::is_disk_full)
+                || error.downcast_ref::<writer::GroupFailed>().is_some_and(|group| group.disk_full)
+        }
     }
 }

@@ -1,39 +1,19 @@
 //! SQLite: multipart uploads apart from completion ([`UploadRepo`]); completion is an object commit
 //! (`objects`).
 
+use rusqlite::{Connection, params};
+
 use super::objects::{check_guard, release_parts};
+use super::writer;
 use super::*;
 
 #[async_trait::async_trait]
 impl UploadRepo for SqliteMeta {
     async fn create_upload(&self, upload: &NewUpload, guard: Option<&WriteGuard>) -> MetaResult<()> {
-        let mut tx = self.begin_write("initiate an upload").await?;
-        if let Some(guard) = guard {
-            check_guard(&mut tx, guard).await?;
-        }
-        sqlx::query(
-            "INSERT INTO uploads (upload_id, bucket, object_key, media_id, content_type, initiated_at, state) \
-             VALUES (?, ?, ?, ?, ?, ?, 'open')",
-        )
-        .bind(&upload.upload_id)
-        .bind(&upload.bucket)
-        .bind(&upload.key)
-        .bind(&upload.media_id)
-        .bind(&upload.content_type)
-        .bind(millis(upload.initiated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                MetaError::Conflict(format!("upload {} already exists", upload.upload_id))
-            } else if e.as_database_error().is_some_and(sqlx::error::DatabaseError::is_foreign_key_violation) {
-                let media_id = upload.media_id.as_deref().unwrap_or_default();
-                MetaError::NotFound(format!("media {media_id} of upload {}", upload.upload_id))
-            } else {
-                failed(format!("recording upload {}", upload.upload_id), e)
-            }
-        })?;
-        tx.commit().await.map_err(|e| failed(format!("committing upload {}", upload.upload_id), e))
+        let (upload, guard) = (upload.clone(), guard.cloned());
+        self.writer
+            .write("initiate an upload", move |conn| create_upload(conn, &upload, guard.as_ref()))
+            .await
     }
 
     async fn get_upload(&self, upload_id: &str) -> MetaResult<Option<Upload>> {
@@ -73,20 +53,8 @@ impl UploadRepo for SqliteMeta {
     }
 
     async fn abort_upload(&self, upload_id: &str, at: SystemTime) -> MetaResult<()> {
-        let mut tx = self.begin_write("abort an upload").await?;
-        let done = sqlx::query(
-            "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE upload_id = ? AND state = 'open'",
-        )
-        .bind(millis(at))
-        .bind(upload_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| failed(format!("aborting upload {upload_id}"), e))?;
-        if done.rows_affected() == 0 {
-            return Err(MetaError::NotFound(format!("open upload {upload_id}")));
-        }
-        release_parts(&mut tx, upload_id, at).await?;
-        tx.commit().await.map_err(|e| failed(format!("committing the abort of upload {upload_id}"), e))
+        let upload_id = upload_id.to_owned();
+        self.writer.write("abort an upload", move |conn| abort_upload(conn, &upload_id, at)).await
     }
 
     async fn stale_uploads(&self, before: SystemTime, limit: u32) -> MetaResult<Vec<Upload>> {
@@ -116,4 +84,47 @@ impl UploadRepo for SqliteMeta {
         .await
         .map_err(|e| failed("failing stale media", e))
     }
+}
+
+fn create_upload(conn: &Connection, upload: &NewUpload, guard: Option<&WriteGuard>) -> MetaResult<()> {
+    if let Some(guard) = guard {
+        check_guard(conn, guard)?;
+    }
+    writer::execute(
+        conn,
+        "INSERT INTO uploads (upload_id, bucket, object_key, media_id, content_type, initiated_at, state) \
+         VALUES (?, ?, ?, ?, ?, ?, 'open')",
+        params![
+            upload.upload_id,
+            upload.bucket,
+            upload.key,
+            upload.media_id,
+            upload.content_type,
+            millis(upload.initiated_at)
+        ],
+    )
+    .map_err(|e| {
+        if writer::unique_violated(&e) {
+            MetaError::Conflict(format!("upload {} already exists", upload.upload_id))
+        } else if writer::foreign_key_violated(&e) {
+            let media_id = upload.media_id.as_deref().unwrap_or_default();
+            MetaError::NotFound(format!("media {media_id} of upload {}", upload.upload_id))
+        } else {
+            failed(format!("recording upload {}", upload.upload_id), e)
+        }
+    })?;
+    Ok(())
+}
+
+fn abort_upload(conn: &Connection, upload_id: &str, at: SystemTime) -> MetaResult<()> {
+    let done = writer::execute(
+        conn,
+        "UPDATE uploads SET state = 'aborted', closed_at = ? WHERE upload_id = ? AND state = 'open'",
+        params![millis(at), upload_id],
+    )
+    .map_err(|e| failed(format!("aborting upload {upload_id}"), e))?;
+    if done == 0 {
+        return Err(MetaError::NotFound(format!("open upload {upload_id}")));
+    }
+    release_parts(conn, upload_id, at)
 }
